@@ -1,0 +1,182 @@
+"""Local backend (the embedded default): each job is real processes on this machine.
+
+A controller process per job (see ``local_controller``) emulates Slurm: time limit with a warning
+signal, hard kill, requeue in place with the same job id. Any process can re-attach a local job
+from its folder: the controller's pid and start time are in ``<id>_local.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..core.environment import ENV_FOLDER, ENV_JOB_ID
+from ..core.executor import Executor
+from ..core.files import PRIVATE_FILE_MODE, atomic_write_text, open_private_append
+from ..core.job import Job
+from ..core.paths import template_root
+from . import processes
+
+_CANCEL_GRACE_S = 1.0
+
+
+class LocalJob(Job[Any]):
+    """A job run by the local backend. ``LocalJob(folder, job_id)`` re-attaches to it."""
+
+    cluster: ClassVar[str] = "local"
+
+    def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
+        super().__init__(folder, job_id, task_id)
+        self._launcher: subprocess.Popen[bytes] | None = None
+
+    def _process(self) -> dict[str, Any] | None:
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(self.paths.local_process.read_text())
+            if isinstance(record, dict) and isinstance(record.get("pid"), int):
+                return record
+        return None
+
+    def _live_state(self) -> str:
+        if self._launcher is not None:
+            self._launcher.poll()  # reap our own child so it does not linger as a zombie
+        record = self._process()
+        last = self.summary()
+        if record is None:
+            if self._launcher is not None and self._launcher.returncode is None:
+                return "PENDING"
+            if time.time() - self.info.submitted_at < 30:
+                return "PENDING"  # the launcher is starting
+            return "FAILED"
+        if not processes.is_alive(record["pid"], record.get("start_time")):
+            # The folder is read again: the process may have just written its last event.
+            self._events.read()
+            return self._folder_state() or "FAILED"
+        if record.get("role") == "launcher" or last.runs == 0:
+            return "PENDING"
+        if last.last is not None and last.last.get("event") == "requeued":
+            return "REQUEUED"
+        return "RUNNING"
+
+    def _why_no_result(self, task: int) -> str:
+        record = self._process()
+        if self.summary().terminal is None and record is not None:
+            if not processes.is_alive(record["pid"], record.get("start_time")):
+                return (
+                    f"Job {self.job_id}: its controller process (pid {record['pid']}) died "
+                    f"without recording an end; see {self.paths.for_task(task).stderr}"
+                )
+        return super()._why_no_result(task)
+
+    def _send_interrupt(self, reason: str) -> None:
+        record = self._process()
+        if record is None or record.get("role") != "controller":
+            raise RuntimeError(f"job {self.job_id} has no running controller to interrupt")
+        atomic_write_text(self.paths.signal_request, json.dumps({"reason": reason, "by": "user"}))
+        os.kill(record["pid"], signal.SIGUSR1)
+
+    def _cancel(self) -> None:
+        record = self._process()
+        if record is not None and record.get("role") == "controller":
+            pid = record["pid"]
+            if processes.is_alive(pid, record.get("start_time")):
+                group = [pid, *processes.descendants(pid)]
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGTERM)
+                processes.terminate(group, _CANCEL_GRACE_S)
+        # Processes the job moved out of its process group still carry its id.
+        escaped = [
+            pid
+            for pid in processes.processes_with_env(ENV_JOB_ID, self.job_id)
+            if _environ_value(pid, ENV_FOLDER) == str(self.paths.folder)
+        ]
+        processes.terminate(escaped, _CANCEL_GRACE_S)
+        if self._launcher is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._launcher.wait(timeout=0.1)
+
+
+def _environ_value(pid: int, name: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            key, _, value = item.partition(b"=")
+            if key.decode(errors="replace") == name:
+                return value.decode(errors="replace")
+    return None
+
+
+class LocalExecutor(Executor):
+    """Run jobs as local processes that behave like Slurm jobs (signal, limit, requeue).
+
+    Parameters
+    ----------
+    folder
+        Job folder (``%j`` allowed).
+    max_num_timeout
+        How many timeouts a job may be requeued after (preemptions are unlimited).
+    python
+        The interpreter that runs the jobs (default: this one).
+    """
+
+    cluster: ClassVar[str] = "local"
+    job_class: ClassVar[type[Job[Any]]] = LocalJob
+    specific_parameters: ClassVar[dict[str, type]] = {
+        "signal_delay_s": float,
+        "max_num_timeout": int,
+        "array_parallelism": int,
+        "visible_gpus": tuple,
+    }
+
+    def __init__(
+        self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None
+    ) -> None:
+        super().__init__(folder, max_num_timeout=max_num_timeout)
+        self.python = python or sys.executable
+
+    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
+        root = template_root(self.folder)
+        counter = root / ".local_job_counter"
+        fd = os.open(counter, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            text = os.read(fd, 64).decode().strip()
+            number = int(text) + 1 if text.isdigit() else 1
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(number).encode())
+        finally:
+            os.close(fd)  # closing releases the lock
+        if not array:
+            return [f"L{number}"]
+        return [f"L{number}_{index}" for index in range(count)]
+
+    def _launch(self, job_ids: list[str]) -> None:
+        parallelism = int(self.parameters.get("array_parallelism") or len(job_ids))
+        first = self.job_class(self.folder, job_ids[0])
+        log = open_private_append(first.paths.stderr)
+        try:
+            launcher = subprocess.Popen(
+                [self.python, "-m", "jupyter_slurm_ckpt.backends.local_controller",
+                 str(self.folder), str(parallelism), *job_ids],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(log)
+        self._last_launcher = launcher
+
+    def _make_job(self, job_id: str) -> Job[Any]:
+        job = super()._make_job(job_id)
+        if isinstance(job, LocalJob):
+            job._launcher = getattr(self, "_last_launcher", None)
+        return job

@@ -1,0 +1,78 @@
+"""Process facts from ``/proc``: liveness that survives pid reuse, and process trees."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None if it does not exist)."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(pid: int, started: int | None = None) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, if ``started`` is given, is that same process."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def descendants(pid: int) -> list[int]:
+    """All processes below ``pid`` in the process tree, children first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Our user's processes whose environment has ``name=value`` (escapees of a process group)."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if wanted in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                found.append(int(entry))
+    return found
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    """Send ``signum`` to each pid, ignoring those already gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def terminate(pids: list[int], grace_s: float) -> None:
+    """SIGTERM, then SIGKILL whatever still lives after ``grace_s`` seconds."""
+    signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(is_alive(pid) for pid in pids):
+        time.sleep(0.01)
+    signal_all([pid for pid in pids if is_alive(pid)], signal.SIGKILL)

@@ -1,0 +1,1 @@
+"""The embedded executor core: submitit's API and checkpoint protocol, without IPython."""

@@ -1,0 +1,140 @@
+"""The job's event log, ``<id>_events.jsonl``: one JSON object a line, appended atomically.
+
+Events (``event`` key), each with ``t`` (unix time):
+submitted, started (run, node, pid), signal (reason: preemption|timeout),
+checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left), not_requeued (reason),
+completed, failed (state, reason), cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .files import append_line
+
+MAX_LINE_BYTES = 3500  # below PIPE_BUF (4096): one write() is one unbroken line
+
+TERMINAL_EVENTS = ("completed", "failed", "cancelled")
+
+
+def append_event(path: Path, event: str, **fields: Any) -> dict[str, Any]:
+    """Append one event and return it; over-long text fields are shortened, never split."""
+    record: dict[str, Any] = {"t": round(time.time(), 3), "event": event, **fields}
+    line = json.dumps(record, default=str)
+    while len(line.encode("utf-8")) > MAX_LINE_BYTES:
+        longest = max(
+            (key for key, value in record.items() if isinstance(value, str)),
+            key=lambda key: len(record[key]),
+        )
+        record[longest] = record[longest][: len(record[longest]) // 2] + "…"
+        line = json.dumps(record, default=str)
+    append_line(path, line)
+    return record
+
+
+class EventReader:
+    """Incremental reader: each :meth:`read` parses only what was appended since the last.
+
+    A partial last line (a writer killed mid-line) is left for the next read; a line that is
+    complete but not JSON is counted in :attr:`bad_lines` and skipped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.events: list[dict[str, Any]] = []
+        self.bad_lines = 0
+        self._offset = 0
+        self._signature: tuple[int, int] | None = None
+
+    def read(self) -> list[dict[str, Any]]:
+        """All events so far (a list that grows; do not mutate it)."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return self.events
+        signature = (info.st_size, info.st_mtime_ns)
+        if signature == self._signature:
+            return self.events
+        if info.st_size < self._offset:  # replaced or truncated: start again
+            self.events, self.bad_lines, self._offset = [], 0, 0
+        with open(self.path, "rb") as stream:
+            stream.seek(self._offset)
+            chunk = stream.read()
+        end = chunk.rfind(b"\n") + 1
+        for raw in chunk[:end].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                self.bad_lines += 1
+                continue
+            if isinstance(record, dict) and "event" in record:
+                self.events.append(record)
+            else:
+                self.bad_lines += 1
+        self._offset += end
+        self._signature = signature
+        return self.events
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """All well-formed events of a log (one-shot read)."""
+    return EventReader(path).read()
+
+
+@dataclass
+class EventSummary:
+    """What the event log says about a job, for states, counters and explanations."""
+
+    runs: int = 0
+    requeues: int = 0
+    preemptions: int = 0
+    timeouts: int = 0
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    node: str | None = None
+    terminal: dict[str, Any] | None = None
+    not_requeued_reason: str | None = None
+    last: dict[str, Any] | None = None
+    checkpoint_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def restart_count(self) -> int:
+        """How many times the job was requeued (Slurm's ``Restarts``)."""
+        return self.requeues
+
+
+def summarize(events: list[dict[str, Any]]) -> EventSummary:
+    """Fold an event list into counters; the task-0 view (tasks > 0 only add their ends)."""
+    summary = EventSummary()
+    for record in events:
+        name = record.get("event")
+        summary.last = record
+        if name == "submitted":
+            summary.submitted_at = record.get("t")
+        elif name == "started":
+            summary.runs += 1
+            summary.started_at = summary.started_at or record.get("t")
+            summary.node = record.get("node", summary.node)
+        elif name == "signal" and record.get("task", 0) == 0:
+            if record.get("reason") == "timeout":
+                summary.timeouts += 1
+            else:
+                summary.preemptions += 1
+        elif name == "checkpoint":
+            summary.checkpoint_seconds.append(float(record.get("seconds", 0.0)))
+        elif name == "requeued":
+            summary.requeues += 1
+        elif name == "not_requeued":
+            summary.not_requeued_reason = record.get("reason")
+        elif name in TERMINAL_EVENTS and summary.terminal is None:
+            summary.terminal = record
+            summary.ended_at = record.get("t")
+    return summary

@@ -1,0 +1,228 @@
+"""The base executor owns the submission flow; backends fill a few hooks.
+
+Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch``: serialize every payload
+(and refuse oversized ones) before anything touches the folder, reserve job ids, write each
+job's files atomically (payload, description, ``submitted`` event), then launch. If the launch
+fails, the files written are removed: nothing is left half-submitted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from . import payload
+from .errors import FailedSubmissionError
+from .events import append_event
+from .files import atomic_write_bytes, ensure_private_folder
+from .helpers import DelayedSubmission
+from .info import JobInfo
+from .job import Job
+from .paths import JobPaths, template_root
+
+#: Parameters every executor understands (submitit's generic names) and their types.
+GENERIC_PARAMETERS: dict[str, type] = {
+    "timeout_min": float,
+    "mem_gb": float,
+    "nodes": int,
+    "cpus_per_task": int,
+    "gpus_per_node": int,
+    "tasks_per_node": int,
+    "name": str,
+    "stderr_to_stdout": bool,
+}
+
+DEFAULT_SIGNAL_DELAY_S = 90.0
+
+
+def check_parameter(name: str, value: Any, kind: type) -> Any:
+    """Validate one parameter value; returns it converted, or raises ``ValueError``."""
+    if value is None:
+        return None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, not {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str) or not value or "\n" in value:
+            raise ValueError(f"{name} must be a non-empty one-line string, not {value!r}")
+        return value
+    if kind is tuple:
+        return tuple(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if kind is int and value != int(value):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    minimum = 0 if name in ("gpus_per_node", "max_num_timeout", "signal_delay_s") else 1e-9
+    if value < minimum:
+        raise ValueError(f"{name} must be {'>= 0' if minimum == 0 else '> 0'}, not {value!r}")
+    return kind(value)
+
+
+class Executor(ABC):
+    """Submit callables as jobs. Subclasses: ``LocalExecutor``, ``SlurmExecutor``, ...
+
+    Parameters
+    ----------
+    folder
+        Job folder; submitit's ``%j`` placeholder is allowed.
+    max_num_timeout
+        How many timeouts a job may be requeued after (preemptions are unlimited).
+    max_pickle_size_gb
+        Payloads larger than this are refused before anything is written.
+    """
+
+    cluster: ClassVar[str] = ""
+    job_class: ClassVar[type[Job[Any]]] = Job
+    specific_parameters: ClassVar[dict[str, type]] = {}
+
+    def __init__(
+        self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0
+    ) -> None:
+        self.folder = Path(folder).expanduser().absolute()
+        self.max_pickle_size_gb = max_pickle_size_gb
+        self.parameters: dict[str, Any] = {}
+        self.update_parameters(max_num_timeout=max_num_timeout)
+        self._batch: list[tuple[Job[Any], DelayedSubmission[Any]]] | None = None
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    @classmethod
+    def _valid_parameters(cls) -> dict[str, type]:
+        return {**GENERIC_PARAMETERS, **cls.specific_parameters}
+
+    def update_parameters(self, **kwargs: Any) -> None:
+        """Set job parameters (generic submitit names plus this executor's own).
+
+        Raises
+        ------
+        ValueError
+            On an unknown name (the message lists the valid ones) or a bad value.
+        """
+        if self._in_batch():
+            raise RuntimeError("update_parameters cannot be called inside executor.batch()")
+        valid = self._valid_parameters()
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for {type(self).__name__}; "
+                f"valid parameters: {', '.join(sorted(valid))}"
+            )
+        for name, value in kwargs.items():
+            self.parameters[name] = check_parameter(name, value, valid[name])
+
+    # -- submission ---------------------------------------------------------------------------
+
+    def _in_batch(self) -> bool:
+        return getattr(self, "_batch", None) is not None
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job[Any]:
+        """Submit ``fn(*args, **kwargs)`` as one job (inside ``batch()``: as an array element)."""
+        delayed = DelayedSubmission(fn, *args, **kwargs)
+        if self._batch is not None:
+            placeholder: Job[Any] = object.__new__(self.job_class)
+            self._batch.append((placeholder, delayed))
+            return placeholder
+        return self._submit_submissions([delayed], array=False)[0]
+
+    def submit_array(self, submissions: list[DelayedSubmission[Any]]) -> list[Job[Any]]:
+        """Submit prepared ``DelayedSubmission`` objects as one job array."""
+        submissions = list(submissions)
+        if not submissions:
+            return []
+        return self._submit_submissions(submissions, array=True)
+
+    def map_array(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Job[Any]]:
+        """Submit ``fn(*items)`` for each tuple of items, as one job array."""
+        return self.submit_array([DelayedSubmission(fn, *items) for items in zip(*iterables)])
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect the ``submit`` calls of the block and submit them as one array at its end."""
+        if self._batch is not None:
+            raise RuntimeError("executor.batch() cannot be nested")
+        self._batch = []
+        try:
+            yield
+            pending = self._batch
+        finally:
+            self._batch = None
+        if not pending:
+            return
+        jobs = self._submit_submissions([delayed for _, delayed in pending], array=True)
+        for (placeholder, _), job in zip(pending, jobs):
+            placeholder.__dict__.update(job.__dict__)
+
+    def _submit_submissions(
+        self, submissions: list[DelayedSubmission[Any]], array: bool
+    ) -> list[Job[Any]]:
+        try:
+            ensure_private_folder(template_root(self.folder))
+        except Exception as error:
+            raise FailedSubmissionError(str(error)) from None
+        blobs = [payload.serialize(delayed) for delayed in submissions]
+        limit = int(self.max_pickle_size_gb * 1024**3)
+        for index, blob in enumerate(blobs):
+            if len(blob) > limit:
+                raise FailedSubmissionError(
+                    f"payload {index} is {len(blob) / 1024**2:.1f} MB, over the limit of "
+                    f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
+                )
+        job_ids = self._allocate_job_ids(len(blobs), array)
+        written: list[Path] = []
+        try:
+            for job_id, blob in zip(job_ids, blobs):
+                written.extend(self._write_job_files(job_id, blob, len(blobs) if array else 0))
+            self._launch(job_ids)
+        except Exception as error:
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            if isinstance(error, FailedSubmissionError):
+                raise
+            raise FailedSubmissionError(f"{type(error).__name__}: {error}") from error
+        return [self._make_job(job_id) for job_id in job_ids]
+
+    def _job_info(self, job_id: str) -> JobInfo:
+        params = self.parameters
+        nodes = int(params.get("nodes") or 1)
+        return JobInfo(
+            job_id=job_id,
+            cluster=self.cluster,
+            folder=str(self.folder),
+            name=params.get("name") or "job",
+            num_tasks=nodes * int(params.get("tasks_per_node") or 1),
+            max_num_timeout=int(params.get("max_num_timeout", 3)),
+            timeout_min=params.get("timeout_min"),
+            signal_delay_s=float(params.get("signal_delay_s") or DEFAULT_SIGNAL_DELAY_S),
+            parameters=dict(params),
+        )
+
+    def _write_job_files(self, job_id: str, blob: bytes, array_size: int) -> list[Path]:
+        paths = JobPaths.create(self.folder, job_id)
+        if paths.folder != template_root(self.folder):
+            ensure_private_folder(paths.folder)
+        atomic_write_bytes(paths.submitted_pickle, blob)
+        info = self._job_info(job_id)
+        info.write(paths.info)
+        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": len(blob)}
+        if array_size:
+            fields["array_size"] = array_size
+        append_event(paths.events, "submitted", **fields)
+        return [paths.submitted_pickle, paths.info, paths.events]
+
+    def _make_job(self, job_id: str) -> Job[Any]:
+        return self.job_class(self.folder, job_id)
+
+    # -- backend hooks --------------------------------------------------------------------------
+
+    @abstractmethod
+    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
+        """Reserve ``count`` job ids (an array's element ids when ``array``)."""
+
+    @abstractmethod
+    def _launch(self, job_ids: list[str]) -> None:
+        """Start the jobs whose files are written; raise to abort the whole submission."""

@@ -1,0 +1,173 @@
+"""submitit's ``helpers``: the submission object, checkpointable bases and small utilities."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .errors import FailedJobError
+
+if TYPE_CHECKING:
+    from .job import Job
+
+R = TypeVar("R")
+
+
+class DelayedSubmission(Generic[R]):
+    """A callable with its arguments, to be run later (what ``checkpoint()`` returns).
+
+    ``executor.submit(fn, *args, **kwargs)`` pickles ``DelayedSubmission(fn, *args, **kwargs)``;
+    returning one from ``checkpoint()`` replaces the job's payload before it is requeued.
+    """
+
+    def __init__(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> None:
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+        self._result: Any = None
+        self._done = False
+
+    def result(self) -> R:
+        """Call the function once (later calls return the cached value)."""
+        if not self._done:
+            self._result = self.function(*self.args, **self.kwargs)
+            self._done = True
+        return self._result  # type: ignore[no-any-return]
+
+    def done(self) -> bool:
+        """Whether :meth:`result` has run."""
+        return self._done
+
+    def set_timeout(self, timeout_min: float, max_num_timeout: int) -> None:
+        """Accepted for submitit compatibility; the executor's parameters decide."""
+
+    def __repr__(self) -> str:
+        name = getattr(self.function, "__qualname__", type(self.function).__qualname__)
+        return f"DelayedSubmission({name}, {len(self.args)} args, {len(self.kwargs)} kwargs)"
+
+
+class Checkpointable:
+    """Base class whose ``checkpoint`` requeues the callable as it is, with the same arguments.
+
+    Subclasses keep their progress in attributes (pickled at the checkpoint) and skip the
+    work already done when called again.
+    """
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission[Any]:
+        """Resubmit ``self`` in its current state with the original arguments."""
+        return DelayedSubmission(self, *args, **kwargs)
+
+
+class FunctionSequence(Checkpointable):
+    """Run functions one after the other; a requeued sequence resumes at the first unfinished.
+
+    Call :meth:`add` for each function, submit the sequence; its result is the list of results.
+    """
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self.delayed_functions: list[DelayedSubmission[Any]] = []
+
+    def add(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Append ``func(*args, **kwargs)`` to the sequence."""
+        self.delayed_functions.append(DelayedSubmission(func, *args, **kwargs))
+
+    def __len__(self) -> int:
+        return len(self.delayed_functions)
+
+    def __iter__(self) -> Iterator[DelayedSubmission[Any]]:
+        return iter(self.delayed_functions)
+
+    def __call__(self) -> list[Any]:
+        for index, delayed in enumerate(self.delayed_functions):
+            if self.verbose and not delayed.done():
+                print(f"FunctionSequence: computing item {index}", flush=True)
+            delayed.result()
+        return [delayed.result() for delayed in self.delayed_functions]
+
+
+class CommandFunction:
+    """Run a command line as a job; positional and keyword arguments become arguments.
+
+    ``CommandFunction(["python", "train.py"])(epochs=3)`` runs ``python train.py --epochs=3``
+    (as an argument list, never through a shell) and returns its standard output.
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        verbose: bool = True,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+            raise TypeError("CommandFunction takes the command as a list of strings")
+        self.command = command
+        self.verbose = verbose
+        self.cwd = None if cwd is None else str(cwd)
+        self.env = env
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        full = self.command + [str(a) for a in args] + [f"--{k}={v}" for k, v in kwargs.items()]
+        if self.verbose:
+            print(f"The following command is sent: {full}", flush=True)
+        done = subprocess.run(full, cwd=self.cwd, env=self.env, capture_output=True, text=True)
+        if self.verbose and done.stdout:
+            print(done.stdout, end="", flush=True)
+        if done.returncode != 0:
+            raise FailedJobError(
+                f"{full} exited with status {done.returncode}\n{done.stderr[-5000:]}"
+            )
+        return done.stdout
+
+
+def as_completed(
+    jobs: Iterable[Job[R]], timeout: float | None = None, poll_frequency: float = 0.05
+) -> Iterator[Job[R]]:
+    """Yield the jobs as they finish (in the order they finish).
+
+    Raises
+    ------
+    TimeoutError
+        If ``timeout`` seconds pass before all jobs finished.
+    """
+    pending = list(jobs)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pending:
+        still = []
+        for job in pending:
+            if job.done():
+                yield job
+            else:
+                still.append(job)
+        pending = still
+        if not pending:
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} job(s) still running after {timeout} s")
+        time.sleep(poll_frequency)
+
+
+#: Environment variables a job inherits that would confuse a submission made from inside it.
+_JOB_ENV_PREFIXES = ("SLURM_", "SLURMD_", "SRUN_", "SBATCH_", "SUBMITIT_", "JSC_")
+
+
+@contextlib.contextmanager
+def clean_env() -> Iterator[None]:
+    """Temporarily remove the job's scheduler variables (to submit a job from inside a job)."""
+    removed = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(_JOB_ENV_PREFIXES) and k != "SLURM_CONF"  # keep finding the cluster
+    }
+    for key in removed:
+        del os.environ[key]
+    try:
+        yield
+    finally:
+        os.environ.update(removed)

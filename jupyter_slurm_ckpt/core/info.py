@@ -1,0 +1,59 @@
+"""``<id>_job.json``: what a job is (backend, parameters), written once at submission."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import JobFolderError
+from .files import atomic_write_text
+
+
+@dataclass
+class JobInfo:
+    """Description of a submitted job, read by the job itself, re-attachers and the sidebar."""
+
+    job_id: str
+    cluster: str
+    folder: str
+    name: str = "job"
+    num_tasks: int = 1
+    max_num_timeout: int = 3
+    timeout_min: float | None = None
+    signal_delay_s: float = 90.0
+    parameters: dict[str, Any] = field(default_factory=dict)
+    submitted_at: float = field(default_factory=time.time)
+    cwd: str = field(default_factory=os.getcwd)
+    python: str = sys.executable
+    host: str = field(default_factory=socket.gethostname)
+    uid: int = field(default_factory=os.getuid)
+
+    def effective_signal_delay_s(self) -> float:
+        """The warning delay actually used: at most half of a short time limit."""
+        if self.timeout_min is None:
+            return self.signal_delay_s
+        return min(self.signal_delay_s, self.timeout_min * 60.0 / 2.0)
+
+    def write(self, path: Path) -> None:
+        """Write atomically as JSON."""
+        atomic_write_text(path, json.dumps(asdict(self), indent=1, default=str))
+
+    @classmethod
+    def read(cls, path: Path) -> JobInfo:
+        """Read a job description, naming the file when it is missing or broken."""
+        try:
+            raw = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise JobFolderError(f"{path} does not exist: no such job in this folder") from None
+        except ValueError as error:
+            raise JobFolderError(f"{path} is not valid JSON ({error})") from None
+        known = {name for name in cls.__dataclass_fields__}
+        if not isinstance(raw, dict) or "job_id" not in raw or "cluster" not in raw:
+            raise JobFolderError(f"{path} is not a job description")
+        return cls(**{k: v for k, v in raw.items() if k in known})

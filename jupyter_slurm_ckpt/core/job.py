@@ -1,0 +1,289 @@
+"""``Job``: a handle on a submitted job, in the ``concurrent.futures`` vocabulary.
+
+A ``Job`` is rebuilt from nothing but its folder and id, in any process: every fact it reports
+comes from the job folder (results, events, description) and, while the job is live, from its
+backend (scheduler or local controller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from . import payload
+from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJobError
+from .events import EventReader, EventSummary, append_event, summarize
+from .helpers import DelayedSubmission
+from .info import JobInfo
+from .paths import JobPaths, is_valid_job_id, resolve_folder
+
+R = TypeVar("R")
+
+#: States after which nothing more happens to a job.
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"})
+
+# How long waiting sleeps between looks: short first (results land within tens of ms).
+_FIRST_POLL_S = 0.005
+_MAX_POLL_S = 0.04
+
+_JOB_CLASSES: dict[str, type[Job[Any]]] = {}
+
+
+def _job_class_for(cluster: str) -> type[Job[Any]]:
+    if cluster not in _JOB_CLASSES:
+        importlib.import_module(f"jupyter_slurm_ckpt.backends.{cluster}")
+    try:
+        return _JOB_CLASSES[cluster]
+    except KeyError:
+        raise JobFolderError(f"unknown backend {cluster!r} in job description") from None
+
+
+class Job(Generic[R]):
+    """A submitted job. ``Job(folder, job_id)`` re-attaches to any job of a job folder.
+
+    Parameters
+    ----------
+    folder
+        The job folder (a ``%j`` template is resolved with ``job_id``).
+    job_id
+        The job's id, as ``job.job_id`` printed it.
+    """
+
+    cluster: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.cluster:
+            _JOB_CLASSES.setdefault(cls.cluster, cls)
+
+    def __new__(cls, folder: str | Path, job_id: str, *args: Any, **kwargs: Any) -> Job[Any]:
+        if cls is Job:  # generic re-attach: the description names the backend
+            paths = JobPaths.create(folder, str(job_id))
+            cls = _job_class_for(JobInfo.read(paths.info).cluster)
+        return super().__new__(cls)
+
+    def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
+        job_id = str(job_id)
+        if not is_valid_job_id(job_id):
+            raise ValueError(f"{job_id!r} is not a job id (expected e.g. 123, 123_4 or L7)")
+        self._folder_template = folder
+        self.job_id = job_id
+        self.paths = JobPaths(resolve_folder(folder, job_id), job_id, task_id or 0)
+        self._task_id = task_id
+        self._info: JobInfo | None = None
+        self._events = EventReader(self.paths.events)
+        self._final_state: str | None = None
+
+    # -- what the folder says -------------------------------------------------------------
+
+    @property
+    def info(self) -> JobInfo:
+        """The job's description (backend, parameters), read once."""
+        if self._info is None:
+            self._info = JobInfo.read(self.paths.info)
+        return self._info
+
+    @property
+    def num_tasks(self) -> int:
+        """Number of tasks of the job."""
+        return self.info.num_tasks
+
+    def events(self) -> list[dict[str, Any]]:
+        """The job's events so far (see ``core.events``)."""
+        return list(self._events.read())
+
+    def summary(self) -> EventSummary:
+        """Counters folded from the events: runs, requeues, preemptions, timeouts."""
+        return summarize(self._events.read())
+
+    @property
+    def restart_count(self) -> int:
+        """How many times the job was requeued."""
+        return self.summary().restart_count
+
+    def _task_ids(self) -> list[int]:
+        return [self._task_id] if self._task_id is not None else list(range(self.num_tasks))
+
+    def _folder_state(self) -> str | None:
+        """A final state when the folder alone proves one, else None."""
+        tasks = self._task_ids()
+        results = [self.paths.for_task(t).result_pickle for t in tasks]
+        if all(path.exists() for path in results):
+            return "FAILED" if any(self._outcome(p)[0] != "success" for p in results) else "COMPLETED"
+        terminal = self.summary().terminal
+        if terminal is None or terminal["event"] == "completed":
+            return None
+        if terminal["event"] == "cancelled":
+            return "CANCELLED"
+        return str(terminal.get("state", "FAILED"))
+
+    def _outcome(self, path: Path) -> tuple[str, Any]:
+        try:
+            outcome = payload.load(path)
+        except PayloadError as error:
+            return ("error", f"PayloadError: {error}")
+        if not (isinstance(outcome, tuple) and len(outcome) == 2):
+            return ("error", f"{path} does not hold a job result")
+        return outcome  # type: ignore[return-value]
+
+    # -- backend hooks ----------------------------------------------------------------------
+
+    def _live_state(self) -> str:
+        """The backend's view of a job that has not ended (PENDING, RUNNING, REQUEUED...)."""
+        return "UNKNOWN"
+
+    def _live_final(self, state: str) -> bool:
+        """Whether a live state reported by the backend means the job is over."""
+        return state in FINAL_STATES
+
+    def _cancel(self) -> None:
+        raise NotImplementedError
+
+    def _send_interrupt(self, reason: str) -> None:
+        raise NotImplementedError
+
+    # -- the Future vocabulary ----------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """PENDING, RUNNING, REQUEUED, COMPLETED, FAILED, CANCELLED, TIMEOUT, ..."""
+        if self._final_state is None:
+            self._final_state = self._folder_state()
+        if self._final_state is not None:
+            return self._final_state
+        return self._live_state()
+
+    def done(self, force_check: bool = False) -> bool:
+        """Whether the job has ended (successfully or not)."""
+        state = self.state
+        return state in FINAL_STATES and (self._final_state is not None or self._live_final(state))
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the job has ended, or raise ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _FIRST_POLL_S
+        while not self.done():
+            if deadline is not None and time.monotonic() >= deadline:
+                raise FuturesTimeoutError(f"job {self.job_id} still {self.state} after {timeout} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, _MAX_POLL_S)
+
+    def results(self, timeout: float | None = None) -> list[R]:
+        """Results of all tasks; raises ``FailedJobError`` with the remote traceback on failure."""
+        self.wait(timeout)
+        values = []
+        for task in self._task_ids():
+            paths = self.paths.for_task(task)
+            if not paths.result_pickle.exists():
+                raise UncompletedJobError(self._why_no_result(task))
+            status, value = self._outcome(paths.result_pickle)
+            if status != "success":
+                raise FailedJobError(
+                    f"Job {self.job_id} (task {task}) failed during processing with trace:\n"
+                    f"{'-' * 40}\n{value}\n{'-' * 40}\n"
+                    f"Logs: job.stderr({task}) and job.stdout({task}), or\n"
+                    f"  - {paths.stderr}\n  - {paths.stdout}"
+                )
+            values.append(value)
+        return values
+
+    def result(self, timeout: float | None = None) -> R:
+        """The result of the job (of task 0 for a multi-task job: see :meth:`results`)."""
+        return self.results(timeout)[0]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The error that ``result()`` would raise, or None."""
+        try:
+            self.results(timeout)
+        except (FailedJobError, UncompletedJobError) as error:
+            return error
+        return None
+
+    def _why_no_result(self, task: int) -> str:
+        summary = self.summary()
+        terminal = summary.terminal or {}
+        reason = terminal.get("reason") or summary.not_requeued_reason or "no reason recorded"
+        return (
+            f"Job {self.job_id} (task {task}) ended in state {self.state} without a result: "
+            f"{reason}. Logs: {self.paths.for_task(task).stderr}"
+        )
+
+    def stdout(self, task: int = 0) -> str | None:
+        """The task's standard output so far (all runs), or None if there is none yet."""
+        return _read_text(self.paths.for_task(task).stdout)
+
+    def stderr(self, task: int = 0) -> str | None:
+        """The task's standard error so far (all runs), or None if there is none yet."""
+        return _read_text(self.paths.for_task(task).stderr)
+
+    def cancel(self, check: bool = True) -> None:
+        """Cancel the job (its whole process tree); a finished job is left as it is."""
+        if self.done():
+            return
+        append_event(self.paths.events, "cancelled", by="user")
+        self._cancel()
+
+    def submission(self) -> DelayedSubmission[R]:
+        """The payload the next run would execute (updated by each checkpoint)."""
+        return payload.load(self.paths.submitted_pickle)  # type: ignore[no-any-return]
+
+    def task(self, task_id: int) -> Job[R]:
+        """A view of one task of a multi-task job."""
+        if not 0 <= task_id < self.num_tasks:
+            raise ValueError(f"job {self.job_id} has tasks 0..{self.num_tasks - 1}, not {task_id}")
+        view = type(self)(self._folder_template, self.job_id, task_id)
+        return view
+
+    def awaitable(self) -> AsyncJobProxy[R]:
+        """The same job for ``await``: ``await job.awaitable().result()``."""
+        return AsyncJobProxy(self)
+
+    def _interrupt(self, timeout: bool = False) -> None:
+        """Simulate a preemption (or, with ``timeout=True``, a time limit) of the running job.
+
+        The job receives the real signal, calls ``checkpoint()`` and requeues through the same
+        path as on a cluster; the events file records which of the two it was.
+        """
+        state = self.state
+        if state != "RUNNING":
+            raise UncompletedJobError(
+                f"job {self.job_id} is {state}: only a RUNNING job can be interrupted"
+            )
+        self._send_interrupt("timeout" if timeout else "preemption")
+
+    def __repr__(self) -> str:
+        task = "" if self._task_id is None else f", task_id={self._task_id}"
+        return f'{type(self).__name__}<job_id={self.job_id}{task}, state="{self.state}">'
+
+
+class AsyncJobProxy(Generic[R]):
+    """Awaitable versions of a job's blocking calls."""
+
+    def __init__(self, job: Job[R]) -> None:
+        self.job = job
+
+    async def wait(self, poll_frequency: float = 0.02) -> None:
+        """Wait without blocking the event loop."""
+        while not self.job.done():
+            await asyncio.sleep(poll_frequency)
+
+    async def result(self, poll_frequency: float = 0.02) -> R:
+        """``job.result()`` for ``await``."""
+        await self.wait(poll_frequency)
+        return self.job.result()
+
+    async def results(self, poll_frequency: float = 0.02) -> list[R]:
+        """``job.results()`` for ``await``."""
+        await self.wait(poll_frequency)
+        return self.job.results()
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,509 @@
+#!/usr/bin/env bash
+# A real single-node Slurm cluster on this machine, for the test suite.
+#
+#   tests/slurm/cluster.sh start [--accounting]   # idempotent; prints `export SLURM_CONF=...`
+#   tests/slurm/cluster.sh stop                   # idempotent; leaves no process behind
+#   tests/slurm/cluster.sh status                 # exit 0 when up, 1 when not
+#
+#   eval "$(tests/slurm/cluster.sh start)"        # then sbatch/squeue/scontrol/sinfo work
+#   eval "$(tests/slurm/cluster.sh start --accounting)"   # same, plus slurmdbd so sacct works
+#
+# Runs as root on Debian 12 (Slurm 22.05, no systemd, no cgroups). Installs slurm-wlm + munge
+# (and slurmdbd + mariadb-server for --accounting) with apt-get when they are missing. Every
+# daemon (munged, slurmctld, slurmd, and with --accounting mariadbd + slurmdbd) is started by hand
+# with its config, pid file, log and state under one folder: $JSC_CLUSTER_DIR, default
+# /tmp/jupyter-slurm-ckpt-cluster. Logs: $JSC_CLUSTER_DIR/log/*.log.
+#
+# Without --accounting there is no accounting storage at all, so `sacct` fails with "Slurm
+# accounting storage is disabled" (the mode our squeue/scontrol fallback is tested in).
+#
+# Only the `export SLURM_CONF=...` line of `start` goes to stdout; all other chatter to stderr.
+# Env overrides: JSC_CLUSTER_DIR, JSC_SLURMCTLD_PORT (6817), JSC_SLURMD_PORT (6818),
+# JSC_SLURMDBD_PORT (6819), JSC_MYSQL_PORT (3399).
+
+set -euo pipefail
+
+DIR=${JSC_CLUSTER_DIR:-/tmp/jupyter-slurm-ckpt-cluster}
+DIR=${DIR%/}
+CTLD_PORT=${JSC_SLURMCTLD_PORT:-6817}
+SLURMD_PORT=${JSC_SLURMD_PORT:-6818}
+DBD_PORT=${JSC_SLURMDBD_PORT:-6819}
+MYSQL_PORT=${JSC_MYSQL_PORT:-3399}
+
+ETC=$DIR/etc
+RUN=$DIR/run
+LOG=$DIR/log
+CONF=$ETC/slurm.conf
+MUNGE_DIR=$DIR/munge
+MUNGE_SOCK_DIR=$MUNGE_DIR/socket          # mode 755, else clients cannot reach the socket
+MUNGE_SOCK=$MUNGE_SOCK_DIR/munge.socket.2
+MYSQL_DIR=$DIR/mysql
+MODE_FILE=$DIR/mode                        # "plain" or "accounting" while the cluster is up
+NODE=$(hostname -s)
+
+log() { echo "cluster.sh: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+pid_of() {  # pid_of NAME -> pid of a live daemon started by us (pid file + matching comm), or fail
+    local f=$RUN/$1.pid pid comm
+    [[ -s $f ]] || return 1
+    pid=$(<"$f")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    case $1 in
+        mariadbd) [[ $comm == mariadbd || $comm == mysqld ]] || return 1 ;;
+        *) [[ $comm == "$1" ]] || return 1 ;;
+    esac
+    echo "$pid"
+}
+
+daemons_for() {  # daemons_for MODE -> start order
+    if [[ $1 == accounting ]]; then
+        echo munged mariadbd slurmdbd slurmctld slurmd
+    else
+        echo munged slurmctld slurmd
+    fi
+}
+
+running_mode() {  # prints the mode when every daemon of the recorded mode is alive
+    local mode d
+    [[ -s $MODE_FILE ]] || return 1
+    mode=$(<"$MODE_FILE")
+    for d in $(daemons_for "$mode"); do
+        pid_of "$d" >/dev/null || return 1
+    done
+    echo "$mode"
+}
+
+any_daemon_alive() {
+    local d
+    for d in munged mariadbd slurmdbd slurmctld slurmd; do
+        pid_of "$d" >/dev/null && return 0
+    done
+    return 1
+}
+
+wait_for() {  # [WAIT_DAEMON=NAME] wait_for SECONDS WHAT CMD... : poll CMD every 0.1 s
+    local limit=$1 what=$2 start=$SECONDS
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        if (( SECONDS - start >= limit )); then
+            log "timed out after ${limit}s waiting for $what"
+            return 1
+        fi
+        # give up early when the daemon we wait for has died
+        if [[ -n ${WAIT_DAEMON:-} ]] && (( SECONDS - start >= 2 )) && ! pid_of "$WAIT_DAEMON" >/dev/null; then
+            log "$WAIT_DAEMON died"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+show_logs() {
+    local f
+    for f in "$LOG"/*.log; do
+        [[ -f $f ]] || continue
+        log "---- tail of $f"
+        tail -n 15 "$f" >&2 || true
+    done
+}
+
+fail_start() { log "ERROR: $*"; show_logs; exit 1; }
+
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
+ensure_packages() {
+    local want=(slurm-wlm munge) missing=() p
+    [[ $1 == accounting ]] && want+=(slurmdbd mariadb-server)
+    for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+    (( ${#missing[@]} == 0 )) && return 0
+    log "installing ${missing[*]} with apt-get"
+    # The packages' maintainer scripts must not start system-wide daemons (munge, mariadb, slurm)
+    # beside ours: where no policy-rc.d forbids it already, put one in place for the install.
+    local policy=/usr/sbin/policy-rc.d own_policy=
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+    fi
+    local rc=0
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    } >&2 || rc=$?
+    [[ -n $own_policy ]] && rm -f "$policy"
+    (( rc == 0 )) || die "apt-get install ${missing[*]} failed"
+}
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+write_configs() {  # write_configs MODE OUTDIR : slurm.conf (+ slurmdbd.conf) into OUTDIR
+    local mode=$1 out=$2 cpus mem_kb mem_mb
+    cpus=$(nproc)
+    mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)   # same figure as `free`'s total
+    mem_mb=$(( mem_kb * 95 / 100 / 1024 ))                    # ~95 % of MemTotal, in MB
+
+    cat >"$out/slurm.conf" <<EOF
+# Generated by tests/slurm/cluster.sh ($mode mode). Do not edit: rewritten at every start.
+ClusterName=jsc
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+
+# munge with our own key and socket. cred_expire=5 (default 120, minimum 5): a requeued job gets
+# BeginTime = now + cred_expire + 1, so requeue -> RUNNING takes ~6 s instead of minutes.
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$MUNGE_SOCK,cred_expire=5
+
+StateSaveLocation=$DIR/spool/ctld
+SlurmdSpoolDir=$DIR/spool/d
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+
+# No systemd, no cgroups on this machine: track processes through /proc, no task binding.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+# Resource limits of the submitting shell are not copied into jobs (avoids setrlimit noise).
+PropagateResourceLimits=NONE
+
+# Cores are the consumable resource (not memory), so small jobs share the node; a job that
+# wants the node alone asks for --exclusive.
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+
+# Scheduler every second (main and backfill; defaults 60 s / 30 s) and no batching delay for new
+# batch jobs: new and requeued jobs start within ~1 s of being eligible.
+SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0
+
+# Preemption: jobs of a higher-PriorityTier partition (high) requeue jobs of lower ones (low).
+# preempt_send_user_signal: the preempted job gets its --signal (USR2 here) first, at preemption
+# time, then SIGTERM/SIGKILL when the partition's GraceTime is over.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+SlurmctldParameters=preempt_send_user_signal
+# Batch jobs may be requeued (scontrol requeue, preemption, node failure).
+JobRequeue=1
+
+# Fast teardown: SIGKILL 5 s after SIGTERM (default 30 s) when a job is cancelled/preempted/timed
+# out; RPC timeout 5 s (default 10 s) so a dead daemon is noticed quickly.
+KillWait=5
+MessageTimeout=5
+# Finished jobs stay visible to squeue/scontrol for 300 s: without accounting storage that is
+# the only place their final state can be read, so this must outlast a test.
+MinJobAge=300
+# Never cancel jobs whose srun went away (default, stated for clarity).
+InactiveLimit=0
+# A DOWN node (e.g. after a restart of slurmd) comes back to service as soon as it registers.
+ReturnToService=2
+
+EOF
+    if [[ $mode == accounting ]]; then
+        cat >>"$out/slurm.conf" <<EOF
+# Accounting through slurmdbd (-> MariaDB), so sacct works. slurmdbd connections ignore AuthInfo:
+# AccountingStoragePass names the munge socket for them (without it slurmctld dies: "no TRES").
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$DBD_PORT
+AccountingStoragePass=$MUNGE_SOCK
+JobAcctGatherType=jobacct_gather/none
+
+EOF
+    else
+        cat >>"$out/slurm.conf" <<EOF
+# No accounting storage at all: sacct fails with "Slurm accounting storage is disabled".
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+
+EOF
+    fi
+    cat >>"$out/slurm.conf" <<EOF
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+# low: default partition; its jobs are preempted (requeued) by high's. GraceTime=5: after the
+# USR2 the job has 5 s before SIGTERM (Slurm ends the grace period only at its next 30 s tick).
+PartitionName=low Nodes=$NODE Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
+# high: PriorityTier=10 preempts low.
+PartitionName=high Nodes=$NODE Default=NO MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+EOF
+
+    if [[ $mode == accounting ]]; then
+        cat >"$out/slurmdbd.conf" <<EOF
+# Generated by tests/slurm/cluster.sh. Do not edit: rewritten at every start.
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCK
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=$DBD_PORT
+SlurmUser=root
+PidFile=$RUN/slurmdbd.pid
+LogFile=$LOG/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$MYSQL_PORT
+StorageUser=slurm
+StoragePass=slurm
+StorageLoc=slurm_acct_db
+EOF
+        chmod 600 "$out/slurmdbd.conf"   # slurmdbd refuses a config others can read
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# daemons
+
+start_munged() {
+    mkdir -p "$MUNGE_DIR" "$MUNGE_SOCK_DIR"
+    chmod 755 "$MUNGE_DIR" "$MUNGE_SOCK_DIR"   # clients must be able to reach the socket
+    if [[ ! -s $MUNGE_DIR/munge.key ]]; then
+        mungekey --create --keyfile="$MUNGE_DIR/munge.key" >&2
+    fi
+    chmod 600 "$MUNGE_DIR/munge.key"
+    munged --force \
+        --socket="$MUNGE_SOCK" \
+        --key-file="$MUNGE_DIR/munge.key" \
+        --pid-file="$RUN/munged.pid" \
+        --log-file="$LOG/munged.log" \
+        --seed-file="$MUNGE_DIR/munged.seed" >&2 || fail_start "munged did not start"
+    wait_for 10 "munged" bash -c "munge -S '$MUNGE_SOCK' -n | unmunge -S '$MUNGE_SOCK'" ||
+        fail_start "munged does not answer"
+}
+
+mysql_client() { mariadb --no-defaults --socket="$MYSQL_DIR/mysqld.sock" -uroot "$@"; }
+
+start_mariadbd() {
+    mkdir -p "$MYSQL_DIR"
+    if [[ ! -d $MYSQL_DIR/data/mysql ]]; then
+        log "initialising MariaDB data dir"
+        rm -rf "$MYSQL_DIR/data"
+        mariadb-install-db --no-defaults --user=root --datadir="$MYSQL_DIR/data" \
+            --skip-test-db --auth-root-authentication-method=socket >"$LOG/mariadb-install.log" 2>&1 ||
+            fail_start "mariadb-install-db failed (see $LOG/mariadb-install.log)"
+    fi
+    # A throw-away test database: no fsync per commit, no native AIO, TCP on 127.0.0.1 only.
+    setsid mariadbd --no-defaults --user=root \
+        --datadir="$MYSQL_DIR/data" \
+        --socket="$MYSQL_DIR/mysqld.sock" \
+        --pid-file="$RUN/mariadbd.pid" \
+        --log-error="$LOG/mariadbd.log" \
+        --bind-address=127.0.0.1 --port="$MYSQL_PORT" \
+        --skip-name-resolve --skip-log-bin \
+        --innodb-buffer-pool-size=128M \
+        --innodb-flush-log-at-trx-commit=0 \
+        --innodb-use-native-aio=0 \
+        --innodb-lock-wait-timeout=900 \
+        </dev/null >/dev/null 2>&1 &
+    wait_for 30 "mariadbd" mysql_client -e 'SELECT 1' || fail_start "mariadbd did not start"
+    wait_for 5 "mariadbd pid file" pid_of mariadbd || fail_start "mariadbd wrote no pid file"
+    mysql_client -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
+                     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" ||
+        fail_start "could not create the slurm database user"
+}
+
+start_slurmdbd() {
+    SLURM_CONF=$CONF slurmdbd >&2 || fail_start "slurmdbd did not start"
+    # slurmdbd answers once it has created/checked its tables.
+    WAIT_DAEMON=slurmdbd wait_for 60 "slurmdbd" bash -c "exec 3<>/dev/tcp/127.0.0.1/$DBD_PORT" ||
+        fail_start "slurmdbd does not listen"
+}
+
+start_slurmctld() {
+    SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 || fail_start "slurmctld did not start"
+    WAIT_DAEMON=slurmctld wait_for 30 "slurmctld" bash -c "SLURM_CONF='$CONF' scontrol ping | grep -q 'is UP'" ||
+        fail_start "slurmctld does not answer"
+}
+
+start_slurmd() {
+    SLURM_CONF=$CONF slurmd -f "$CONF" >&2 || fail_start "slurmd did not start"
+}
+
+node_state() { SLURM_CONF=$CONF sinfo -h -n "$NODE" -o '%T' 2>/dev/null | head -n1; }
+
+wait_until_usable() {
+    local t0=$SECONDS state jobid
+    # Node registered and idle (a DRAINED node left from an earlier run is resumed).
+    while :; do
+        state=$(node_state)
+        case $state in
+            idle) break ;;
+            *drain*) SLURM_CONF=$CONF scontrol update nodename="$NODE" state=resume >&2 || true ;;
+        esac
+        (( SECONDS - t0 < 60 )) || fail_start "node $NODE not idle after 60 s (state: ${state:-?})"
+        sleep 0.1
+    done
+    # A trivial batch job must run to completion.
+    jobid=$(SLURM_CONF=$CONF sbatch --parsable --job-name=cluster-sh-check \
+        --output=/dev/null --wrap true) || fail_start "sbatch failed"
+    jobid=${jobid%%;*}
+    while :; do
+        state=$(SLURM_CONF=$CONF squeue -h -t all -j "$jobid" -o '%T' 2>/dev/null || true)
+        case $state in
+            COMPLETED) break ;;
+            FAILED|CANCELLED|NODE_FAIL|TIMEOUT|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)
+                fail_start "check job $jobid ended $state" ;;
+        esac
+        (( SECONDS - t0 < 90 )) || fail_start "check job $jobid not done after 90 s (${state:-?})"
+        sleep 0.1
+    done
+    if [[ $(<"$MODE_FILE") == accounting ]]; then
+        wait_for 30 "sacct" bash -c \
+            "SLURM_CONF='$CONF' sacct -n -X --parsable2 -o State -j $jobid | grep -q COMPLETED" ||
+            fail_start "sacct does not show job $jobid"
+    fi
+}
+
+kill_pid() {  # kill_pid PID NAME : TERM, wait up to 10 s, then KILL
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for (( i = 0; i < 100; i++ )); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "$2 ($pid) ignored SIGTERM for 10 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Processes left by jobs of this cluster: slurmstepd (started by our slurmd, so it carries the
+# JSC_CLUSTER_MARK of our daemons in its environment) and job processes (SLURM_JOB_ID set and
+# SLURM_CONF pointing at our slurm.conf). Never the caller's own shell (no SLURM_JOB_ID).
+leftover_pids() {
+    local p env
+    for p in /proc/[0-9]*; do
+        p=${p#/proc/}
+        [[ $p == "$$" || $p == "$BASHPID" ]] && continue
+        env=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null) || continue
+        if grep -qxF "JSC_CLUSTER_MARK=$DIR" <<<"$env" ||
+           { grep -qxF "SLURM_CONF=$CONF" <<<"$env" && grep -q '^SLURM_JOB_ID=' <<<"$env"; }; then
+            echo "$p"
+        fi
+    done
+}
+
+do_stop() {
+    local d pid i pids
+    if pid_of slurmctld >/dev/null; then
+        # Cancel every job so that no job process outlives slurmd.
+        local ids
+        ids=$(SLURM_CONF=$CONF squeue -h -o '%A' 2>/dev/null | tr '\n' ' ' || true)
+        if [[ -n ${ids// } ]]; then
+            log "cancelling jobs: $ids"
+            # shellcheck disable=SC2086
+            SLURM_CONF=$CONF scancel $ids 2>/dev/null || true
+            for (( i = 0; i < 150; i++ )); do   # KillWait is 5 s
+                [[ -z $(SLURM_CONF=$CONF squeue -h -o '%A' 2>/dev/null) ]] && break
+                sleep 0.1
+            done
+        fi
+    fi
+    for d in slurmd slurmctld slurmdbd mariadbd munged; do
+        if pid=$(pid_of "$d"); then
+            log "stopping $d ($pid)"
+            kill_pid "$pid" "$d"
+        fi
+        rm -f "$RUN/$d.pid"
+    done
+    pids=$(leftover_pids)
+    if [[ -n $pids ]]; then
+        log "killing leftover job processes: ${pids//$'\n'/ }"
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+    fi
+    rm -f "$MODE_FILE"
+}
+
+do_start() {
+    local mode=$1 tmp
+    [[ $(id -u) == 0 ]] || die "must run as root"
+    ensure_packages "$mode"
+    mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld" "$DIR/spool/d"
+    chmod 755 "$DIR"
+
+    tmp=$(mktemp -d "$DIR/etc.new.XXXXXX")
+    write_configs "$mode" "$tmp"
+    local current
+    current=$(running_mode || true)
+    if [[ $current == "$mode" ]] && cmp -s "$tmp/slurm.conf" "$CONF"; then
+        rm -rf "$tmp"
+        log "already running ($mode)"
+        echo "export SLURM_CONF=$CONF" >&3
+        return 0
+    fi
+    if any_daemon_alive; then
+        log "restarting (was: ${current:-partly running}, wanted: $mode)"
+        do_stop
+    fi
+    rm -f "$ETC/slurmdbd.conf"
+    mv -f "$tmp"/* "$ETC/"
+    rm -rf "$tmp"
+    echo "$mode" >"$MODE_FILE"
+
+    # Marks every process our daemons start (slurmstepd included) so `stop` can find leftovers.
+    export JSC_CLUSTER_MARK=$DIR
+    export SLURM_CONF=$CONF
+    start_munged
+    if [[ $mode == accounting ]]; then
+        start_mariadbd
+        start_slurmdbd
+    fi
+    start_slurmctld
+    start_slurmd
+    wait_until_usable
+    log "up ($mode) in $SECONDS s; logs in $LOG"
+    echo "export SLURM_CONF=$CONF" >&3
+}
+
+do_status() {
+    local mode
+    if mode=$(running_mode) && SLURM_CONF=$CONF scontrol ping 2>/dev/null | grep -q 'is UP'; then
+        echo "up (mode: $mode, accounting: $([[ $mode == accounting ]] && echo yes || echo no))"
+        echo "SLURM_CONF=$CONF"
+        SLURM_CONF=$CONF sinfo || true
+        return 0
+    fi
+    if any_daemon_alive; then
+        echo "down (partly running: $(for d in munged mariadbd slurmdbd slurmctld slurmd; do
+            pid_of "$d" >/dev/null && printf '%s ' "$d"; done))"
+    else
+        echo "down"
+    fi
+    return 1
+}
+
+usage() { echo "usage: $0 start [--accounting] | stop | status" >&2; exit 2; }
+
+cmd=${1:-}
+shift || true
+case $cmd in
+    start)
+        mode=plain
+        for arg in "$@"; do
+            case $arg in
+                --accounting) mode=accounting ;;
+                *) usage ;;
+            esac
+        done
+        exec 3>&1 1>&2   # stdout is only for the export line
+        do_start "$mode"
+        ;;
+    stop)
+        (( $# == 0 )) || usage
+        [[ -d $DIR ]] || exit 0
+        exec 1>&2
+        do_stop
+        ;;
+    status)
+        (( $# == 0 )) || usage
+        do_status
+        ;;
+    *) usage ;;
+esac
