@@ -68,7 +68,9 @@ class AutoExecutor:
                     f"not {key!r}"
                 )
             if prefix == self.cluster or (
-                self.cluster == "local" and prefix == "slurm" and name == "max_num_timeout"
+                self.cluster == "local"
+                and prefix == "slurm"
+                and name == "max_num_timeout"
                 and "local_max_num_timeout" not in kwargs
             ):
                 own[name] = value
@@ -109,10 +111,11 @@ class AutoExecutor:
                 if self.cluster == "local" and prefix == "slurm" and name in _SHARED_WITH_LOCAL:
                     chosen.setdefault(name, value)
             else:
+                own = sorted(set(valid) - set(GENERIC_PARAMETERS))
                 raise ValueError(
                     f"unknown parameter {key!r}; generic parameters: "
                     f"{', '.join(sorted(GENERIC_PARAMETERS))}; {self.cluster} parameters: "
-                    f"{', '.join(f'{self.cluster}_{n}' for n in sorted(set(valid) - set(GENERIC_PARAMETERS)))}"
+                    f"{', '.join(f'{self.cluster}_{name}' for name in own)}"
                 )
         self._executor.update_parameters(**chosen)
 

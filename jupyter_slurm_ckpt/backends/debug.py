@@ -78,8 +78,13 @@ class DebugJob(Job[Any]):
 
     def _run(self) -> None:
         delayed = self._payload()
-        append_event(self.paths.events, "started", run=self._restarts,
-                     node=socket.gethostname(), pid=os.getpid())
+        append_event(
+            self.paths.events,
+            "started",
+            run=self._restarts,
+            node=socket.gethostname(),
+            pid=os.getpid(),
+        )
         self._running = True
         try:
             with self._job_environment():
@@ -116,8 +121,9 @@ class DebugJob(Job[Any]):
             return
         if self.summary().not_requeued_reason:
             state = "TIMEOUT" if timeout else "PREEMPTED"
-            append_event(self.paths.events, "failed", state=state,
-                         reason=self.summary().not_requeued_reason)
+            append_event(
+                self.paths.events, "failed", state=state, reason=self.summary().not_requeued_reason
+            )
 
     def _cancel(self) -> None:
         """Nothing runs in the background: the recorded event is the cancellation."""

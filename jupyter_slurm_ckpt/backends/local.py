@@ -67,12 +67,12 @@ class LocalJob(Job[Any]):
 
     def _why_no_result(self, task: int) -> str:
         record = self._process()
-        if self.summary().terminal is None and record is not None:
-            if not processes.is_alive(record["pid"], record.get("start_time")):
-                return (
-                    f"Job {self.job_id}: its controller process (pid {record['pid']}) died "
-                    f"without recording an end; see {self.paths.for_task(task).stderr}"
-                )
+        alive = record is not None and processes.is_alive(record["pid"], record.get("start_time"))
+        if self.summary().terminal is None and record is not None and not alive:
+            return (
+                f"Job {self.job_id}: its controller process (pid {record['pid']}) died "
+                f"without recording an end; see {self.paths.for_task(task).stderr}"
+            )
         return super()._why_no_result(task)
 
     def _send_interrupt(self, reason: str) -> None:
@@ -163,8 +163,14 @@ class LocalExecutor(Executor):
         log = open_private_append(first.paths.stderr)
         try:
             launcher = subprocess.Popen(
-                [self.python, "-m", "jupyter_slurm_ckpt.backends.local_controller",
-                 str(self.folder), str(parallelism), *job_ids],
+                [
+                    self.python,
+                    "-m",
+                    "jupyter_slurm_ckpt.backends.local_controller",
+                    str(self.folder),
+                    str(parallelism),
+                    *job_ids,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -19,11 +19,16 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..core import worker
-from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_NUM_TASKS, ENV_TASK_ID
-from ..core.environment import ENV_RESTART_COUNT
+from ..core.environment import (
+    ENV_CLUSTER,
+    ENV_FOLDER,
+    ENV_JOB_ID,
+    ENV_NUM_TASKS,
+    ENV_RESTART_COUNT,
+    ENV_TASK_ID,
+)
 from ..core.events import append_event, read_events, summarize
 from ..core.files import atomic_write_text, open_private_append, remove_stale_temp_files
 from ..core.info import JobInfo
@@ -94,7 +99,9 @@ def _redirect_output(info: JobInfo, paths: JobPaths) -> None:
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True)
 
 
-def _fork_task(info: JobInfo, paths: JobPaths, task: int, restart: int, wake_fds: tuple[int, int]) -> int:
+def _fork_task(
+    info: JobInfo, paths: JobPaths, task: int, restart: int, wake_fds: tuple[int, int]
+) -> int:
     pid = os.fork()
     if pid:
         return pid

@@ -37,7 +37,8 @@ class DelayedSubmission(Generic[R]):
         if not self._done:
             self._result = self.function(*self.args, **self.kwargs)
             self._done = True
-        return self._result  # type: ignore[no-any-return]
+        value: R = self._result
+        return value
 
     def done(self) -> bool:
         """Whether :meth:`result` has run."""
@@ -60,7 +61,7 @@ class Checkpointable:
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission[Any]:
         """Resubmit ``self`` in its current state with the original arguments."""
-        return DelayedSubmission(self, *args, **kwargs)
+        return DelayedSubmission(self, *args, **kwargs)  # type: ignore[arg-type]
 
 
 class FunctionSequence(Checkpointable):

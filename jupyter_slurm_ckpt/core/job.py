@@ -24,7 +24,9 @@ from .paths import JobPaths, is_valid_job_id, resolve_folder
 R = TypeVar("R")
 
 #: States after which nothing more happens to a job.
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"})
+FINAL_STATES = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"}
+)
 
 # How long waiting sleeps between looks: short first (results land within tens of ms).
 _FIRST_POLL_S = 0.005
@@ -113,7 +115,8 @@ class Job(Generic[R]):
         tasks = self._task_ids()
         results = [self.paths.for_task(t).result_pickle for t in tasks]
         if all(path.exists() for path in results):
-            return "FAILED" if any(self._outcome(p)[0] != "success" for p in results) else "COMPLETED"
+            failed = any(self._outcome(path)[0] != "success" for path in results)
+            return "FAILED" if failed else "COMPLETED"
         terminal = self.summary().terminal
         if terminal is None or terminal["event"] == "completed":
             return None
@@ -128,7 +131,7 @@ class Job(Generic[R]):
             return ("error", f"PayloadError: {error}")
         if not (isinstance(outcome, tuple) and len(outcome) == 2):
             return ("error", f"{path} does not hold a job result")
-        return outcome  # type: ignore[return-value]
+        return outcome
 
     # -- backend hooks ----------------------------------------------------------------------
 
@@ -229,7 +232,8 @@ class Job(Generic[R]):
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""
-        return payload.load(self.paths.submitted_pickle)  # type: ignore[no-any-return]
+        delayed: DelayedSubmission[R] = payload.load(self.paths.submitted_pickle)
+        return delayed
 
     def task(self, task_id: int) -> Job[R]:
         """A view of one task of a multi-task job."""

@@ -135,7 +135,8 @@ class SignalHandler:
         self._event("not_requeued", reason=reason)
 
     def _requeue(self, timeouts: int, limit: int, *, from_scratch: bool) -> None:
-        fields: dict[str, Any] = {"run": self.restart + 1, "timeouts_left": max(limit - timeouts, 0)}
+        fields: dict[str, Any] = {"run": self.restart + 1}
+        fields["timeouts_left"] = max(limit - timeouts, 0)
         if from_scratch:
             fields["from_scratch"] = True
         self._event("requeued", **fields)

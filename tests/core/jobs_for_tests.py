@@ -1,0 +1,94 @@
+"""Callables the core tests submit (importable, so they also run under the worker)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_slurm_ckpt import Checkpointable, DelayedSubmission, JobEnvironment
+
+
+class Counter(Checkpointable):
+    """Counts to ``n`` in ``step_s`` steps; progress survives checkpoints."""
+
+    def __init__(self, step_s: float = 0.02) -> None:
+        self.count = 0
+        self.step_s = step_s
+        self.runs: list[int] = []
+
+    def __call__(self, n: int) -> dict[str, Any]:
+        self.runs.append(JobEnvironment().restart_count)
+        while self.count < n:
+            self.count += 1
+            time.sleep(self.step_s)
+        return {"count": self.count, "runs": self.runs}
+
+
+class OnlyDunderCheckpoint:
+    """Checkpointable through ``__submitit_checkpoint__`` alone."""
+
+    def __init__(self) -> None:
+        self.done_steps = 0
+        self.resumed_from: list[int] = []
+
+    def __call__(self, n: int) -> tuple[int, list[int]]:
+        self.resumed_from.append(self.done_steps)
+        while self.done_steps < n:
+            self.done_steps += 1
+            time.sleep(0.02)
+        return self.done_steps, self.resumed_from
+
+    def __submitit_checkpoint__(self, n: int) -> DelayedSubmission[Any]:
+        return DelayedSubmission(self, n)
+
+
+class NotCheckpointable:
+    """A plain callable: restarted from scratch on preemption, stopped on timeout."""
+
+    def __call__(self, seconds: float) -> int:
+        time.sleep(seconds)
+        return JobEnvironment().restart_count
+
+
+class Heavy(Checkpointable):
+    """A callable whose checkpoint pickle is big, to be killed while it is written."""
+
+    def __init__(self, megabytes: int) -> None:
+        self.blob = os.urandom(megabytes * 1024 * 1024)
+        self.generation = 0
+
+    def __call__(self) -> int:
+        self.generation += 1
+        time.sleep(60)
+        return self.generation
+
+
+def spawn_tree(pid_file: str) -> None:
+    """Start a child and a grandchild that sleep, record all pids, then sleep."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess,sys,time; p=subprocess.Popen(['sleep','300']);"
+            "print(p.pid, flush=True); time.sleep(300)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    grandchild = child.stdout.readline().strip()
+    Path(pid_file).write_text(f"{os.getpid()} {child.pid} {grandchild}")
+    time.sleep(300)
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
