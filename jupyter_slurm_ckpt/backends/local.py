@@ -26,6 +26,7 @@ from ..core.paths import template_root
 from . import processes
 
 _CANCEL_GRACE_S = 1.0
+_COUNTER_WIDTH = 12
 
 
 class LocalJob(Job[Any]):
@@ -146,11 +147,10 @@ class LocalExecutor(Executor):
         fd = os.open(counter, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            text = os.read(fd, 64).decode().strip()
+            text = os.pread(fd, _COUNTER_WIDTH, 0).decode().strip()
             number = int(text) + 1 if text.isdigit() else 1
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, str(number).encode())
+            # Fixed width: overwriting in place needs no truncate (which costs a journal write).
+            os.pwrite(fd, f"{number:0{_COUNTER_WIDTH}d}".encode(), 0)
         finally:
             os.close(fd)  # closing releases the lock
         if not array:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,22 @@ class EventReader:
         self.bad_lines = 0
         self._offset = 0
         self._signature: tuple[int, int] | None = None
+        # The widget's watcher thread and the main thread read the same job's events.
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def read(self) -> list[dict[str, Any]]:
         """All events so far (a list that grows; do not mutate it)."""
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> list[dict[str, Any]]:
         try:
             info = os.stat(self.path)
         except FileNotFoundError:

@@ -25,7 +25,7 @@ class DelayedSubmission(Generic[R]):
     returning one from ``checkpoint()`` replaces the job's payload before it is requeued.
     """
 
-    def __init__(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, function: Callable[..., R], /, *args: Any, **kwargs: Any) -> None:
         self.function = function
         self.args = args
         self.kwargs = kwargs

@@ -259,6 +259,12 @@ class Job(Generic[R]):
             )
         self._send_interrupt("timeout" if timeout else "preemption")
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere."""
+        from ..status import job_mimebundle  # late: the core itself never needs IPython/ipywidgets
+
+        return job_mimebundle(self)
+
     def __repr__(self) -> str:
         task = "" if self._task_id is None else f", task_id={self._task_id}"
         return f'{type(self).__name__}<job_id={self.job_id}{task}, state="{self.state}">'

@@ -36,10 +36,13 @@ def serialize(obj: Any) -> bytes:
     return pickle.dumps(envelope, protocol=4)
 
 
-def dump(obj: Any, path: Path) -> int:
-    """Serialize ``obj`` to ``path`` atomically; returns the number of bytes written."""
+def dump(obj: Any, path: Path, *, durable: bool = True) -> int:
+    """Serialize ``obj`` to ``path`` atomically; returns the number of bytes written.
+
+    ``durable`` fsyncs before the rename: checkpoints and results must survive a node crash.
+    """
     data = serialize(obj)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, durable=durable)
     return len(data)
 
 

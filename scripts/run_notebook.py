@@ -1,0 +1,58 @@
+"""Execute a notebook headless on the local backend and show what its jobs did.
+
+Usage: ``python scripts/run_notebook.py notebooks/01_quickstart.ipynb [--out DIR]``. Prints
+where the executed notebook and the job folder are, then each job's event timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+import jupyter_slurm_ckpt as submitit
+
+
+def timeline(folder: Path) -> list[str]:
+    """One line per event of every job in ``folder``, job by job."""
+    lines = []
+    for info in sorted(folder.glob("*_job.json"), key=lambda p: p.stat().st_mtime):
+        job = submitit.Job(folder, info.name[: -len("_job.json")])
+        lines.append(f"job {job.job_id} ({job.info.name}): {job.state}, "
+                     f"requeued {job.restart_count}x")
+        for event in job.events():
+            when = datetime.datetime.fromtimestamp(event["t"]).strftime("%H:%M:%S.%f")[:-3]
+            details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("t", "event"))
+            lines.append(f"  {when}  {event['event']:<13} {details}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("out"))
+    args = parser.parse_args()
+    source = args.notebook.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    executed = (args.out / f"{source.stem}.executed.ipynb").resolve()
+    notebook = nbformat.read(source, as_version=4)
+    env_cluster = os.environ.setdefault("JSC_DEFAULT_CLUSTER", "local")
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(source.parent)}},
+                            store_widget_state=True)
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, executed)
+    folder = source.parent / "slurm_jobs"
+    print(f"executed notebook: {executed}")
+    print(f"job folder:        {folder} (backend: {env_cluster})")
+    print("\n".join(timeline(folder)))
+
+
+if __name__ == "__main__":
+    main()
