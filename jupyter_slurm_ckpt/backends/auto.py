@@ -119,7 +119,7 @@ class AutoExecutor:
                 )
         self._executor.update_parameters(**chosen)
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job[Any]:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job[Any]:
         """See ``Executor.submit``."""
         return self._executor.submit(fn, *args, **kwargs)
 

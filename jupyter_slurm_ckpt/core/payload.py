@@ -6,8 +6,11 @@ another Python or cloudpickle is reported with both versions instead of failing 
 
 from __future__ import annotations
 
+import io
 import pickle
 import sys
+import types
+from collections import ChainMap
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,36 @@ def _python_series(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
+_DYNAMIC_CODE = "<dynamic-code>"
+
+
+def _code_with_filename(code: types.CodeType, filename: str) -> types.CodeType:
+    return code.replace(co_filename=filename)
+
+
+def _reduce_code(code: types.CodeType) -> Any:
+    # cloudpickle renames every code object's file to <dynamic-code>; keeping the real name
+    # lets tracebacks inside the job show the source lines of code defined in a notebook
+    # cell (the magic writes the cell to a file of the job folder under that name).
+    if code.co_filename == _DYNAMIC_CODE:
+        return _CLOUDPICKLE_CODE_REDUCE(code)
+    return _code_with_filename, (code.replace(co_filename=_DYNAMIC_CODE), code.co_filename)
+
+
+_CLOUDPICKLE_CODE_REDUCE = cloudpickle.Pickler.dispatch_table[types.CodeType]
+
+
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle's pickler, except that code objects keep their file name."""
+
+    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+
+
 def serialize(obj: Any) -> bytes:
     """Cloudpickle ``obj`` (by value for ``__main__`` and registered modules) in the envelope."""
-    body = cloudpickle.dumps(obj, protocol=pickle.DEFAULT_PROTOCOL)
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
+    body = buffer.getvalue()
     envelope = {
         "format": FORMAT,
         "python": PYTHON_VERSION,

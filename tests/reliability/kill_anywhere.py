@@ -1,0 +1,179 @@
+"""Fault injection: SIGKILL a local job at random moments, then audit its folder.
+
+Used by the suite (a small sample) and by ``benchmarks/kill_anywhere.py`` (200+ trials). A
+trial submits an accumulator whose payload and result are tens of MB (so writing them takes
+a while), and SIGKILLs the whole job — controller and workers — in one of three ways:
+``random`` (after a random delay, while the job is preempted as fast as it restarts, so
+checkpoints and events are written all the time), ``checkpoint`` (the same storm, killed the
+moment a write of the payload is seen to begin) and ``result`` (killed the moment the result
+starts to be written). The audit then loads every file the job folder holds: each must be
+complete. Finally the last complete checkpoint is submitted again and must resume from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.backends import processes
+from jupyter_slurm_ckpt.core import payload
+from jupyter_slurm_ckpt.core.errors import PayloadError
+from jupyter_slurm_ckpt.core.events import EventReader
+from jupyter_slurm_ckpt.core.files import TEMP_PREFIX
+
+BLOB_BYTES = 24 * 1024 * 1024
+TARGET = 60
+MODES = ("random", "checkpoint", "result")
+
+
+class Accumulator(submitit.Checkpointable):
+    """Counts to ``target``; carries a big blob so that its pickles take a while to write."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.starts: list[int] = []
+        self.blob = os.urandom(BLOB_BYTES)
+
+    def __call__(self, target: int) -> dict[str, Any]:
+        self.starts.append(self.count)
+        while self.count < target:
+            self.count += 1
+            time.sleep(0.01)
+        return {"count": self.count, "starts": self.starts, "blob": self.blob}
+
+
+@dataclass
+class Audit:
+    """What one trial found."""
+
+    mode: str
+    kill_after_s: float
+    files_checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    leftover_temporaries: int = 0
+    checkpoint_count: int | None = None
+    resumed_from: int | None = None
+    resumed_ok: bool = False
+    target: int = TARGET
+
+
+def _storm(job: submitit.Job[Any], stop: threading.Event, rng: random.Random) -> None:
+    """Preempt the job soon after each time it runs again (it progresses a little each run)."""
+    interrupted_runs = 0
+    while not stop.is_set():
+        runs = job.summary().runs
+        if runs > interrupted_runs and job.state == "RUNNING":
+            time.sleep(rng.uniform(0.0, 0.1))
+            try:
+                job._interrupt()
+                interrupted_runs = runs
+            except Exception:
+                pass  # between runs, or already killed
+        time.sleep(0.005)
+
+
+def _kill_job(job: submitit.LocalJob) -> None:
+    record = json.loads(job.paths.local_process.read_text())
+    pid = record["pid"]
+    victims = [pid, *processes.descendants(pid)]
+    processes.signal_all(victims, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(processes.is_alive(p) for p in victims) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _file_signature(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
+
+
+def _wait_for_write(job: submitit.Job[Any], target: Path, timeout: float) -> None:
+    """Return as soon as a write of ``target`` begins (its temporary appears, or it changes)."""
+    before = _file_signature(target)
+    pattern = f"{TEMP_PREFIX}{target.name}.*"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _file_signature(target) != before or any(job.paths.folder.glob(pattern)):
+            return
+        time.sleep(0.0005)
+
+
+def audit_folder(folder: Path, audit: Audit) -> None:
+    """Load every file of the job folder; record the ones that are not complete."""
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(TEMP_PREFIX):
+            audit.leftover_temporaries += 1  # hidden, never read; removed at the next start
+            continue
+        audit.files_checked += 1
+        try:
+            if path.name.endswith(".pkl"):
+                loaded = payload.load(path)
+                if path.name.endswith("_submitted.pkl"):
+                    audit.checkpoint_count = loaded.function.count
+            elif path.name.endswith("_events.jsonl"):
+                reader = EventReader(path)
+                reader.read()
+                complete = path.read_bytes().endswith(b"\n")
+                if reader.bad_lines or not complete:
+                    audit.corrupt.append(path.name)
+            elif path.name.endswith(".json"):
+                json.loads(path.read_text())
+        except (PayloadError, ValueError):
+            audit.corrupt.append(path.name)
+
+
+def run_trial(folder: Path, rng: random.Random) -> Audit:
+    """One submit -> storm -> SIGKILL -> audit -> resubmit cycle."""
+    mode = rng.choice(MODES)
+    audit = Audit(mode=mode, kill_after_s=round(rng.uniform(0.05, 1.5), 3))
+    if mode == "result":
+        audit.target = TARGET // 6
+    executor = submitit.LocalExecutor(folder)
+    job = executor.submit(Accumulator(), audit.target)
+    assert isinstance(job, submitit.LocalJob)
+    stop = threading.Event()
+    storm = threading.Thread(
+        target=_storm, args=(job, stop, random.Random(rng.random())), daemon=True
+    )
+    deadline = time.monotonic() + 10
+    while not job.paths.local_process.exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if mode != "result":
+        storm.start()
+    if mode == "random":
+        time.sleep(audit.kill_after_s)
+    elif mode == "checkpoint":
+        time.sleep(audit.kill_after_s / 3)
+        _wait_for_write(job, job.paths.submitted_pickle, timeout=10)
+    else:
+        _wait_for_write(job, job.paths.result_pickle, timeout=10)
+    _kill_job(job)
+    stop.set()
+    if storm.is_alive():
+        storm.join()
+    audit_folder(job.paths.folder, audit)
+    if audit.corrupt:
+        return audit
+    # Requeue from the last complete checkpoint: it must resume, not start over.
+    resumed = executor.submit_array([job.submission()])[0]
+    result = resumed.result(timeout=120)
+    audit.resumed_from = result["starts"][-1] if result["starts"] else None
+    audit.resumed_ok = result["count"] == audit.target and audit.resumed_from == audit.checkpoint_count
+    return audit
+
+
+def run_trials(root: Path, trials: int, seed: int = 0) -> list[Audit]:
+    """Run ``trials`` trials, each in its own folder under ``root``."""
+    rng = random.Random(seed)
+    return [run_trial(root / f"trial-{index:03d}", rng) for index in range(trials)]
