@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -17,11 +17,13 @@ from nbclient import NotebookClient
 import jupyter_slurm_ckpt as submitit
 
 
-def timeline(folder: Path) -> list[str]:
-    """One line per event of every job in ``folder``, job by job."""
+def timeline(folder: Path, since: float = 0.0) -> list[str]:
+    """One line per event of every job in ``folder`` submitted after ``since``, job by job."""
     lines = []
     for info in sorted(folder.glob("*_job.json"), key=lambda p: p.stat().st_mtime):
         job = submitit.Job(folder, info.name[: -len("_job.json")])
+        if job.info.submitted_at < since:
+            continue
         lines.append(f"job {job.job_id} ({job.info.name}): {job.state}, "
                      f"requeued {job.restart_count}x")
         for event in job.events():
@@ -35,23 +37,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument("--cluster", default="local", choices=["local", "slurm", "auto"])
     args = parser.parse_args()
     source = args.notebook.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     executed = (args.out / f"{source.stem}.executed.ipynb").resolve()
     notebook = nbformat.read(source, as_version=4)
-    env_cluster = os.environ.setdefault("JSC_DEFAULT_CLUSTER", "local")
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(source.parent)}},
-                            store_widget_state=True)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(source.parent)}},
+        store_widget_state=True,
+        # The main job runs on the local backend even where a Slurm client is installed.
+        extra_arguments=[f"--SlurmMagics.cluster={args.cluster}"],
+    )
+    started = time.time()
     try:
         client.execute()
     finally:
         nbformat.write(notebook, executed)
     folder = source.parent / "slurm_jobs"
     print(f"executed notebook: {executed}")
-    print(f"job folder:        {folder} (backend: {env_cluster})")
-    print("\n".join(timeline(folder)))
+    print(f"job folder:        {folder} (backend: {args.cluster})")
+    print("\n".join(timeline(folder, since=started)))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@
 #
 # Only the `export SLURM_CONF=...` line of `start` goes to stdout; all other chatter to stderr.
 # Env overrides: JSC_CLUSTER_DIR, JSC_SLURMCTLD_PORT (6817), JSC_SLURMD_PORT (6818),
-# JSC_SLURMDBD_PORT (6819), JSC_MYSQL_PORT (3399).
+# JSC_SLURMDBD_PORT (6819), JSC_MYSQL_PORT (3399); JSC_KEEP_ON_FAIL=1 leaves the daemons of a
+# failed start running for inspection (default: they are stopped).
 
 set -euo pipefail
 
@@ -53,6 +54,7 @@ pid_of() {  # pid_of NAME -> pid of a live daemon started by us (pid file + matc
     pid=$(<"$f")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [[ $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) == Z* ]] && return 1   # killed, not reaped
     case $1 in
         mariadbd) [[ $comm == mariadbd || $comm == mysqld ]] || return 1 ;;
         *) [[ $comm == "$1" ]] || return 1 ;;
@@ -105,14 +107,40 @@ wait_for() {  # [WAIT_DAEMON=NAME] wait_for SECONDS WHAT CMD... : poll CMD every
 
 show_logs() {
     local f
-    for f in "$LOG"/*.log; do
+    for f in "$LOG"/*.log "$LOG"/*.out; do
         [[ -f $f ]] || continue
         log "---- tail of $f"
         tail -n 15 "$f" >&2 || true
     done
 }
 
-fail_start() { log "ERROR: $*"; show_logs; exit 1; }
+fail_start() {  # show the logs, stop what was started, fail
+    log "ERROR: $*"
+    show_logs
+    if [[ -n ${JSC_KEEP_ON_FAIL:-} ]]; then
+        log "JSC_KEEP_ON_FAIL set: leaving the daemons running for inspection"
+    else
+        log "stopping what was started"
+        do_stop || true
+    fi
+    exit 1
+}
+
+# launch NAME CMD... : run a daemon (or the command that daemonizes it) detached from every file
+# descriptor of the caller: stdin /dev/null, stdout+stderr to $LOG/NAME.out, all other fds closed.
+# Otherwise a daemon keeps e.g. the pipe of `eval "$(cluster.sh start)"` or a test's captured
+# stderr open, and the caller waits forever.
+launch() {
+    local name=$1
+    shift
+    (
+        for fd in "/proc/$BASHPID/fd/"*; do
+            fd=${fd##*/}
+            (( fd > 2 )) && eval "exec $fd>&-"
+        done
+        JSC_CLUSTER_MARK=$DIR exec "$@"
+    ) </dev/null >>"$LOG/$name.out" 2>&1
+}
 
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 
@@ -206,6 +234,8 @@ MinJobAge=300
 InactiveLimit=0
 # A DOWN node (e.g. after a restart of slurmd) comes back to service as soon as it registers.
 ReturnToService=2
+# No mail (the default MailProg is not installed and slurmctld logs an error about it).
+MailProg=/bin/true
 
 EOF
     if [[ $mode == accounting ]]; then
@@ -269,12 +299,12 @@ start_munged() {
         mungekey --create --keyfile="$MUNGE_DIR/munge.key" >&2
     fi
     chmod 600 "$MUNGE_DIR/munge.key"
-    munged --force \
+    launch munged munged --force \
         --socket="$MUNGE_SOCK" \
         --key-file="$MUNGE_DIR/munge.key" \
         --pid-file="$RUN/munged.pid" \
         --log-file="$LOG/munged.log" \
-        --seed-file="$MUNGE_DIR/munged.seed" >&2 || fail_start "munged did not start"
+        --seed-file="$MUNGE_DIR/munged.seed" || fail_start "munged did not start"
     wait_for 10 "munged" bash -c "munge -S '$MUNGE_SOCK' -n | unmunge -S '$MUNGE_SOCK'" ||
         fail_start "munged does not answer"
 }
@@ -291,7 +321,7 @@ start_mariadbd() {
             fail_start "mariadb-install-db failed (see $LOG/mariadb-install.log)"
     fi
     # A throw-away test database: no fsync per commit, no native AIO, TCP on 127.0.0.1 only.
-    setsid mariadbd --no-defaults --user=root \
+    launch mariadbd setsid mariadbd --no-defaults --user=root \
         --datadir="$MYSQL_DIR/data" \
         --socket="$MYSQL_DIR/mysqld.sock" \
         --pid-file="$RUN/mariadbd.pid" \
@@ -301,8 +331,7 @@ start_mariadbd() {
         --innodb-buffer-pool-size=128M \
         --innodb-flush-log-at-trx-commit=0 \
         --innodb-use-native-aio=0 \
-        --innodb-lock-wait-timeout=900 \
-        </dev/null >/dev/null 2>&1 &
+        --innodb-lock-wait-timeout=900 &
     wait_for 30 "mariadbd" mysql_client -e 'SELECT 1' || fail_start "mariadbd did not start"
     wait_for 5 "mariadbd pid file" pid_of mariadbd || fail_start "mariadbd wrote no pid file"
     mysql_client -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
@@ -311,33 +340,58 @@ start_mariadbd() {
 }
 
 start_slurmdbd() {
-    SLURM_CONF=$CONF slurmdbd >&2 || fail_start "slurmdbd did not start"
+    launch slurmdbd slurmdbd || fail_start "slurmdbd did not start"
     # slurmdbd answers once it has created/checked its tables.
     WAIT_DAEMON=slurmdbd wait_for 60 "slurmdbd" bash -c "exec 3<>/dev/tcp/127.0.0.1/$DBD_PORT" ||
         fail_start "slurmdbd does not listen"
 }
 
 start_slurmctld() {
-    SLURM_CONF=$CONF slurmctld -f "$CONF" >&2 || fail_start "slurmctld did not start"
+    launch slurmctld slurmctld -f "$CONF" || fail_start "slurmctld did not start"
     WAIT_DAEMON=slurmctld wait_for 30 "slurmctld" bash -c "SLURM_CONF='$CONF' scontrol ping | grep -q 'is UP'" ||
         fail_start "slurmctld does not answer"
 }
 
 start_slurmd() {
-    SLURM_CONF=$CONF slurmd -f "$CONF" >&2 || fail_start "slurmd did not start"
+    # Step sockets and files of jobs killed with an earlier slurmd (a crash, a killed machine)
+    # make the restarted slurmd believe those steps still exist: their jobs stay COMPLETING.
+    rm -f "$DIR/spool/d/${NODE}"_* "$DIR/spool/d"/hwloc_topo_[0-9]*
+    launch slurmd slurmd -f "$CONF" || fail_start "slurmd did not start"
 }
 
 node_state() { SLURM_CONF=$CONF sinfo -h -n "$NODE" -o '%T' 2>/dev/null | head -n1; }
 
 wait_until_usable() {
-    local t0=$SECONDS state jobid
-    # Node registered and idle (a DRAINED node left from an earlier run is resumed).
+    local t0=$SECONDS state jobid ids
+    # Jobs recovered from the saved state of an earlier run that did not end cleanly would keep
+    # the node busy: cancel them (the saved state is kept so that job ids keep increasing).
+    ids=$(SLURM_CONF=$CONF squeue -h -o '%A' 2>/dev/null | tr '\n' ' ' || true)
+    if [[ -n ${ids// } ]]; then
+        log "cancelling jobs left from an earlier run: $ids"
+        # shellcheck disable=SC2086
+        SLURM_CONF=$CONF scancel $ids || true
+    fi
+    # Node registered and idle. A DRAINED node left from an earlier run is resumed. A node still
+    # busy with the jobs cancelled above after 5 s is set DOWN, which ends them (their kill may be
+    # lost when the node was NOT_RESPONDING), and resumed once they are gone; again every 10 s.
+    local kick_at=$(( SECONDS + 5 )) down=
     while :; do
         state=$(node_state)
         case $state in
             idle) break ;;
             *drain*) SLURM_CONF=$CONF scontrol update nodename="$NODE" state=resume >&2 || true ;;
         esac
+        if [[ -n ${ids// } ]]; then
+            if [[ -z $down ]] && (( SECONDS >= kick_at )); then
+                log "node $NODE still ${state:-?}: setting it DOWN to end the old jobs"
+                SLURM_CONF=$CONF scontrol update nodename="$NODE" state=down reason=cluster.sh-restart >&2 || true
+                down=1
+            elif [[ -n $down ]] && [[ -z $(SLURM_CONF=$CONF squeue -h -t R,CG,S -o '%A' 2>/dev/null) ]]; then
+                SLURM_CONF=$CONF scontrol update nodename="$NODE" state=resume >&2 || true
+                down=
+                kick_at=$(( SECONDS + 10 ))
+            fi
+        fi
         (( SECONDS - t0 < 60 )) || fail_start "node $NODE not idle after 60 s (state: ${state:-?})"
         sleep 0.1
     done
@@ -373,20 +427,29 @@ kill_pid() {  # kill_pid PID NAME : TERM, wait up to 10 s, then KILL
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-# Processes left by jobs of this cluster: slurmstepd (started by our slurmd, so it carries the
-# JSC_CLUSTER_MARK of our daemons in its environment) and job processes (SLURM_JOB_ID set and
-# SLURM_CONF pointing at our slurm.conf). Never the caller's own shell (no SLURM_JOB_ID).
+# Processes of this cluster that outlived their daemon or job: anything launched by us (carries
+# JSC_CLUSTER_MARK=$DIR: our daemons, slurmscriptd), slurmstepd of our slurmd and job processes
+# (both have SLURM_CONF pointing at our slurm.conf; jobs also SLURM_JOB_ID). Never this script or
+# its callers (a test shell has SLURM_CONF but, outside a job, no SLURM_JOB_ID).
 leftover_pids() {
-    local p env
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-        env=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null) || continue
-        if grep -qxF "JSC_CLUSTER_MARK=$DIR" <<<"$env" ||
-           { grep -qxF "SLURM_CONF=$CONF" <<<"$env" && grep -q '^SLURM_JOB_ID=' <<<"$env"; }; then
-            echo "$p"
-        fi
+    local f p skip=" " q=$$
+    while [[ $q =~ ^[0-9]+$ ]] && (( q > 1 )); do   # ourselves and our ancestors
+        skip+="$q "
+        q=$(sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | awk '{print $2}' || true)
     done
+    {
+        grep -lzxF "JSC_CLUSTER_MARK=$DIR" /proc/[0-9]*/environ 2>/dev/null || true
+        for f in $(grep -lzxF "SLURM_CONF=$CONF" /proc/[0-9]*/environ 2>/dev/null || true); do
+            if [[ $(cat "${f%/environ}/comm" 2>/dev/null) == slurmstepd ]] ||
+               grep -qz '^SLURM_JOB_ID=' "$f" 2>/dev/null; then
+                echo "$f"
+            fi
+        done
+    } | while read -r f; do
+        p=${f#/proc/}
+        p=${p%/environ}
+        [[ $skip == *" $p "* || $p == "$BASHPID" ]] || echo "$p"
+    done | sort -un
 }
 
 do_stop() {
@@ -447,9 +510,7 @@ do_start() {
     rm -rf "$tmp"
     echo "$mode" >"$MODE_FILE"
 
-    # Marks every process our daemons start (slurmstepd included) so `stop` can find leftovers.
-    export JSC_CLUSTER_MARK=$DIR
-    export SLURM_CONF=$CONF
+    export SLURM_CONF=$CONF   # slurmdbd finds slurmdbd.conf beside it
     start_munged
     if [[ $mode == accounting ]]; then
         start_mariadbd

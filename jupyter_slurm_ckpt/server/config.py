@@ -1,0 +1,70 @@
+"""``SlurmJobsConfig``: what the sidebar's server extension may read, and how often it asks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitlets import Float, Int, List, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+
+class SlurmJobsConfig(Configurable):
+    """Settings of the "Slurm jobs" server extension (``c.SlurmJobsConfig.*``)."""
+
+    job_roots = List(
+        Unicode(),
+        help=(
+            "Folders under which job folders are discovered and may be read or acted on. "
+            "Empty (the default) means the server's root_dir. A job folder outside every root "
+            "is refused, symlinks resolved."
+        ),
+    ).tag(config=True)
+
+    min_poll_interval_s = Float(
+        2.0,
+        help=(
+            "Minimum time between two refreshes of the job listing (which ask the scheduler "
+            "for states). Requests in between get the cached listing; concurrent requests "
+            "share one refresh."
+        ),
+    ).tag(config=True)
+
+    discovery_interval_s = Float(
+        10.0,
+        help=(
+            "How long a walk of the job roots (looking for *_job.json marker files) is reused. "
+            "Folders already known are re-read at every refresh, so new jobs in them show "
+            "at once; new folders show within this interval."
+        ),
+    ).tag(config=True)
+
+    discovery_depth = Int(
+        5, help="How many folder levels below a job root are searched for job folders."
+    ).tag(config=True)
+
+    discovery_max_folders = Int(
+        20000, help="Stop a discovery walk after visiting this many folders (huge trees)."
+    ).tag(config=True)
+
+    max_jobs = Int(500, help="The listing shows at most this many jobs, the newest.").tag(
+        config=True
+    )
+
+    action_timeout_s = Float(
+        60.0,
+        help="Cancel, interrupt and reads that take longer than this answer 504.",
+    ).tag(config=True)
+
+    @validate("min_poll_interval_s", "discovery_interval_s", "action_timeout_s")
+    def _non_negative(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be >= 0, not {value}")
+        return value
+
+    @validate("discovery_depth", "discovery_max_folders", "max_jobs")
+    def _positive(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 1:
+            raise TraitError(f"{proposal['trait'].name} must be >= 1, not {value}")
+        return value

@@ -1,0 +1,319 @@
+"""The work behind the REST handlers: the job listing and one job's reads and actions.
+
+Everything that touches the filesystem or the scheduler runs in worker threads, never on the
+server's event loop. The listing asks every live job for its state, which may mean scheduler
+calls, so it is protected: one refresh at a time (a single-thread pool), its result reused for
+``min_poll_interval_s``, and concurrent requests for the same folders share the refresh in
+flight. Jobs are read only through the core's public objects and the job folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..core.errors import JobFolderError, UncompletedJobError
+from ..core.files import check_folder_is_safe
+from ..core.job import FINAL_STATES, Job
+from ..core.paths import is_valid_job_id
+from ..status import tail
+from .config import SlurmJobsConfig
+from .discovery import MARKER_SUFFIX, OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
+
+T = TypeVar("T")
+
+#: Listings kept for distinct folder selections (a client could ask for many).
+_MAX_SCOPES = 16
+#: The log tail reads at most this much of the end of a log file.
+MAX_LOG_BYTES = 1 << 20
+
+# Worker threads, shared by every server of the process: listing refreshes one at a time (they
+# may call the scheduler), reads and actions on a few threads.
+_LIST_POOL = ThreadPoolExecutor(1, thread_name_prefix="slurm-jobs-list")
+_POOL = ThreadPoolExecutor(4, thread_name_prefix="slurm-jobs")
+
+
+class JobRequestError(Exception):
+    """A request the service refuses; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Listing:
+    """One refresh of the listing: rows, newest first."""
+
+    at: float
+    rows: list[dict[str, Any]]
+    truncated: bool = False
+
+
+@dataclass
+class _WalkCache:
+    at: float
+    folders: list[Path] = field(default_factory=list)
+
+
+def check_job_id(job_id: str) -> str:
+    """Return ``job_id`` if it has the shape of a job id, else raise a 400."""
+    if not is_valid_job_id(job_id):
+        raise JobRequestError(400, f"{job_id[:40]!r} is not a job id (expected e.g. 123 or L7)")
+    return job_id
+
+
+class JobService:
+    """Listing, reads and actions over the job folders below ``roots``.
+
+    Parameters
+    ----------
+    config
+        The extension's settings.
+    roots
+        Job roots, symlinks resolved (see ``discovery.real_roots``).
+    base
+        Where relative folder names start (the server's root_dir).
+    """
+
+    def __init__(self, config: SlurmJobsConfig, roots: list[Path], base: Path) -> None:
+        self.config = config
+        self.roots = roots
+        self.base = base
+        self.refreshes = 0  # listing refreshes run so far (diagnostics and tests)
+        self._listings: dict[tuple[Path, ...], Listing] = {}
+        self._pending: dict[tuple[Path, ...], asyncio.Future[Listing]] = {}
+        self._walks: dict[tuple[Path, ...], _WalkCache] = {}
+        self._jobs: dict[tuple[Path, str], Job[Any]] = {}  # touched by the list thread only
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def scope(self, folders: list[str]) -> tuple[Path, ...]:
+        """The folders a listing covers: the given ones (checked) or all job roots."""
+        if not folders:
+            return tuple(self.roots)
+        try:
+            return tuple(dict.fromkeys(inside_roots(f, self.roots, self.base) for f in folders))
+        except OutsideRootsError as error:
+            raise JobRequestError(404, str(error)) from None
+
+    async def list_jobs(self, scope: tuple[Path, ...]) -> list[dict[str, Any]]:
+        """Rows of the jobs below ``scope``, newest first, ``elapsed_s`` as of now."""
+        cached = self._listings.get(scope)
+        if cached is None or time.monotonic() - cached.at >= self.config.min_poll_interval_s:
+            cached = await asyncio.shield(self._refresh_once(scope))
+        now = time.time()
+        return [_with_elapsed(row, now) for row in cached.rows]
+
+    def _refresh_once(self, scope: tuple[Path, ...]) -> asyncio.Future[Listing]:
+        pending = self._pending.get(scope)
+        if pending is not None:
+            return pending  # a refresh is in flight: share it
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(_LIST_POOL, self._refresh, scope)
+        self._pending[scope] = future
+
+        def store(done: asyncio.Future[Listing]) -> None:
+            if self._pending.get(scope) is done:
+                del self._pending[scope]
+            if not done.cancelled() and done.exception() is None:
+                if len(self._listings) >= _MAX_SCOPES:
+                    self._listings.pop(next(iter(self._listings)))
+                self._listings[scope] = done.result()
+
+        future.add_done_callback(store)
+        return future
+
+    def invalidate(self) -> None:
+        """Forget cached listings (after an action, so that the next list shows its effect)."""
+        self._listings.clear()
+
+    def _refresh(self, scope: tuple[Path, ...]) -> Listing:
+        self.refreshes += 1
+        started = time.monotonic()
+        markers: list[tuple[float, Path, str]] = []
+        for folder in self._job_folders(scope):
+            for job_id in job_ids_in(folder):
+                with contextlib.suppress(OSError):
+                    mtime = (folder / f"{job_id}{MARKER_SUFFIX}").stat().st_mtime
+                    markers.append((mtime, folder, job_id))
+        markers.sort(key=lambda marker: marker[0], reverse=True)
+        kept = markers[: self.config.max_jobs]
+        safe: dict[Path, str | None] = {}
+        rows = []
+        for _, folder, job_id in kept:
+            if folder not in safe:
+                safe[folder] = _unsafe_reason(folder)
+            rows.append(self._describe(folder, job_id, safe[folder]))
+        rows.sort(key=lambda row: (row["submitted_at"] or 0.0, row["id"]), reverse=True)
+        wanted = {(folder, job_id) for _, folder, job_id in kept}
+        for key in [key for key in self._jobs if key not in wanted]:
+            del self._jobs[key]
+        return Listing(started, rows, truncated=len(markers) > len(kept))
+
+    def _job_folders(self, scope: tuple[Path, ...]) -> list[Path]:
+        cache = self._walks.get(scope)
+        if cache is None or time.monotonic() - cache.at >= self.config.discovery_interval_s:
+            walk = walk_job_folders(
+                scope, self.config.discovery_depth, self.config.discovery_max_folders
+            )
+            cache = _WalkCache(time.monotonic(), walk.folders)
+            if len(self._walks) >= _MAX_SCOPES:
+                self._walks.pop(next(iter(self._walks)))
+            self._walks[scope] = cache
+        return cache.folders
+
+    def _describe(self, folder: Path, job_id: str, unsafe: str | None) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": job_id, "folder": str(folder), "error": None}
+        if unsafe is not None:  # never unpickle from a folder others can write to
+            return {**_broken(row), "error": unsafe}
+        key = (folder, job_id)
+        try:
+            job = self._jobs.get(key) or Job(folder, job_id)
+            self._jobs[key] = job
+            info = job.info
+            state = job.state
+            summary = job.summary()
+        except Exception as error:  # a corrupt job is shown as such, not a broken listing
+            self._jobs.pop(key, None)
+            return {**_broken(row), "error": f"{type(error).__name__}: {error}"}
+        last = summary.last
+        finished_at = summary.ended_at
+        if finished_at is None and state in FINAL_STATES and last is not None:
+            finished_at = last.get("t")
+        row.update(
+            name=info.name,
+            backend=info.cluster,
+            state=state,
+            requeues=summary.requeues,
+            preemptions=summary.preemptions,
+            timeouts=summary.timeouts,
+            runs=summary.runs,
+            node=summary.node,
+            num_tasks=info.num_tasks,
+            submitted_at=summary.submitted_at or info.submitted_at,
+            started_at=summary.started_at,
+            ended_at=finished_at,
+            last_event=last,
+            not_requeued_reason=summary.not_requeued_reason,
+        )
+        return row
+
+    # -- one job --------------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in a worker thread, answering 504 after the timeout."""
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(_POOL, functools.partial(fn, *args))
+        try:
+            return await asyncio.wait_for(work, timeout=self.config.action_timeout_s)
+        except asyncio.TimeoutError:
+            raise JobRequestError(
+                504, f"the job did not answer within {self.config.action_timeout_s:g} s"
+            ) from None
+
+    def open_job(self, folder: str | None, job_id: str) -> Job[Any]:
+        """The job ``job_id`` of ``folder``, after every check (runs in a worker thread)."""
+        check_job_id(job_id)
+        if not folder:
+            raise JobRequestError(400, "the job's folder is required (folder=...)")
+        try:
+            real = inside_roots(folder, self.roots, self.base)
+        except OutsideRootsError as error:
+            raise JobRequestError(404, str(error)) from None
+        if not real.is_dir():
+            raise JobRequestError(404, f"no job folder {folder!r}")
+        reason = _unsafe_reason(real)
+        if reason is not None:
+            raise JobRequestError(403, reason)
+        marker = real / f"{job_id}{MARKER_SUFFIX}"
+        if not marker.is_file() or marker.is_symlink():
+            raise JobRequestError(404, f"no job {job_id} in {folder!r}")
+        try:
+            return Job(real, job_id)
+        except JobFolderError as error:
+            raise JobRequestError(404, str(error)) from None
+
+    def events(self, folder: str | None, job_id: str) -> list[dict[str, Any]]:
+        """The job's events (``<id>_events.jsonl``)."""
+        return self.open_job(folder, job_id).events()
+
+    def log_tail(
+        self, folder: str | None, job_id: str, stream: str, lines: int, task: int
+    ) -> dict[str, Any]:
+        """The last ``lines`` lines of a task's stdout (``out``) or stderr (``err``)."""
+        job = self.open_job(folder, job_id)
+        if not 0 <= task < job.num_tasks:
+            raise JobRequestError(400, f"job {job_id} has tasks 0..{job.num_tasks - 1}")
+        paths = job.paths.for_task(task)
+        path = paths.stdout if stream == "out" else paths.stderr
+        text = (
+            tail(path, lines, MAX_LOG_BYTES) if path.is_file() and not path.is_symlink() else None
+        )
+        return {"id": job_id, "task": task, "stream": stream, "path": str(path), "text": text}
+
+    def interrupt(self, folder: str | None, job_id: str, timeout: bool) -> dict[str, Any]:
+        """Simulate a preemption (or a timeout) of a running job."""
+        job = self.open_job(folder, job_id)
+        try:
+            job._interrupt(timeout=timeout)
+        except (UncompletedJobError, RuntimeError, ProcessLookupError) as error:
+            raise JobRequestError(409, str(error)) from None
+        except NotImplementedError:
+            raise JobRequestError(501, f"the {job.info.cluster} backend cannot interrupt") from None
+        self.invalidate()
+        return {"id": job_id, "action": "timeout" if timeout else "preemption", "ok": True}
+
+    def cancel(self, folder: str | None, job_id: str) -> dict[str, Any]:
+        """Cancel a job (a finished one is left as it is)."""
+        job = self.open_job(folder, job_id)
+        try:
+            job.cancel()
+        except NotImplementedError:
+            raise JobRequestError(501, f"the {job.info.cluster} backend cannot cancel") from None
+        self.invalidate()
+        return {"id": job_id, "action": "cancel", "ok": True, "state": job.state}
+
+
+def _unsafe_reason(folder: Path) -> str | None:
+    try:
+        check_folder_is_safe(folder)
+    except (JobFolderError, OSError) as error:
+        return str(error)
+    return None
+
+
+def _broken(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **row,
+        "name": None,
+        "backend": None,
+        "state": "UNKNOWN",
+        "requeues": 0,
+        "preemptions": 0,
+        "timeouts": 0,
+        "runs": 0,
+        "node": None,
+        "num_tasks": None,
+        "submitted_at": None,
+        "started_at": None,
+        "ended_at": None,
+        "last_event": None,
+        "not_requeued_reason": None,
+    }
+
+
+def _with_elapsed(row: dict[str, Any], now: float) -> dict[str, Any]:
+    started = row.get("started_at")
+    if started is None:
+        return {**row, "elapsed_s": None}
+    end = row.get("ended_at") or now
+    return {**row, "elapsed_s": round(max(end - started, 0.0), 1)}

@@ -1,0 +1,495 @@
+"""The live job widget: stock ipywidgets composed, state in traits, fed by the shared watcher.
+
+:func:`display_job` shows a :class:`JobWidget` for one job, or one :class:`JobTableWidget` for a
+job array or list of jobs. The watcher thread calls the widgets' update methods, which only set
+traits (ipykernel >= 6 sends trait changes made from any thread), so the view keeps moving while
+other cells run. Button actions run in a short-lived thread so the kernel's comm handling is free
+again at once; a failing action shows its error in the widget.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import ipywidgets as widgets
+from IPython import get_ipython
+from IPython.display import DisplayHandle, display
+from traitlets import Bool, Dict, Int, List, Unicode
+
+from .core.job import Job
+from .status import (
+    JobStatus,
+    collect_status,
+    counters_html,
+    counters_text,
+    elapsed_text,
+    header_html,
+    log_html,
+    outcome_html,
+    render_html,
+    render_table_html,
+    render_table_text,
+    render_text,
+    summary_text,
+    table_html,
+    timeline_html,
+)
+from .watcher import Subscription, Watcher, get_watcher
+
+JobAction = Callable[[Job[Any]], None]
+
+
+def _interrupt_preemption(job: Job[Any]) -> None:
+    job._interrupt(timeout=False)
+
+
+def _interrupt_timeout(job: Job[Any]) -> None:
+    job._interrupt(timeout=True)
+
+
+def _cancel(job: Job[Any]) -> None:
+    job.cancel()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class ActionBar(widgets.HBox):
+    """*Simulate preemption*, *Simulate timeout* and *Cancel* for the job ``target()`` returns.
+
+    Parameters
+    ----------
+    target
+        Returns the job the buttons act on (the selected row of a table), or None.
+    watcher
+        Poked after an action so the view shows its effect quickly.
+    """
+
+    busy = Bool(False).tag(sync=True)
+    error = Unicode("").tag(sync=True)
+    last_action = Unicode("").tag(sync=True)
+
+    def __init__(
+        self, target: Callable[[], Job[Any] | None], watcher: Watcher, **kwargs: Any
+    ) -> None:
+        self._target = target
+        self._watcher = watcher
+        self._lock = threading.RLock()
+        self._status: JobStatus | None = None
+        self.preempt_button = widgets.Button(
+            description="Simulate preemption",
+            icon="bolt",
+            tooltip="job._interrupt(timeout=False): signal, checkpoint(), requeue",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.timeout_button = widgets.Button(
+            description="Simulate timeout",
+            icon="hourglass",
+            tooltip="job._interrupt(timeout=True): counts against max_num_timeout",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.cancel_button = widgets.Button(
+            description="Cancel",
+            icon="stop",
+            button_style="danger",
+            tooltip="job.cancel(): stop the job and its whole process tree",
+            layout=widgets.Layout(width="auto"),
+        )
+        self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        self.preempt_button.on_click(
+            lambda _: self._act("Simulate preemption", _interrupt_preemption)
+        )
+        self.timeout_button.on_click(lambda _: self._act("Simulate timeout", _interrupt_timeout))
+        self.cancel_button.on_click(lambda _: self._act("Cancel", _cancel))
+        super().__init__(
+            children=[self.preempt_button, self.timeout_button, self.cancel_button, self._note],
+            **kwargs,
+        )
+        self._refresh()
+
+    def update(self, status: JobStatus | None) -> None:
+        """Enable the buttons that apply to the target job in this state."""
+        with self._lock:
+            self._status = status
+            self._refresh()
+
+    def _refresh(self) -> None:
+        status = self._status
+        live = status is not None and not status.done
+        # Only a RUNNING job can be interrupted; the in-process debug backend checkpoints any
+        # job that has not ended.
+        interruptible = live and status is not None and (
+            status.state == "RUNNING" or status.backend == "debug"
+        )
+        self.preempt_button.disabled = self.busy or not interruptible
+        self.timeout_button.disabled = self.busy or not interruptible
+        self.cancel_button.disabled = self.busy or not live
+        if self.error:
+            self._note.value = f"<span style='color:#c62828'>{_escape(self.error)}</span>"
+        else:
+            self._note.value = f"<span style='opacity:0.7'>{_escape(self.last_action)}</span>"
+
+    def _act(self, label: str, action: JobAction) -> None:
+        """Run a button's action off the comm handler (it may take a second)."""
+        with self._lock:
+            job = self._target()
+            if job is None or self.busy:
+                return
+            self.busy = True
+            self.error = ""
+            self.last_action = f"{label}…"
+            self._refresh()
+        if job.cluster == "debug":  # runs the user's checkpoint() in this process: stay here
+            self._perform(label, action, job)
+            return
+        threading.Thread(
+            target=self._perform,
+            args=(label, action, job),
+            name="jupyter_slurm_ckpt-action",
+            daemon=True,
+        ).start()
+
+    def _perform(self, label: str, action: JobAction, job: Job[Any]) -> None:
+        error = ""
+        try:
+            action(job)
+        except Exception as exc:  # shown in the widget: never a traceback in the output
+            error = f"{label} failed: {_one_line(exc)}"
+        with self._lock:
+            self.error = error
+            self.last_action = "" if error else f"{label}: done at {time.strftime('%H:%M:%S')}"
+            self.busy = False
+            self._refresh()
+        self._watcher.poke()
+
+
+class _LiveView(widgets.VBox):
+    """What both views share: a watcher subscription that ends when the widget is closed."""
+
+    _subscription: Subscription | None = None  # also set when __init__ failed half-way
+
+    def close(self) -> None:
+        """Stop watching and close the widget with all its children."""
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
+        _close_children(self)
+        super().close()
+
+
+def _close_children(box: widgets.Box) -> None:
+    for child in box.children:
+        if isinstance(child, widgets.Box):
+            _close_children(child)
+        child.close()
+
+
+class JobWidget(_LiveView):
+    """The live view of one job: header, counters, buttons, timeline, log tail, outcome.
+
+    Parameters
+    ----------
+    job
+        The job to show.
+    watcher
+        The poller feeding the widget (default: the process's shared one).
+    """
+
+    job_id = Unicode("").tag(sync=True)
+    job_name = Unicode("").tag(sync=True)
+    job_backend = Unicode("").tag(sync=True)
+    job_state = Unicode("").tag(sync=True)
+    pending_reason = Unicode("").tag(sync=True)
+    job_node = Unicode("").tag(sync=True)
+    elapsed = Unicode("").tag(sync=True)
+    requeues = Int(0).tag(sync=True)
+    preemptions = Int(0).tag(sync=True)
+    timeouts = Int(0).tag(sync=True)
+    counters = Unicode("").tag(sync=True)
+    job_done = Bool(False).tag(sync=True)
+    timeline = List(Dict()).tag(sync=True)
+    result = Unicode("").tag(sync=True)
+    failure = Unicode("").tag(sync=True)
+
+    def __init__(self, job: Job[Any], watcher: Watcher | None = None, **kwargs: Any) -> None:
+        self.job = job
+        self._lock = threading.RLock()
+        self._status = collect_status(job)
+        self._watcher = watcher or get_watcher()
+        self._header = widgets.HTML()
+        self._counters = widgets.HTML()
+        self.actions = ActionBar(lambda: self.job, self._watcher)
+        self._timeline = widgets.HTML()
+        self.log_stream = widgets.ToggleButtons(
+            options=["stdout", "stderr"],
+            value="stdout",
+            tooltips=["last lines of the job's standard output", "last lines of its stderr"],
+            style={"button_width": "70px"},
+        )
+        self._log = widgets.HTML()
+        self._outcome = widgets.HTML()
+        self.log_stream.observe(lambda _: self._render_log(), names="value")
+        super().__init__(
+            children=[
+                self._header,
+                self._counters,
+                self.actions,
+                self._timeline,
+                self.log_stream,
+                self._log,
+                self._outcome,
+            ],
+            layout=widgets.Layout(
+                border="1px solid rgba(127,127,127,0.35)", padding="4px 8px", max_width="1000px"
+            ),
+            **kwargs,
+        )
+        self.add_class("jsc-job-widget")
+        self.update([self._status])
+        self._subscription = self._watcher.watch([job], self.update)
+
+    @property
+    def status(self) -> JobStatus:
+        """The last status shown."""
+        return self._status
+
+    def statuses(self) -> list[JobStatus]:
+        """The last status, as a list (the common interface with the table)."""
+        return [self._status]
+
+    def update(self, statuses: Sequence[JobStatus]) -> None:
+        """Show a new status (called by the watcher thread: sets traits only)."""
+        status = statuses[0]
+        with self._lock:
+            self._status = status
+            with self.hold_sync():
+                self.job_id = status.job_id
+                self.job_name = status.name
+                self.job_backend = status.backend
+                self.job_state = status.state
+                self.pending_reason = status.pending_reason or ""
+                self.job_node = status.node or ""
+                self.elapsed = elapsed_text(status)
+                self.requeues = status.requeues
+                self.preemptions = status.preemptions
+                self.timeouts = status.timeouts
+                self.counters = counters_text(status)
+                self.job_done = status.done
+                if len(self.timeline) != len(status.timeline):
+                    self.timeline = [
+                        {"t": row.t, "time": row.clock, "event": row.event, "details": row.details}
+                        for row in status.timeline
+                    ]
+                self.result = status.result or ""
+                self.failure = status.failure or ""
+            self._header.value = header_html(status)
+            self._counters.value = counters_html(status)
+            self._timeline.value = timeline_html(status.timeline)
+            self._render_log()
+            self._outcome.value = outcome_html(status)
+            self._outcome.layout.display = None if status.done else "none"
+            self.actions.update(status)
+        _saved_outputs.changed(self)
+
+    def _render_log(self) -> None:
+        with self._lock:
+            stream = str(self.log_stream.value)
+            text = self._status.stdout_tail if stream == "stdout" else self._status.stderr_tail
+            self._log.value = log_html(text, stream)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super()._repr_mimebundle_(**kwargs) or {}
+        data["text/plain"] = render_text(self._status)
+        data["text/html"] = render_html(self._status)
+        return data
+
+
+
+class JobTableWidget(_LiveView):
+    """A job array (or any list of jobs) as one compact, live table, with the same actions.
+
+    Parameters
+    ----------
+    jobs
+        The jobs, one row each.
+    watcher
+        The poller feeding the widget (default: the process's shared one).
+    """
+
+    rows = List(Dict()).tag(sync=True)
+    summary = Unicode("").tag(sync=True)
+
+    def __init__(
+        self, jobs: Sequence[Job[Any]], watcher: Watcher | None = None, **kwargs: Any
+    ) -> None:
+        self.jobs = list(jobs)
+        if not self.jobs:
+            raise ValueError("no jobs to display")
+        self._lock = threading.RLock()
+        self._statuses = [collect_status(job, details=False) for job in self.jobs]
+        self._watcher = watcher or get_watcher()
+        self._summary = widgets.HTML()
+        self._table = widgets.HTML()
+        self.selector = widgets.Dropdown(
+            options=[(job.job_id, index) for index, job in enumerate(self.jobs)],
+            value=0,
+            description="act on",
+            layout=widgets.Layout(width="auto"),
+            style={"description_width": "initial"},
+        )
+        self.actions = ActionBar(lambda: self.jobs[int(self.selector.value)], self._watcher)
+        self.selector.observe(lambda _: self._refresh_actions(), names="value")
+        super().__init__(
+            children=[self._summary, self._table, widgets.HBox([self.selector, self.actions])],
+            layout=widgets.Layout(
+                border="1px solid rgba(127,127,127,0.35)", padding="4px 8px", max_width="1000px"
+            ),
+            **kwargs,
+        )
+        self.add_class("jsc-job-table")
+        self.update(self._statuses)
+        self._subscription = self._watcher.watch(
+            self.jobs, self.update, details=False
+        )
+
+    def statuses(self) -> list[JobStatus]:
+        """The last status of every row."""
+        return list(self._statuses)
+
+    def update(self, statuses: Sequence[JobStatus]) -> None:
+        """Show new statuses (called by the watcher thread: sets traits only)."""
+        with self._lock:
+            self._statuses = list(statuses)
+            self.rows = [
+                {
+                    "job_id": s.job_id,
+                    "state": s.state,
+                    "elapsed": elapsed_text(s),
+                    "node": s.node or "",
+                    "requeues": s.requeues,
+                    "preemptions": s.preemptions,
+                    "timeouts": s.timeouts,
+                    "done": s.done,
+                }
+                for s in statuses
+            ]
+            self.summary = summary_text(statuses)
+            self._summary.value = f"<b>{_escape(self.summary)}</b>"
+            self._table.value = table_html(statuses)
+            self._refresh_actions()
+        _saved_outputs.changed(self)
+
+    def _refresh_actions(self) -> None:
+        with self._lock:
+            self.actions.update(self._statuses[int(self.selector.value)])
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super()._repr_mimebundle_(**kwargs) or {}
+        data["text/plain"] = render_table_text(self._statuses)
+        data["text/html"] = render_table_html(self._statuses)
+        return data
+
+
+
+def widget_for(jobs: Job[Any] | Sequence[Job[Any]]) -> JobWidget | JobTableWidget:
+    """A live widget for one job, or a table for a job array or list of jobs."""
+    if isinstance(jobs, Job):
+        return JobWidget(jobs)
+    if isinstance(jobs, (list, tuple)) and all(isinstance(job, Job) for job in jobs):
+        return JobTableWidget(jobs)
+    raise TypeError(f"display_job() takes a Job or a list of Jobs, not {type(jobs).__name__}")
+
+
+def display_job(jobs: Job[Any] | Sequence[Job[Any]]) -> None:
+    """Display the live widget of a job, or one table for a job array or a list of jobs.
+
+    Call it from the main thread (it calls ``display``). After each executed cell the output's
+    ``text/html`` fallback is refreshed when the job changed, so a saved notebook shows the
+    job's latest state without a kernel.
+    """
+    widget = widget_for(jobs)
+    handle = display(widget, display_id=True)
+    if isinstance(handle, DisplayHandle):
+        _saved_outputs.remember(widget, handle)
+
+
+# -- keeping saved outputs current ---------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Shown:
+    widget: JobWidget | JobTableWidget
+    handle: DisplayHandle
+    key: tuple[JobStatus, ...]
+
+
+def _saved_key(widget: JobWidget | JobTableWidget) -> tuple[JobStatus, ...]:
+    # What a saved output shows, minus what moves all the time (clock, log tails).
+    return tuple(replace(s, stdout_tail="", stderr_tail="") for s in widget.statuses())
+
+
+class _SavedOutputs:
+    """Re-publishes a displayed widget's output (its text/html fallback) when its job changed.
+
+    Only the main thread publishes: after each executed cell, and, when the watcher sees a
+    change while the kernel is idle, from a callback queued on the kernel's main event loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shown: list[_Shown] = []
+        self._queued = False
+
+    def remember(self, widget: JobWidget | JobTableWidget, handle: DisplayHandle) -> None:
+        shell = get_ipython()
+        if shell is None:
+            return
+        if self.refresh not in shell.events.callbacks["post_run_cell"]:
+            shell.events.register("post_run_cell", self.refresh)
+        with self._lock:
+            self._shown.append(_Shown(widget, handle, _saved_key(widget)))
+
+    def changed(self, widget: JobWidget | JobTableWidget) -> None:
+        """Called from the watcher thread: queue a refresh on the main thread if needed."""
+        with self._lock:
+            stale = any(
+                shown.widget is widget and shown.key != _saved_key(widget)
+                for shown in self._shown
+            )
+            if not stale or self._queued:
+                return
+            loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+            if loop is None:  # no kernel: the next executed cell refreshes
+                return
+            self._queued = True
+        loop.add_callback(self.refresh)  # thread-safe; runs when the kernel is free
+
+    def refresh(self, *_: Any) -> None:
+        """Main thread: publish every output whose job changed since it was published."""
+        with self._lock:
+            self._queued = False
+            shown_now = list(self._shown)
+        for shown in shown_now:
+            widget = shown.widget
+            key = _saved_key(widget)
+            finished = all(status.done and status.terminal_seen for status in key)
+            if widget.comm is not None and key != shown.key:
+                shown.key = key
+                shown.handle.update(widget)
+            if widget.comm is None or finished:  # closed, or nothing more will change
+                with self._lock:
+                    self._shown.remove(shown)
+
+
+_saved_outputs = _SavedOutputs()
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=True)

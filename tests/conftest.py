@@ -1,0 +1,75 @@
+"""Fixtures shared by the test modules of ``tests/`` (each module may add its own)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+
+@pytest.fixture(scope="session")
+def venv_kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kernelspec folder holding ``jsc-venv``: a kernel running this very interpreter.
+
+    Use it with ``KernelSpecManager(kernel_dirs=[str(venv_kernel_dir)])``; it needs no
+    ``ipykernel install`` step, so it works on a fresh CI machine whatever other kernels exist.
+    """
+    kernels = tmp_path_factory.mktemp("kernels")
+    spec_dir = kernels / "jsc-venv"
+    spec_dir.mkdir()
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "jupyter_slurm_ckpt tests",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return kernels
+
+
+class Shell:
+    """A real IPython ``InteractiveShell`` whose cells raise their errors (for tests)."""
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        self.shell = shell
+
+    def run(self, code: str) -> Any:
+        """Run a cell; raise what it raised (``UsageError`` included); return its value."""
+        result = self.shell.run_cell(code, store_history=True)
+        result.raise_error()
+        return result.result
+
+    @property
+    def ns(self) -> dict[str, Any]:
+        """The notebook namespace."""
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+
+@pytest.fixture
+def ipython(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
+    """A real InteractiveShell with ``%load_ext jupyter_slurm_ckpt`` done, cwd in ``tmp_path``.
+
+    Fresh magics (config at its defaults) and a fresh namespace for every test; jobs left
+    running under ``tmp_path`` are cancelled afterwards.
+    """
+    import jupyter_slurm_ckpt
+
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shell.reset(new_session=False)
+    shell.extension_manager.unload_extension("jupyter_slurm_ckpt")
+    for section in ("SlurmMagics", "SlurmConfig"):  # %config writes into the shell's config
+        shell.config.pop(section, None)
+    shell.extension_manager.load_extension("jupyter_slurm_ckpt")
+    yield Shell(shell)
+    for info in sorted(tmp_path.rglob("*_job.json")):
+        with contextlib.suppress(Exception):  # some tests corrupt job files on purpose
+            job = jupyter_slurm_ckpt.Job(info.parent, info.name[: -len("_job.json")])
+            if not job.done():
+                job.cancel()
