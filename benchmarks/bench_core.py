@@ -97,7 +97,6 @@ def submit_many(library: Any, folder: Path, count: int = 50) -> float:
     return elapsed
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
@@ -105,29 +104,48 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="jsc-bench-"))
     rows: list[tuple[str, float | None, float | None]] = []
 
-    def side_by_side(name: str, ours_fn: Callable[[Path], float | None],
-                     theirs_fn: Callable[[Path], float | None], repeats: int) -> None:
+    def side_by_side(
+        name: str,
+        ours_fn: Callable[[Path], float | None],
+        theirs_fn: Callable[[Path], float | None],
+        repeats: int,
+    ) -> None:
         ours_values, theirs_values = [], []
         for index in range(repeats):  # alternate, so that load hits both alike
             ours_values.append(ours_fn(root / f"ours-{name}-{index}"))
             theirs_values.append(theirs_fn(root / f"submitit-{name}-{index}"))
         rows.append((name, _median(ours_values), _median(theirs_values)))
 
-    side_by_side("trivial job submit->result (median)",
-                 lambda f: round_trip(ours, f), lambda f: round_trip(submitit, f), args.repeats)
-    side_by_side("_interrupt()->resumed run (median)",
-                 lambda f: interrupt_turnaround(ours, f, OurResumable),
-                 lambda f: interrupt_turnaround(submitit, f, Resumable), 3)
-    side_by_side("submit 50 jobs (median)",
-                 lambda f: submit_many(ours, f), lambda f: submit_many(submitit, f), 3)
+    side_by_side(
+        "trivial job submit->result (median)",
+        lambda f: round_trip(ours, f),
+        lambda f: round_trip(submitit, f),
+        args.repeats,
+    )
+    side_by_side(
+        "_interrupt()->resumed run (median)",
+        lambda f: interrupt_turnaround(ours, f, OurResumable),
+        lambda f: interrupt_turnaround(submitit, f, Resumable),
+        3,
+    )
+    side_by_side(
+        "submit 50 jobs (median)",
+        lambda f: submit_many(ours, f),
+        lambda f: submit_many(submitit, f),
+        3,
+    )
 
-    print(f"{'measure':<40} {'jupyter_slurm_ckpt':>20} {'submitit ' + submitit.__version__:>20}"
-          f" {'ratio':>10}")
+    print(
+        f"{'measure':<40} {'jupyter_slurm_ckpt':>20} {'submitit ' + submitit.__version__:>20}"
+        f" {'ratio':>10}"
+    )
     for name, mine, theirs in rows:
         ratio = f"{theirs / mine:.1f}x" if mine and theirs else "n/a"
         print(f"{name:<40} {_fmt(mine):>20} {_fmt(theirs):>20} {ratio:>10}")
-    print("ratio = submitit time / our time (higher is better for us); "
-          "n/a = did not resume within the timeout")
+    print(
+        "ratio = submitit time / our time (higher is better for us); "
+        "n/a = did not resume within the timeout"
+    )
 
 
 def _median(values: list[float | None]) -> float | None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cloudpickle  # noqa: E402
+import cloudpickle
 
-from tests.reliability import kill_anywhere  # noqa: E402
+from tests.reliability import kill_anywhere
 
 
 def main() -> None:
@@ -33,8 +33,10 @@ def main() -> None:
     print(f"trials:                      {len(audits)}")
     print(f"files audited:               {sum(a.files_checked for a in audits)}")
     print(f"corrupt files:               {len(corrupt)} {corrupt[:5]}")
-    print(f"hidden temporaries left:     {sum(a.leftover_temporaries for a in audits)}"
-          " (never read; removed when the job starts again)")
+    print(
+        f"hidden temporaries left:     {sum(a.leftover_temporaries for a in audits)}"
+        " (never read; removed when the job starts again)"
+    )
     print(f"killed after >=1 checkpoint: {sum(1 for a in audits if (a.checkpoint_count or 0) > 0)}")
     print(f"resumed from last checkpoint: {sum(a.resumed_ok for a in audits)}/{len(audits)}")
     print(f"wall time:                   {time.perf_counter() - start:.0f} s")

@@ -24,8 +24,9 @@ def timeline(folder: Path, since: float = 0.0) -> list[str]:
         job = submitit.Job(folder, info.name[: -len("_job.json")])
         if job.info.submitted_at < since:
             continue
-        lines.append(f"job {job.job_id} ({job.info.name}): {job.state}, "
-                     f"requeued {job.restart_count}x")
+        lines.append(
+            f"job {job.job_id} ({job.info.name}): {job.state}, requeued {job.restart_count}x"
+        )
         for event in job.events():
             when = datetime.datetime.fromtimestamp(event["t"]).strftime("%H:%M:%S.%f")[:-3]
             details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("t", "event"))

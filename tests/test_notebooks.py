@@ -84,9 +84,14 @@ def test_notebook_runs_and_keeps_its_promises(name: str, tmp_path: Path) -> None
     submissions = [c for c in notebook.cells if c.source.startswith("%%slurm")]
     assert submissions
     for cell in submissions:
-        bundles = [o.get("data", {}) for o in cell.outputs if o.get("output_type") == "display_data"]
+        bundles = [
+            o.get("data", {}) for o in cell.outputs if o.get("output_type") == "display_data"
+        ]
         assert any("text/plain" in b for b in bundles), cell.outputs
     widgets = notebook.metadata.get("widgets", {})
-    if any("application/vnd.jupyter.widget-view+json" in b for c in submissions
-           for b in [o.get("data", {}) for o in c.outputs]):
+    if any(
+        "application/vnd.jupyter.widget-view+json" in b
+        for c in submissions
+        for b in [o.get("data", {}) for o in c.outputs]
+    ):
         assert widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state")

@@ -20,7 +20,7 @@ from jupyter_server.auth import Authorizer
 # pytest-jupyter's fixtures (jp_fetch, jp_serverapp...) for this module only: registered as a
 # plugin they would add autouse event-loop and ServerApp fixtures to every test of the session.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
-from test_widget_helpers import cancel_leftover_jobs, wait_for
+from support import cancel_leftover_jobs, wait_for
 from tornado.httpclient import HTTPClientError
 
 import jupyter_slurm_ckpt as submitit

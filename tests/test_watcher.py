@@ -9,10 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from support import WAIT_S, wait_for
 from test_widget_helpers import (  # the fixtures register as executor and watcher
-    WAIT_S,
     executor_fixture,  # noqa: F401
-    wait_for,
     watcher_fixture,  # noqa: F401
 )
 from test_widget_jobs import Waiter, echo

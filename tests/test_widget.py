@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from support import WAIT_S, wait_for
 from test_widget_helpers import (  # the fixtures register as executor and watcher
-    WAIT_S,
     executor_fixture,  # noqa: F401
-    wait_for,
     watcher_fixture,  # noqa: F401
 )
 from test_widget_jobs import Waiter, echo, fail

@@ -6,22 +6,19 @@ registers them as ``executor`` and ``watcher``.
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cloudpickle
 import pytest
 import test_widget_jobs
+from support import WAIT_S, cancel_leftover_jobs
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.watcher import Watcher
 
 cloudpickle.register_pickle_by_value(test_widget_jobs)  # jobs need not import the tests
 
-WAIT_S = 60.0  # generous: other test runs share the 2 cores
 
 # What a user would type: the job's class defined in the %%slurm cell, pickled by value.
 JOB_SOURCE = (Path(__file__).parent / "test_widget_jobs.py").read_text()
@@ -34,26 +31,6 @@ def submission_cells(release: Path) -> list[str]:
         f"%%slurm --cluster local --folder jobs --name waiter\n{JOB_SOURCE}\n"
         f"job = Waiter()({str(release)!r})",
     ]
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    """Poll ``condition`` until truthy: tests wait on facts, never on fixed sleeps."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def cancel_leftover_jobs(folder: Path) -> None:
-    """No test leaves a job running behind it."""
-    for info in sorted(folder.rglob("*_job.json")) if folder.exists() else []:
-        with contextlib.suppress(Exception):  # some tests break job folders on purpose
-            job = submitit.Job(info.parent, info.name[: -len("_job.json")])
-            if not job.done():
-                job.cancel()
 
 
 @pytest.fixture(name="executor")

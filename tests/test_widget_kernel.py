@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
-from test_widget_helpers import cancel_leftover_jobs, submission_cells
+from support import cancel_leftover_jobs
+from test_widget_helpers import submission_cells
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 

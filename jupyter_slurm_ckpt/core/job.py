@@ -115,14 +115,21 @@ class Job(Generic[R]):
         tasks = self._task_ids()
         results = [self.paths.for_task(t).result_pickle for t in tasks]
         if all(path.exists() for path in results):
-            failed = any(self._outcome(path)[0] != "success" for path in results)
-            return "FAILED" if failed else "COMPLETED"
+            return "FAILED" if any(not self._succeeded(t) for t in tasks) else "COMPLETED"
         terminal = self.summary().terminal
         if terminal is None or terminal["event"] == "completed":
             return None
         if terminal["event"] == "cancelled":
             return "CANCELLED"
         return str(terminal.get("state", "FAILED"))
+
+    def _succeeded(self, task: int) -> bool:
+        """Whether the task's result is a success: told by its event when there is one, so
+        that no result is unpickled (a reader in another Python could not load it anyway)."""
+        for record in reversed(self._events.read()):
+            if record.get("task", 0) == task and record.get("event") in ("completed", "failed"):
+                return bool(record["event"] == "completed")
+        return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
     def _outcome(self, path: Path) -> tuple[str, Any]:
         try:

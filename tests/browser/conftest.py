@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_widget_helpers import cancel_leftover_jobs
+from support import cancel_leftover_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "labextension"

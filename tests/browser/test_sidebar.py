@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_widget_helpers import wait_for
+from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
 

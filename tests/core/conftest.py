@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import cancel_leftover_jobs, wait_for
 
 import jupyter_slurm_ckpt as submitit
 
@@ -19,30 +19,15 @@ def folder(tmp_path: Path) -> Path:
 def local(folder: Path) -> Iterator[submitit.LocalExecutor]:
     executor = submitit.LocalExecutor(folder)
     yield executor
-    # No test may leave a job running behind it.
-    for info in folder.glob("*_job.json") if folder.exists() else []:
-        job = submitit.Job(folder, info.name[: -len("_job.json")])
-        if not job.done():
-            job.cancel()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until truthy (tests wait on facts, never on fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    cancel_leftover_jobs(folder)
 
 
 def wait_running_run(job: submitit.Job[Any], run: int, timeout: float = 30.0) -> None:
     """Wait until run number ``run`` of the job has started and the job is RUNNING."""
     wait_for(
         lambda: job.summary().runs > run and job.state == "RUNNING",
-        timeout,
         f"run {run} of {job.job_id} to start",
+        timeout,
     )
 
 

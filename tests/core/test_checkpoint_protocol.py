@@ -10,11 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.events import read_events
 
-from .conftest import wait_for, wait_running_run
+from .conftest import wait_running_run
 from .jobs_for_tests import Counter, NotCheckpointable, OnlyDunderCheckpoint
 
 MAIN_SCRIPT = textwrap.dedent(
@@ -101,7 +102,7 @@ def test_max_num_timeout_stops_at_the_second_timeout(local: submitit.LocalExecut
 def test_dunder_checkpoint_alone_is_enough(local: submitit.LocalExecutor) -> None:
     job = local.submit(OnlyDunderCheckpoint(), 50)
     wait_running_run(job, 0)
-    wait_for(lambda: "started" in [e["event"] for e in job.events()])
+    wait_for(lambda: "started" in [e["event"] for e in job.events()], "the start")
     import time
 
     time.sleep(0.3)

@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+from support import wait_for
+
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends import processes
 from jupyter_slurm_ckpt.core import payload
 
-from .conftest import wait_for, wait_running_run
+from .conftest import wait_running_run
 from .jobs_for_tests import Counter, Heavy, spawn_tree
 
 REATTACH = """
@@ -93,7 +95,7 @@ def test_sigkill_while_writing_the_checkpoint_keeps_the_previous_one(
 def test_cancel_kills_the_whole_tree(local: submitit.LocalExecutor, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     job = local.submit(spawn_tree, str(pid_file))
-    wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 3)
+    wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 3, "pids")
     pids = [int(p) for p in pid_file.read_text().split()]
     controller = json.loads(job.paths.local_process.read_text())["pid"]
     assert all(processes.is_alive(pid) for pid in [controller, *pids])

@@ -169,7 +169,9 @@ def run_trial(folder: Path, rng: random.Random) -> Audit:
     resumed = executor.submit_array([job.submission()])[0]
     result = resumed.result(timeout=120)
     audit.resumed_from = result["starts"][-1] if result["starts"] else None
-    audit.resumed_ok = result["count"] == audit.target and audit.resumed_from == audit.checkpoint_count
+    audit.resumed_ok = (
+        result["count"] == audit.target and audit.resumed_from == audit.checkpoint_count
+    )
     return audit
 
 

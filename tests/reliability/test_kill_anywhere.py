@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import kill_anywhere
 
+
 def test_sigkill_at_random_moments_leaves_only_complete_files(tmp_path: Path) -> None:
     audits = kill_anywhere.run_trials(tmp_path, trials=12, seed=1)
     corrupt = [(a.kill_after_s, a.corrupt) for a in audits if a.corrupt]

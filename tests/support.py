@@ -1,0 +1,33 @@
+"""Small helpers shared by the test modules (importable because tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jupyter_slurm_ckpt as submitit
+
+WAIT_S = 60.0  # generous: other test runs share the 2 cores
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    """Poll ``condition`` until truthy: tests wait on facts, never on fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def cancel_leftover_jobs(folder: Path) -> None:
+    """No test leaves a job running behind it."""
+    for info in sorted(folder.rglob("*_job.json")) if folder.exists() else []:
+        with contextlib.suppress(Exception):  # some tests break job folders on purpose
+            job = submitit.Job(info.parent, info.name[: -len("_job.json")])
+            if not job.done():
+                job.cancel()
