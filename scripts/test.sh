@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs and starts what the tests need, runs them.
+#   bash scripts/test.sh            everything (what CI runs)
+#   bash scripts/test.sh -k magic   extra arguments go to every pytest run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/system-deps.sh
+(cd labextension && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 bash scripts/setup.sh
 .venv/bin/ruff check jupyter_slurm_ckpt tests benchmarks scripts
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider -q)
+
+# Everything but Slurm first; then the Slurm tests on a real single-node cluster, in both
+# modes (without accounting: the squeue/scontrol fallback; with it: sacct).
+"${pytest[@]}" -m "not slurm" "$@"
+if compgen -G "tests/slurm/test_*.py" >/dev/null; then
+    trap 'bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+    for mode in "" "--accounting"; do
+        eval "$(bash tests/slurm/cluster.sh start $mode)"
+        "${pytest[@]}" -m slurm "$@"
+    done
+fi
