@@ -6,7 +6,7 @@ jupyter_slurm_ckpt`` adds the ``%%slurm`` magic.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import helpers
 from .backends.auto import AutoExecutor
@@ -19,6 +19,10 @@ from .core.executor import Executor
 from .core.helpers import Checkpointable, DelayedSubmission
 from .core.job import Job
 from .core.paths import JobPaths
+from .core.progress import report_progress
+
+if TYPE_CHECKING:
+    from .verify import verify_checkpoint
 
 __version__ = "0.1.0"
 
@@ -40,7 +44,18 @@ __all__ = [
     "SlurmJob",
     "UncompletedJobError",
     "helpers",
+    "report_progress",
+    "verify_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The verifier loads on first use: jobs, which import this package, never need it.
+    if name == "verify_checkpoint":
+        from .verify import verify_checkpoint
+
+        return verify_checkpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -295,9 +295,14 @@ class SlurmMagics(Magics, SlurmConfig):
                 opts.max_payload_bytes,
                 opts.warn_global_bytes,
             )
-            report = verify.verify_checkpoint(
-                executor, submissions[0], interrupts=opts.verify_checkpoint
-            )
+            try:
+                report = verify.verify_checkpoint(
+                    submissions[0], interrupts=opts.verify_checkpoint, executor=executor
+                )
+            except verify.VerificationError as error:
+                raise capture.CaptureError(str(error)) from None
+        if cell.target is not None and self.shell is not None:
+            self.shell.user_ns[cell.target] = report  # `report = F(args)` binds the report
         display(report)
 
     @line_magic

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .core.budget import check_budget
 from .core.errors import FailedJobError, UncompletedJobError
 from .core.events import summarize
 from .core.job import FINAL_STATES, Job
@@ -77,6 +78,7 @@ class JobStatus:
     timeouts: int = 0
     max_num_timeout: int = 3
     not_requeued_reason: str | None = None
+    budget_warnings: tuple[str, ...] = ()
     terminal_seen: bool = False
     timeline: tuple[TimelineRow, ...] = ()
     stdout_tail: str = ""
@@ -148,6 +150,7 @@ def collect_status(
         timeouts=summary.timeouts,
         max_num_timeout=info.max_num_timeout,
         not_requeued_reason=summary.not_requeued_reason,
+        budget_warnings=tuple(warning.message for warning in check_budget(events, info)),
         terminal_seen=summary.terminal is not None,
         timeline=tuple(timeline_rows(events, info.num_tasks)) if details else (),
         stdout_tail=tail(job.paths.stdout) if details else "",
@@ -277,6 +280,8 @@ def counters_text(status: JobStatus) -> str:
     )
     if status.not_requeued_reason:
         text += f"; not requeued: {status.not_requeued_reason}"
+    for warning in status.budget_warnings:  # a checkpoint a real cluster would cut short
+        text += f"\n⚠ {warning}"
     return text
 
 
@@ -410,7 +415,8 @@ def header_html(status: JobStatus) -> str:
 
 def counters_html(status: JobStatus) -> str:
     """The requeue counters."""
-    return f'<span class="jsc-counters">{_e(counters_text(status))}</span>'
+    lines = _e(counters_text(status)).replace("\n", "<br>")
+    return f'<span class="jsc-counters">{lines}</span>'
 
 
 def timeline_html(rows: Sequence[TimelineRow]) -> str:

@@ -73,3 +73,17 @@ def ipython(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
             job = jupyter_slurm_ckpt.Job(info.parent, info.name[: -len("_job.json")])
             if not job.done():
                 job.cancel()
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Ship the test modules' callables by value: jobs run in fresh interpreters (local
+    controllers, Slurm allocations) that cannot import the tests, as a notebook's cell would."""
+    import cloudpickle
+
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if path.startswith(str(TESTS)) and name != __name__:
+            cloudpickle.register_pickle_by_value(module)

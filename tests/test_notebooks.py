@@ -6,6 +6,7 @@ the values the notebook promises as JSON so that the test checks them, not the p
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Callable
@@ -38,11 +39,42 @@ def check_arrays_and_sequences(values: dict[str, Any]) -> None:
     assert sorted(computed_in.values()) == list(computed_in.values())
 
 
+def check_training(values: dict[str, Any]) -> None:
+    epochs = values["resumed_epochs"]
+    assert len(epochs) == 3 and epochs[0] == 0
+    assert all(b > a for a, b in itertools.pairwise(epochs)), epochs
+    # Resumed at the right epoch with the right state: bit-for-bit the uninterrupted loss.
+    assert values["final_loss"] == values["reference_loss"]
+    assert values["reasons"] == ["preemption", "timeout"]
+
+
+def check_testing_your_checkpoint(values: dict[str, Any]) -> None:
+    assert values["time_limits"] >= 1
+    assert abs(values["estimate"] - 3.1416) < 0.05
+    assert values["exhausted_state"] == "TIMEOUT"
+    assert values["budget_warnings"] == []
+    assert values["verified"] is True
+    assert values["first_divergence"] == 1
+    assert values["broken_ok"] is False
+
+
 PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "01_quickstart.ipynb": (
         "{'result': result, 'reasons': [e['reason'] for e in job.events() "
         "if e['event'] == 'signal']}",
         check_quickstart,
+    ),
+    "02_checkpointed_training.ipynb": (
+        "{'resumed_epochs': resumed_epochs, 'final_loss': final_loss, "
+        "'reference_loss': reference_loss, 'reasons': [e['reason'] for e in job.events() "
+        "if e['event'] == 'signal']}",
+        check_training,
+    ),
+    "04_testing_your_checkpoint.ipynb": (
+        "{'time_limits': time_limits, 'estimate': estimate, 'exhausted_state': exhausted_state, "
+        "'budget_warnings': budget_warnings, 'verified': verified, "
+        "'first_divergence': first_divergence, 'broken_ok': broken.ok}",
+        check_testing_your_checkpoint,
     ),
     "03_job_arrays_and_sequences.ipynb": (
         "{'squares': squares, 'array_ids': array_ids, 'computed_in': computed_in}",
@@ -81,7 +113,11 @@ def test_notebook_runs_and_keeps_its_promises(name: str, tmp_path: Path) -> None
     # The jobs went to slurm_jobs/ beside the notebook.
     assert list((tmp_path / "slurm_jobs").glob("*_job.json"))
     # Saved with widget state and text fallbacks: readable without a kernel.
-    submissions = [c for c in notebook.cells if c.source.startswith("%%slurm")]
+    submissions = [
+        c
+        for c in notebook.cells
+        if c.source.startswith("%%slurm") and "--dry-run" not in c.source.splitlines()[0]
+    ]
     assert submissions
     for cell in submissions:
         bundles = [
@@ -89,9 +125,12 @@ def test_notebook_runs_and_keeps_its_promises(name: str, tmp_path: Path) -> None
         ]
         assert any("text/plain" in b for b in bundles), cell.outputs
     widgets = notebook.metadata.get("widgets", {})
-    if any(
-        "application/vnd.jupyter.widget-view+json" in b
+    views = [
+        b
         for c in submissions
         for b in [o.get("data", {}) for o in c.outputs]
-    ):
-        assert widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state")
+        if "application/vnd.jupyter.widget-view+json" in b
+    ]
+    assert views, "the submissions displayed no live widget"
+    state = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    assert all(v["application/vnd.jupyter.widget-view+json"]["model_id"] in state for v in views)

@@ -29,13 +29,3 @@ def wait_running_run(job: submitit.Job[Any], run: int, timeout: float = 30.0) ->
         f"run {run} of {job.job_id} to start",
         timeout,
     )
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _ship_test_callables_by_value() -> None:
-    # Jobs run in fresh interpreters that need not find the tests package on sys.path.
-    import sys
-
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__package__])
