@@ -54,7 +54,7 @@ pid_of() {  # pid_of NAME -> pid of a live daemon started by us (pid file + matc
     pid=$(<"$f")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    [[ $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) == Z* ]] && return 1   # killed, not reaped
+    alive "$pid" || return 1   # killed but not yet reaped counts as dead
     case $1 in
         mariadbd) [[ $comm == mariadbd || $comm == mysqld ]] || return 1 ;;
         *) [[ $comm == "$1" ]] || return 1 ;;
@@ -119,6 +119,7 @@ fail_start() {  # show the logs, stop what was started, fail
     show_logs
     if [[ -n ${JSC_KEEP_ON_FAIL:-} ]]; then
         log "JSC_KEEP_ON_FAIL set: leaving the daemons running for inspection"
+        rm -f "$MODE_FILE"   # so that the next start restarts them
     else
         log "stopping what was started"
         do_stop || true
@@ -126,20 +127,26 @@ fail_start() {  # show the logs, stop what was started, fail
     exit 1
 }
 
-# launch NAME CMD... : run a daemon (or the command that daemonizes it) detached from every file
-# descriptor of the caller: stdin /dev/null, stdout+stderr to $LOG/NAME.out, all other fds closed.
-# Otherwise a daemon keeps e.g. the pipe of `eval "$(cluster.sh start)"` or a test's captured
-# stderr open, and the caller waits forever.
+# launch [--bg] NAME CMD... : run a daemon (or the command that daemonizes it) detached from every
+# file descriptor of the caller: stdin /dev/null, stdout+stderr to $LOG/NAME.out, all other fds
+# closed. Otherwise a daemon keeps e.g. the pipe of `eval "$(cluster.sh start)"` or a test's
+# captured stderr open, and the caller waits forever. --bg: CMD does not daemonize itself; run it
+# in the background, in its own session (no shell of ours stays around holding those fds).
 launch() {
+    local bg=
+    [[ $1 == --bg ]] && { bg=1; shift; }
     local name=$1
     shift
+    [[ -n $bg ]] && set -- setsid "$@"
     (
         for fd in "/proc/$BASHPID/fd/"*; do
             fd=${fd##*/}
             (( fd > 2 )) && eval "exec $fd>&-"
         done
         JSC_CLUSTER_MARK=$DIR exec "$@"
-    ) </dev/null >>"$LOG/$name.out" 2>&1
+    ) </dev/null >>"$LOG/$name.out" 2>&1 &
+    local pid=$!
+    [[ -n $bg ]] || wait "$pid"
 }
 
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
@@ -215,8 +222,9 @@ SelectTypeParameters=CR_Core
 SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0
 
 # Preemption: jobs of a higher-PriorityTier partition (high) requeue jobs of lower ones (low).
-# preempt_send_user_signal: the preempted job gets its --signal (USR2 here) first, at preemption
-# time, then SIGTERM/SIGKILL when the partition's GraceTime is over.
+# preempt_send_user_signal: a preempted job submitted with --signal=[B:]USR2@T gets that USR2 at
+# once (steps, or with B: the batch shell), then SIGTERM when the partition's GraceTime is over
+# and SIGKILL KillWait later. Without --signal its steps get SIGTERM at once (no USR2 at all).
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 SlurmctldParameters=preempt_send_user_signal
@@ -259,8 +267,9 @@ EOF
     fi
     cat >>"$out/slurm.conf" <<EOF
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-# low: default partition; its jobs are preempted (requeued) by high's. GraceTime=5: after the
-# USR2 the job has 5 s before SIGTERM (Slurm ends the grace period only at its next 30 s tick).
+# low: default partition; its jobs are preempted (requeued) by high's. GraceTime=5: time between
+# the USR2 and SIGTERM (measured: SIGTERM 10-11 s after the preemption; 6 s with GraceTime=2).
+# Tests may change it at run time: scontrol update partitionname=low gracetime=N
 PartitionName=low Nodes=$NODE Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
 # high: PriorityTier=10 preempts low.
 PartitionName=high Nodes=$NODE Default=NO MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
@@ -321,7 +330,7 @@ start_mariadbd() {
             fail_start "mariadb-install-db failed (see $LOG/mariadb-install.log)"
     fi
     # A throw-away test database: no fsync per commit, no native AIO, TCP on 127.0.0.1 only.
-    launch mariadbd setsid mariadbd --no-defaults --user=root \
+    launch --bg mariadbd mariadbd --no-defaults --user=root \
         --datadir="$MYSQL_DIR/data" \
         --socket="$MYSQL_DIR/mysqld.sock" \
         --pid-file="$RUN/mariadbd.pid" \
@@ -331,7 +340,7 @@ start_mariadbd() {
         --innodb-buffer-pool-size=128M \
         --innodb-flush-log-at-trx-commit=0 \
         --innodb-use-native-aio=0 \
-        --innodb-lock-wait-timeout=900 &
+        --innodb-lock-wait-timeout=900
     wait_for 30 "mariadbd" mysql_client -e 'SELECT 1' || fail_start "mariadbd did not start"
     wait_for 5 "mariadbd pid file" pid_of mariadbd || fail_start "mariadbd wrote no pid file"
     mysql_client -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
@@ -353,9 +362,10 @@ start_slurmctld() {
 }
 
 start_slurmd() {
-    # Step sockets and files of jobs killed with an earlier slurmd (a crash, a killed machine)
-    # make the restarted slurmd believe those steps still exist: their jobs stay COMPLETING.
-    rm -f "$DIR/spool/d/${NODE}"_* "$DIR/spool/d"/hwloc_topo_[0-9]*
+    # Leftovers of jobs killed with an earlier slurmd (a crash, a killed machine): their step
+    # sockets make the new slurmd believe the steps still exist (the jobs stay COMPLETING), and a
+    # job id reused after slurmctld lost its last state cannot launch over an old job00NNN folder.
+    rm -rf "$DIR/spool/d/${NODE}"_* "$DIR/spool/d"/hwloc_topo_[0-9]* "$DIR/spool/d"/job[0-9]*
     launch slurmd slurmd -f "$CONF" || fail_start "slurmd did not start"
 }
 
@@ -416,12 +426,18 @@ wait_until_usable() {
     fi
 }
 
+alive() {  # alive PID : exists and is not a zombie (PID 1 here may take seconds to reap)
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z* ]]
+}
+
 kill_pid() {  # kill_pid PID NAME : TERM, wait up to 10 s, then KILL
     local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || return 0
-    for (( i = 0; i < 100; i++ )); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
+    for (( i = 0; i < 200; i++ )); do
+        alive "$pid" || return 0
+        sleep 0.05
     done
     log "$2 ($pid) ignored SIGTERM for 10 s: SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
@@ -540,6 +556,12 @@ do_status() {
     return 1
 }
 
+lock() {  # one start/stop at a time per cluster folder (e.g. parallel test workers)
+    mkdir -p "$DIR"
+    exec 9>"$DIR/.lock"
+    flock 9
+}
+
 usage() { echo "usage: $0 start [--accounting] | stop | status" >&2; exit 2; }
 
 cmd=${1:-}
@@ -554,12 +576,14 @@ case $cmd in
             esac
         done
         exec 3>&1 1>&2   # stdout is only for the export line
+        lock
         do_start "$mode"
         ;;
     stop)
         (( $# == 0 )) || usage
         [[ -d $DIR ]] || exit 0
         exec 1>&2
+        lock
         do_stop
         ;;
     status)
