@@ -87,3 +87,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         path = getattr(module, "__file__", None) or ""
         if path.startswith(str(TESTS)) and name != __name__:
             cloudpickle.register_pickle_by_value(module)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Leave no local-job agent behind the test run (jobs themselves are cancelled by tests)."""
+    from jupyter_slurm_ckpt.backends.local_agent import stop_agents
+
+    stop_agents()

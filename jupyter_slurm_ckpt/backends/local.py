@@ -23,10 +23,13 @@ from ..core.executor import Executor
 from ..core.files import PRIVATE_FILE_MODE, atomic_write_text, open_private_append
 from ..core.job import Job
 from ..core.paths import template_root
-from . import processes
+from . import local_agent, processes
 
 _CANCEL_GRACE_S = 1.0
 _COUNTER_WIDTH = 12
+#: Tasks of one local job (``nodes * tasks_per_node``): each is a process on this machine, so a
+#: typo such as ``--nodes 100000`` must not fork that many.
+MAX_LOCAL_TASKS = 256
 
 
 class LocalJob(Job[Any]):
@@ -141,6 +144,26 @@ class LocalExecutor(Executor):
         super().__init__(folder, max_num_timeout=max_num_timeout)
         self.python = python or sys.executable
 
+    def update_parameters(self, **kwargs: Any) -> None:
+        """Set job parameters (see ``Executor.update_parameters``).
+
+        Raises
+        ------
+        ValueError
+            Also when the job would have more than :data:`MAX_LOCAL_TASKS` tasks.
+        """
+        before = dict(self.parameters)
+        super().update_parameters(**kwargs)
+        tasks = int(self.parameters.get("nodes") or 1) * int(
+            self.parameters.get("tasks_per_node") or 1
+        )
+        if tasks > MAX_LOCAL_TASKS:
+            self.parameters = before
+            raise ValueError(
+                f"nodes * tasks_per_node = {tasks} local processes per job, over the local "
+                f"backend's limit of {MAX_LOCAL_TASKS}"
+            )
+
     def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
         root = template_root(self.folder)
         counter = root / ".local_job_counter"
@@ -159,27 +182,23 @@ class LocalExecutor(Executor):
 
     def _launch(self, job_ids: list[str]) -> None:
         parallelism = int(self.parameters.get("array_parallelism") or len(job_ids))
-        first = self.job_class(self.folder, job_ids[0])
-        log = open_private_append(first.paths.stderr)
+        argv = [str(self.folder), str(parallelism), *job_ids]
+        log = self.job_class(self.folder, job_ids[0]).paths.stderr
+        self._last_launcher = None
+        if self.python == sys.executable and local_agent.launch(argv, log) is not None:
+            return  # forked by the warm agent: no Python start-up on the submission path
+        fd = open_private_append(log)
         try:
-            launcher = subprocess.Popen(
-                [
-                    self.python,
-                    "-m",
-                    "jupyter_slurm_ckpt.backends.local_controller",
-                    str(self.folder),
-                    str(parallelism),
-                    *job_ids,
-                ],
+            self._last_launcher = subprocess.Popen(
+                [self.python, "-m", "jupyter_slurm_ckpt.backends.local_controller", *argv],
                 stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+                stdout=fd,
+                stderr=fd,
                 start_new_session=True,
                 close_fds=True,
             )
         finally:
-            os.close(log)
-        self._last_launcher = launcher
+            os.close(fd)
 
     def _make_job(self, job_id: str) -> Job[Any]:
         job = super()._make_job(job_id)
