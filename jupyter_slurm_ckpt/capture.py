@@ -76,10 +76,7 @@ class CellSource:
         while not parent.exists():
             missing.append(parent)
             parent = parent.parent
-        ensure_private_folder(path.parent)
-        created = not path.exists()
-        if created:
-            atomic_write_text(path, self.text)
+        created = False
 
         def undo() -> None:
             if created:
@@ -89,6 +86,17 @@ class CellSource:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
 
+        try:
+            # The job folder itself first: nothing is written into a folder that is a file,
+            # belongs to someone else or is writable by others.
+            ensure_private_folder(path.parent.parent)
+            ensure_private_folder(path.parent)
+            created = not path.exists()
+            if created:
+                atomic_write_text(path, self.text)
+        except BaseException:
+            undo()
+            raise
         return undo
 
 

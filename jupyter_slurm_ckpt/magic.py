@@ -25,6 +25,7 @@ from IPython.display import display
 from . import capture, options, serialize, status
 from .backends.auto import AutoExecutor
 from .core.errors import FailedSubmissionError, JobFolderError
+from .core.files import check_folder_is_safe
 from .core.helpers import DelayedSubmission
 from .core.job import Job
 from .core.paths import is_valid_job_id
@@ -187,15 +188,21 @@ class JobTable(Mapping[str, Job[Any]]):
             return f"no jobs in {self.folder}"
         lines = [f"job folder {self.folder}", status.render_table_text(self.statuses)]
         lines += [f"  {job_id:<10} unreadable: {why}" for job_id, why in self.unreadable.items()]
+        lines += [f"  {job_id:<10} problem: {why}" for job_id, why in self._problems().items()]
         return "\n".join(lines)
+
+    def _problems(self) -> dict[str, str]:
+        """Jobs that are listed but whose files are partly damaged (e.g. events lines)."""
+        return {s.job_id: s.problem for s in self.statuses if s.problem}
 
     def _repr_html_(self) -> str:
         folder = html.escape(str(self.folder))
         if not self.statuses and not self.unreadable:
             return f"<p>no jobs in <code>{folder}</code></p>"
         broken = "".join(
-            f"<li><code>{html.escape(job_id)}</code> unreadable: {html.escape(why)}</li>"
-            for job_id, why in self.unreadable.items()
+            f"<li><code>{html.escape(job_id)}</code> {kind}: {html.escape(why)}</li>"
+            for kind, reasons in (("unreadable", self.unreadable), ("problem", self._problems()))
+            for job_id, why in reasons.items()
         )
         return (
             f"<div>job folder <code>{folder}</code></div>"
@@ -205,8 +212,17 @@ class JobTable(Mapping[str, Job[Any]]):
 
 
 def list_jobs(folder: str | Path) -> JobTable:
-    """Re-attach every job of ``folder`` (and of its ``%j``-style subfolders)."""
+    """Re-attach every job of ``folder`` (and of its ``%j``-style subfolders).
+
+    Raises
+    ------
+    JobFolderError
+        If ``folder`` belongs to another user or others can write to it (its pickles could be
+        anyone's code); a ``%j`` subfolder like that is listed as unreadable.
+    """
     folder = Path(folder).expanduser().absolute()
+    if folder.is_dir():
+        check_folder_is_safe(folder)
     found = sorted(folder.glob("*_job.json")) + sorted(folder.glob("*/*_job.json"))
     attached: list[tuple[float, Job[Any], JobStatus]] = []
     unreadable: dict[str, str] = {}
@@ -316,7 +332,7 @@ class SlurmMagics(Magics, SlurmConfig):
         """
         with usage_errors():
             args = options.parse_line(self.slurm_jobs, line)
-        table = list_jobs(Path(args.folder or self.folder))
+            table = list_jobs(Path(args.folder or self.folder))
         if self.shell is not None:
             self.shell.user_ns["slurm_jobs"] = table
         return table

@@ -4,6 +4,22 @@ One table (:data:`OPTIONS`) names every option; the argparse declarations (what 
 prints) and the mapping to executor parameters are both derived from it, and the defaults are
 the traits of :class:`SlurmConfig` (``%config SlurmMagics.partition = "gpu"``). Nothing here
 imports the executor backends until an executor is built, and nothing touches the disk.
+
+What is refused here, for every cluster, before a backend is touched:
+
+- An option given twice (``--timeout 5 --timeout 10``): which one was meant is a guess.
+- Numbers out of range, below (``--nodes 0``) and above (:data:`MAXIMA`: values no scheduler
+  takes, typos such as ``--timeout 1e300``).
+- Control characters (newline, carriage return, tab, escape, NUL...) in any text option.
+- Values that become sbatch options (``--sbatch KEY=VALUE``, ``--name``, ``--partition``):
+  ``#SBATCH`` anywhere, and the shell characters ``;``, ``$`` and backquote. The backend passes
+  each option to ``sbatch`` as one argv item, never through a shell, and the batch script shows
+  them only in a ``shlex``-quoted comment, so these would be inert data there; they are refused
+  anyway because no sbatch option needs them and Slurm hands some values (job name, comment) to
+  site scripts (prolog, epilog, mail) we do not control. Slurm's own syntax stays accepted and
+  inert: ``&``, ``|``, ``!``, ``*``, ``?``, ``[]``, ``,``, ``:``, quotes and spaces
+  (``--sbatch constraint="a100&ib|h100"``). ``--setup`` lines are shell by design.
+- The same checks apply to the config traits' text values (``%config SlurmMagics.sbatch``).
 """
 
 from __future__ import annotations
@@ -88,7 +104,9 @@ class SlurmConfig(Configurable):
 # -- argument value types (argparse turns their errors into "argument --x: <message>") -----
 
 
-def _number(kind: type, minimum: float, strict: bool) -> Callable[[str], Any]:
+def _number(
+    kind: type, minimum: float, strict: bool, maximum: float = 2**31 - 1
+) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = kind(text)
@@ -100,19 +118,51 @@ def _number(kind: type, minimum: float, strict: bool) -> Callable[[str], Any]:
         if value < minimum or (strict and value == minimum):
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        if value > maximum:
+            shown = int(maximum) if float(maximum).is_integer() else maximum
+            raise argparse.ArgumentTypeError(f"must be <= {shown}, not {text}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its messages
     return convert
 
 
+#: Upper bounds of the numeric options (the others: 2**31 - 1, Slurm's 32-bit counts).
+MAXIMA = {
+    "timeout": 365 * 24 * 60.0,  # minutes: a limit over a year is a typo
+    "mem_gb": 2.0**20,  # 1 PiB per node
+    "signal_delay_s": 65535.0,  # Slurm's largest --signal offset
+    "max_num_timeout": 10_000,
+    "verify_checkpoint": 1_000,  # each interrupt is a real requeue
+}
+
 _SBATCH_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SBATCH_DIRECTIVE = re.compile(r"#\s*SBATCH", re.IGNORECASE)
+_SHELL_CHARACTERS = (";", "$", "`")
+
+
 def _one_line(text: str) -> str:
-    if not text.strip() or "\n" in text or "\r" in text or "\0" in text:
-        raise argparse.ArgumentTypeError(f"expected a non-empty single line, not {text!r}")
+    if not text.strip() or _CONTROL.search(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a non-empty single line without control characters, not {text!r}"
+        )
+    return text
+
+
+def sbatch_value(text: str) -> str:
+    """A value that becomes an sbatch option (see the module docstring for the policy)."""
+    _one_line(text)
+    if _SBATCH_DIRECTIVE.search(text):
+        raise argparse.ArgumentTypeError(f"#SBATCH is not allowed in a value, not {text!r}")
+    found = [char for char in _SHELL_CHARACTERS if char in text]
+    if found:
+        raise argparse.ArgumentTypeError(
+            f"{' '.join(found)} not allowed (no sbatch option needs shell syntax), not {text!r}"
+        )
     return text
 
 
@@ -122,7 +172,7 @@ def sbatch_pair(text: str) -> tuple[str, str]:
     key = key.strip().lstrip("-")
     if not sep or not _SBATCH_KEY.match(key):
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. account=abc), not {text!r}")
-    return key.replace("-", "_"), _one_line(value)
+    return key.replace("-", "_"), sbatch_value(value)
 
 
 def module_name(text: str) -> str:
@@ -153,16 +203,26 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("--timeout", "timeout", _number(float, 0, True), "MIN"),
-    Option("--partition", "partition", _one_line, "P"),
+    Option("--timeout", "timeout", _number(float, 0, True, MAXIMA["timeout"]), "MIN"),
+    Option("--partition", "partition", sbatch_value, "P"),
     Option("--gpus-per-node", "gpus_per_node", _number(int, 0, False), "N"),
     Option("--cpus-per-task", "cpus_per_task", _number(int, 1, False), "N"),
-    Option("--mem-gb", "mem_gb", _number(float, 0, True), "G"),
+    Option("--mem-gb", "mem_gb", _number(float, 0, True, MAXIMA["mem_gb"]), "G"),
     Option("--nodes", "nodes", _number(int, 1, False), "N"),
     Option("--tasks-per-node", "tasks_per_node", _number(int, 1, False), "N"),
-    Option("--name", "name", _one_line, "NAME"),
-    Option("--max-num-timeout", "max_num_timeout", _number(int, 0, False), "N"),
-    Option("--signal-delay-s", "signal_delay_s", _number(float, 0, False), "S"),
+    Option("--name", "name", sbatch_value, "NAME"),
+    Option(
+        "--max-num-timeout",
+        "max_num_timeout",
+        _number(int, 0, False, MAXIMA["max_num_timeout"]),
+        "N",
+    ),
+    Option(
+        "--signal-delay-s",
+        "signal_delay_s",
+        _number(float, 0, False, MAXIMA["signal_delay_s"]),
+        "S",
+    ),
     Option("--cluster", "cluster", _cluster, "NAME"),
     Option("--folder", "folder", _one_line, "DIR"),
     Option("--setup", "setup", _one_line, "CMD", repeat=True),
@@ -173,7 +233,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--verify-checkpoint",
         "verify_checkpoint",
-        _number(int, 1, False),
+        _number(int, 1, False, MAXIMA["verify_checkpoint"]),
         "N",
         help="Run the call once uninterrupted and once with N simulated interrupts; "
         "compare the results.",
@@ -185,6 +245,23 @@ _BY_FLAG = {option.flag: option for option in OPTIONS}
 
 def _dest(option: Option) -> str:
     return option.flag[2:].replace("-", "_")
+
+
+class _Once(argparse.Action):
+    """``store`` (``store_true`` with ``nargs=0``) that refuses a second occurrence of the
+    option: which of two values was meant would be a guess."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        seen = getattr(namespace, self.dest, None)
+        if seen is not None and seen is not False:  # identity: a first value of 0 counts
+            raise argparse.ArgumentError(self, "given more than once; give it once")
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
 
 def add_arguments(func: Any) -> Any:
@@ -202,13 +279,13 @@ def add_arguments(func: Any) -> Any:
         if trait is not None and option.convert is not None:
             text += f" [config: SlurmMagics.{option.trait}]"
         if option.convert is None:
-            func = argument(option.flag, action="store_true", help=text)(func)
+            func = argument(option.flag, action=_Once, nargs=0, default=False, help=text)(func)
         else:
             func = argument(
                 option.flag,
                 type=option.convert,
                 metavar=option.metavar,
-                action="append" if option.repeat else "store",
+                action="append" if option.repeat else _Once,
                 dest=_dest(option),
                 help=text,
             )(func)
@@ -308,6 +385,8 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
     values: dict[str, Any] = {}
     for option in OPTIONS:
         given = getattr(args, _dest(option), None)
+        if given is None or option.repeat:  # the config value is used
+            _check_config_text(option, getattr(config, option.trait, None))
         if option.trait == "widget":
             values["widget"] = config.widget and not given
         elif option.trait in ("dry_run", "verify_checkpoint"):
@@ -358,6 +437,24 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
         warn_global_bytes=int(config.warn_global_mb * MB),
         ignored=tuple(ignored),
     )
+
+
+def _check_config_text(option: Option, value: Any) -> None:
+    """Put a config trait's text values through the option's own check (numbers are checked
+    by the executor's parameters)."""
+    if option.convert is None or value is None or isinstance(value, (bool, int, float)):
+        return
+    if isinstance(value, dict):
+        items = [f"{key}={item}" for key, item in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [str(item) for item in value]
+    else:
+        items = [str(value)]
+    for item in items:
+        try:
+            option.convert(item)
+        except argparse.ArgumentTypeError as error:
+            raise OptionError(f"SlurmMagics.{option.trait}: {error}") from None
 
 
 def _check_module(name: str) -> None:

@@ -4,14 +4,17 @@ cloudpickle already pickles what the notebook defines (``__main__``) by value; `
 adds local helper modules for one submission. The preflight pickles each payload exactly as the
 executor will (``core.payload.serialize``) and turns failures into one-line explanations: the
 attribute path that cannot be pickled, the parts that make a payload too big, and the large
-notebook globals a payload drags along.
+notebook globals a payload drags along. Sizes are measured by pickling into a byte counter,
+so an oversized payload is refused without ever being held in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dis
+import functools
 import importlib
+import inspect
 import sys
 import threading
 import types
@@ -200,9 +203,12 @@ def children(node: _Node) -> Iterator[_Node]:
         yield from _instance_children(node)
 
 
+# Sizes are measured by pickling into a byte counter: a part of several GB costs no memory.
+
+
 def _pickle_error(obj: Any) -> Exception | None:
     try:
-        cloudpickle.dumps(obj)
+        payload.pickled_size(obj)
     except Exception as error:
         return error
     return None
@@ -210,7 +216,7 @@ def _pickle_error(obj: Any) -> Exception | None:
 
 def _pickled_size(obj: Any) -> int | None:
     try:
-        return len(cloudpickle.dumps(obj))
+        return payload.pickled_size(obj)
     except Exception:
         return None
 
@@ -297,7 +303,9 @@ def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> lis
 
 
 def format_size(size: int) -> str:
-    """1.5 MB, 12.0 KB (binary units, as the limits are given)."""
+    """2.0 GB, 1.5 MB, 12.0 KB (binary units, as the limits are given)."""
+    if size >= 1024 * MB:
+        return f"{size / (1024 * MB):.1f} GB"
     if size >= MB:
         return f"{size / MB:.1f} MB"
     return f"{size / 1024:.1f} KB"
@@ -330,6 +338,34 @@ def captured_globals(roots: list[tuple[str, Any]]) -> list[tuple[str, Any, str]]
     return list(found.values())
 
 
+def check_callable(label: str, function: Any) -> None:
+    """Refuse what the job could call but never run to a result it can send back.
+
+    Raises
+    ------
+    SerializationError
+        If ``function`` is not callable, or calling it only creates a generator or a coroutine
+        (the job would return that object, unrun, and could not pickle it).
+    """
+    if not callable(function):
+        raise SerializationError(
+            f"{label} is not callable (it is {type(function).__name__}): the last statement "
+            "must call a function, a class or a callable object"
+        )
+    plain = inspect.isroutine(function) or isinstance(function, functools.partial)
+    code = function if plain else type(function).__call__  # a callable object's method
+    if inspect.isgeneratorfunction(code) or inspect.isasyncgenfunction(code):
+        raise SerializationError(
+            f"{label} is a generator function: in the job it would only create a generator, "
+            "which runs nothing and cannot be sent back; return a list instead"
+        )
+    if inspect.iscoroutinefunction(code):
+        raise SerializationError(
+            f"{label} is a coroutine function (async def): in the job it would only create a "
+            "coroutine, which runs nothing; submit a function that calls asyncio.run(...)"
+        )
+
+
 @dataclass
 class Preflight:
     """What the preflight learnt: the size of each payload and warnings for the user."""
@@ -343,7 +379,7 @@ def preflight(
     max_bytes: int,
     warn_global_bytes: int,
 ) -> Preflight:
-    """Pickle every payload once, as the executor will, and check it.
+    """Pickle every payload once, as the executor will, into a byte counter, and check it.
 
     Parameters
     ----------
@@ -357,14 +393,16 @@ def preflight(
     Raises
     ------
     SerializationError
-        When a payload cannot be pickled (naming the attribute path that fails) or is too big
-        (naming its biggest parts).
+        When a payload cannot be pickled (naming the attribute path that fails), is too big
+        (naming its biggest parts; measured without holding the payload in memory), or its
+        callable cannot run in a job (see :func:`check_callable`).
     """
     report = Preflight()
     warned: set[str] = set()
     for index, (submission, roots) in enumerate(submissions):
+        check_callable(*roots[0])
         try:
-            size = len(payload.serialize(submission))
+            size = payload.serialized_size(submission)  # measured, never held in memory
         except Exception as error:
             found = find_unpicklable(roots)
             if found is None:

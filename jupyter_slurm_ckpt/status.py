@@ -135,6 +135,10 @@ def collect_status(
             result, failure = previous.result, previous.failure
         else:
             result, failure = _outcome(job)
+    damaged = job.unreadable_event_lines
+    problem = None
+    if damaged:  # the view still shows what the readable lines say
+        problem = f"{plural(damaged, 'damaged line')} skipped in {job.paths.events}"
     return JobStatus(
         job_id=job.job_id,
         name=info.name,
@@ -157,6 +161,7 @@ def collect_status(
         stderr_tail=tail(job.paths.stderr) if details else "",
         result=result,
         failure=failure,
+        problem=problem,
         elapsed_s=elapsed,
     )
 

@@ -13,7 +13,7 @@ import html
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -427,12 +427,17 @@ def display_job(jobs: Job[Any] | Sequence[Job[Any]]) -> None:
 class _Shown:
     widget: JobWidget | JobTableWidget
     handle: DisplayHandle
-    key: tuple[JobStatus, ...]
+    key: tuple[tuple[Any, ...], ...]
 
 
-def _saved_key(widget: JobWidget | JobTableWidget) -> tuple[JobStatus, ...]:
-    # What a saved output shows, minus what moves all the time (clock, log tails).
-    return tuple(replace(s, stdout_tail="", stderr_tail="") for s in widget.statuses())
+def _saved_key(widget: JobWidget | JobTableWidget) -> tuple[tuple[Any, ...], ...]:
+    # What makes a saved output worth re-publishing: the state, the counters and the outcome.
+    # Each re-publication makes JupyterLab render the output (and the live view) again, so
+    # events that change none of these (a checkpoint line, a log line) wait for the next one.
+    return tuple(
+        (s.state, s.requeues, s.done, s.terminal_seen, s.result, s.failure, s.budget_warnings)
+        for s in widget.statuses()
+    )
 
 
 class _SavedOutputs:
@@ -479,7 +484,7 @@ class _SavedOutputs:
         for shown in shown_now:
             widget = shown.widget
             key = _saved_key(widget)
-            finished = all(status.done and status.terminal_seen for status in key)
+            finished = all(s.done and s.terminal_seen for s in widget.statuses())
             if widget.comm is not None and key != shown.key:
                 shown.key = key
                 shown.handle.update(widget)

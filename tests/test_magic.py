@@ -348,6 +348,7 @@ def test_error_verify_checkpoint_missing(ipython: Any, tmp_path: Path) -> None:
     assert message.startswith("--verify-checkpoint is not available yet")
 
 
+@pytest.mark.slurm  # without a reachable cluster any sbatch fails and this would pass vacuously
 def test_error_failing_sbatch_keeps_its_stderr(ipython: Any, tmp_path: Path) -> None:
     slurm_backend_available()
     with pytest.raises(UsageError) as caught:

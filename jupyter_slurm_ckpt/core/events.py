@@ -22,6 +22,40 @@ MAX_LINE_BYTES = 3500  # below PIPE_BUF (4096): one write() is one unbroken line
 
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 
+_NUMBER = (int, float)
+#: The types of the fields the lifecycle events carry (``progress`` events carry the user's
+#: own fields). A line whose field has another type is damaged: it is skipped like garbage,
+#: so that no reader has to guard every field it uses.
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "t": _NUMBER,
+    "run": int,
+    "task": int,
+    "pid": int,
+    "bytes": int,
+    "array_size": int,
+    "timeouts_left": int,
+    "seconds": _NUMBER,
+    "requeue": bool,
+    "from_scratch": bool,
+    "reason": str,
+    "node": str,
+    "state": str,
+    "by": str,
+    "cluster": str,
+    "name": str,
+}
+_FREE_FORM_EVENTS = ("progress",)
+
+
+def is_valid_event(record: Any) -> bool:
+    """Whether a parsed line is an event: a dict with a name, a time, and well-typed fields."""
+    if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+        return False
+    checked = ("t", "run") if record["event"] in _FREE_FORM_EVENTS else FIELD_TYPES
+    return "t" in record and all(
+        isinstance(record[key], FIELD_TYPES[key]) for key in checked if key in record
+    )
+
 
 def append_event(path: Path, event: str, **fields: Any) -> dict[str, Any]:
     """Append one event and return it; over-long text fields are shortened, never split."""
@@ -42,7 +76,8 @@ class EventReader:
     """Incremental reader: each :meth:`read` parses only what was appended since the last.
 
     A partial last line (a writer killed mid-line) is left for the next read; a line that is
-    complete but not JSON is counted in :attr:`bad_lines` and skipped.
+    complete but not an event (not JSON, or see :func:`is_valid_event`) is counted in
+    :attr:`bad_lines` and skipped.
     """
 
     def __init__(self, path: Path) -> None:
@@ -88,7 +123,7 @@ class EventReader:
             except ValueError:
                 self.bad_lines += 1
                 continue
-            if isinstance(record, dict) and "event" in record:
+            if is_valid_event(record):
                 self.events.append(record)
             else:
                 self.bad_lines += 1

@@ -33,11 +33,16 @@ def ensure_private_folder(folder: Path) -> Path:
         missing.append(parent)
         parent = parent.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        # One by one, outermost first, each created 0700 (mkdir(parents=True) would create
+        # the parents with the umask's mode: world-writable for a moment under umask 0).
+        for created in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # made meanwhile by another submitter
+                created.mkdir(mode=PRIVATE_DIR_MODE)
     except OSError as error:
         raise JobFolderError(f"cannot create job folder {folder}: {error.strerror}") from None
     for created in missing:
-        # mkdir applies the umask; the folders we create are the user's own.
+        # mkdir applies the umask (it can only take bits away); the folders we create are
+        # the user's own, exactly 0700.
         with contextlib.suppress(OSError):
             os.chmod(created, PRIVATE_DIR_MODE)
     check_folder_is_safe(folder)

@@ -98,6 +98,12 @@ class Job(Generic[R]):
         """The job's events so far (see ``core.events``)."""
         return list(self._events.read())
 
+    @property
+    def unreadable_event_lines(self) -> int:
+        """How many complete lines of the events file were not events (damaged), so skipped."""
+        self._events.read()
+        return self._events.bad_lines
+
     def summary(self) -> EventSummary:
         """Counters folded from the events: runs, requeues, preemptions, timeouts."""
         return summarize(self._events.read())

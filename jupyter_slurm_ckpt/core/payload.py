@@ -17,7 +17,7 @@ from typing import Any
 import cloudpickle
 
 from .errors import PayloadError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, check_folder_is_safe
 
 FORMAT = "jupyter_slurm_ckpt/1"
 PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
@@ -56,7 +56,43 @@ def serialize(obj: Any) -> bytes:
     """Cloudpickle ``obj`` (by value for ``__main__`` and registered modules) in the envelope."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
-    body = buffer.getvalue()
+    return _envelope(buffer.getvalue())
+
+
+class _ByteCounter:
+    """A write-only file that keeps nothing but the number of bytes written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        # The pickler hands large bytes and buffers over as they are (no copy): counting them
+        # costs nothing, whatever their size.
+        size = memoryview(data).nbytes
+        self.size += size
+        return size
+
+
+def pickled_size(obj: Any) -> int:
+    """Size of ``obj``'s cloudpickle body, measured without building it.
+
+    Pickles ``obj`` exactly as :func:`serialize` does, so it fails the same way, but into a
+    counter: a 2 GB payload is measured (and refused) without 2 GB of memory.
+    """
+    counter = _ByteCounter()
+    _Pickler(counter, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
+    return counter.size
+
+
+def serialized_size(obj: Any) -> int:
+    """``len(serialize(obj))``, measured without building it (see :func:`pickled_size`)."""
+    body = pickled_size(obj)
+    envelope = len(_envelope(b""))
+    # The body's length header grows from 1 byte (empty) to 4 or 8 bytes.
+    return envelope + body + (0 if body < 256 else 3 if body < 2**32 else 7)
+
+
+def _envelope(body: bytes) -> bytes:
     envelope = {
         "format": FORMAT,
         "python": PYTHON_VERSION,
@@ -105,9 +141,20 @@ def deserialize(data: bytes, origin: str = "payload") -> Any:
 
 
 def load(path: Path) -> Any:
-    """Load a payload written by :func:`dump`, naming ``path`` in every error."""
+    """Load a payload written by :func:`dump`, naming ``path`` in every error.
+
+    Raises
+    ------
+    JobFolderError
+        Before anything is read, when the file's folder belongs to another user or others can
+        write to it: unpickling runs code, and whoever can write there chooses that code.
+    PayloadError
+        When the file is missing, truncated, garbage or written by other versions.
+    """
+    path = Path(path)
     try:
-        data = Path(path).read_bytes()
+        check_folder_is_safe(path.parent)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise PayloadError(f"{path} does not exist") from None
     return deserialize(data, origin=str(path))

@@ -24,6 +24,7 @@ from ..core.files import check_folder_is_safe
 from ..core.job import FINAL_STATES, Job
 from ..core.paths import is_valid_job_id
 from ..status import tail
+from ..watcher import poll_states
 from .config import SlurmJobsConfig
 from .discovery import MARKER_SUFFIX, OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
 
@@ -148,11 +149,14 @@ class JobService:
         markers.sort(key=lambda marker: marker[0], reverse=True)
         kept = markers[: self.config.max_jobs]
         safe: dict[Path, str | None] = {}
-        rows = []
-        for _, folder, job_id in kept:
+        for _, folder, _ in kept:
             if folder not in safe:
                 safe[folder] = _unsafe_reason(folder)
-            rows.append(self._describe(folder, job_id, safe[folder]))
+        states = self._poll([(folder, job_id) for _, folder, job_id in kept if not safe[folder]])
+        rows = [
+            self._describe(folder, job_id, safe[folder], states.get((folder, job_id)))
+            for _, folder, job_id in kept
+        ]
         rows.sort(key=lambda row: (row["submitted_at"] or 0.0, row["id"]), reverse=True)
         wanted = {(folder, job_id) for _, folder, job_id in kept}
         for key in [key for key in self._jobs if key not in wanted]:
@@ -171,7 +175,20 @@ class JobService:
             self._walks[scope] = cache
         return cache.folders
 
-    def _describe(self, folder: Path, job_id: str, unsafe: str | None) -> dict[str, Any]:
+    def _poll(self, keys: list[tuple[Path, str]]) -> dict[tuple[Path, str], str]:
+        """The states of these jobs from one scheduler call per backend (its batched
+        ``poll_states`` hook), not one call per job; jobs it misses are asked one by one."""
+        jobs: dict[tuple[Path, str], Job[Any]] = {}
+        for key in keys:
+            with contextlib.suppress(Exception):  # _describe reports the broken ones
+                jobs[key] = self._jobs.get(key) or Job(*key)
+                self._jobs[key] = jobs[key]
+        states = poll_states(list(jobs.values()))
+        return {key: states[job.job_id] for key, job in jobs.items() if job.job_id in states}
+
+    def _describe(
+        self, folder: Path, job_id: str, unsafe: str | None, state: str | None = None
+    ) -> dict[str, Any]:
         row: dict[str, Any] = {"id": job_id, "folder": str(folder), "error": None}
         if unsafe is not None:  # never unpickle from a folder others can write to
             return {**_broken(row), "error": unsafe}
@@ -180,7 +197,7 @@ class JobService:
             job = self._jobs.get(key) or Job(folder, job_id)
             self._jobs[key] = job
             info = job.info
-            state = job.state
+            state = job.state if state is None else state
             summary = job.summary()
         except Exception as error:  # a corrupt job is shown as such, not a broken listing
             self._jobs.pop(key, None)

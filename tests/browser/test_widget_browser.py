@@ -54,6 +54,20 @@ KERNEL_IDLE = """() => {
 }"""
 
 
+def _screenshot(element: Any, path: Path) -> None:
+    """Screenshot a widget; JupyterLab renders an output again when the kernel re-publishes
+    it (after a state change), so a view may be replaced while the picture is taken."""
+    from playwright.sync_api import Error
+
+    for attempt in range(5):
+        try:
+            element.screenshot(path=str(path))
+            return
+        except Error:
+            if attempt == 4:
+                raise
+
+
 def test_preemption_button_requeues_the_job_in_jupyterlab(
     lab: Any, page: Any, screenshots: Path
 ) -> None:
@@ -81,13 +95,13 @@ def test_preemption_button_requeues_the_job_in_jupyterlab(
     expect(widget.locator(".jsc-counters")).to_contain_text(
         "requeued 1×: 1 preemption, 0 timeouts of 3 allowed", timeout=WAIT_MS
     )
-    widget.screenshot(path=str(screenshots / "2-after-preemption.png"))
+    _screenshot(widget, screenshots / "2-after-preemption.png")
 
     release.touch()
     expect(widget.locator(".jsc-state")).to_have_text("COMPLETED", timeout=WAIT_MS)
     expect(widget.locator(".jsc-result")).to_contain_text("{'ticks': ", timeout=WAIT_MS)
     expect(preempt).to_be_disabled(timeout=WAIT_MS)
-    widget.screenshot(path=str(screenshots / "3-completed.png"))
+    _screenshot(widget, screenshots / "3-completed.png")
 
     # Saved, the notebook keeps the last state as static HTML (shown without a kernel).
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
