@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 
 import jupyter_slurm_ckpt as submitit
 
@@ -31,3 +34,19 @@ def cancel_leftover_jobs(folder: Path) -> None:
             job = submitit.Job(info.parent, info.name[: -len("_job.json")])
             if not job.done():
                 job.cancel()
+
+
+@contextlib.contextmanager
+def venv_kernel(cwd: Path, kernel_dir: Path, jobs: Path) -> Iterator[KernelManager]:
+    """A real kernel of this venv (the ``venv_kernel_dir`` fixture's spec) started in ``cwd``;
+    shut down afterwards, and no job of the ``jobs`` folder left running."""
+    manager = KernelManager(
+        kernel_name="jsc-venv",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]),
+    )
+    manager.start_kernel(cwd=str(cwd))
+    try:
+        yield manager
+    finally:
+        manager.shutdown_kernel(now=True)
+        cancel_leftover_jobs(jobs)

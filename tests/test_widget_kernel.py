@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
-from support import cancel_leftover_jobs
+from support import venv_kernel
 from test_widget_helpers import submission_cells
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
@@ -94,18 +93,12 @@ class Frontend:
 
 @pytest.fixture
 def frontend(tmp_path: Path, venv_kernel_dir: Path) -> Iterator[Frontend]:
-    km = KernelManager(
-        kernel_name="jsc-venv",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(venv_kernel_dir)]),
-    )
-    km.start_kernel(cwd=str(tmp_path))
-    fe = Frontend(km)
-    try:
-        yield fe
-    finally:
-        fe.client.stop_channels()
-        km.shutdown_kernel(now=True)
-        cancel_leftover_jobs(tmp_path / "jobs")
+    with venv_kernel(tmp_path, venv_kernel_dir, tmp_path / "jobs") as km:
+        fe = Frontend(km)
+        try:
+            yield fe
+        finally:
+            fe.client.stop_channels()
 
 
 def _events(state: dict[str, Any]) -> list[str]:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
-from support import cancel_leftover_jobs, wait_for
+from support import venv_kernel, wait_for
 
 from jupyter_slurm_ckpt.backends import processes
 
@@ -63,18 +62,12 @@ class Kernel:
 
 @pytest.fixture
 def kernel(tmp_path: Path, venv_kernel_dir: Path) -> Iterator[Kernel]:
-    km = KernelManager(
-        kernel_name="jsc-venv",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(venv_kernel_dir)]),
-    )
-    km.start_kernel(cwd=str(tmp_path))
-    kernel = Kernel(km)
-    try:
-        yield kernel
-    finally:
-        kernel.client.stop_channels()
-        km.shutdown_kernel(now=True)
-        cancel_leftover_jobs(tmp_path / "slurm_jobs")
+    with venv_kernel(tmp_path, venv_kernel_dir, tmp_path / "slurm_jobs") as km:
+        kernel = Kernel(km)
+        try:
+            yield kernel
+        finally:
+            kernel.client.stop_channels()
 
 
 def _session(pid: int) -> int | None:
