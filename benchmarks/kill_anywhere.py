@@ -35,7 +35,7 @@ def main() -> None:
     print(f"corrupt files:               {len(corrupt)} {corrupt[:5]}")
     print(
         f"hidden temporaries left:     {sum(a.leftover_temporaries for a in audits)}"
-        " (never read; removed when the job starts again)"
+        " (after the dead job was looked at once)"
     )
     print(f"killed after >=1 checkpoint: {sum(1 for a in audits if (a.checkpoint_count or 0) > 0)}")
     print(f"resumed from last checkpoint: {sum(a.resumed_ok for a in audits)}/{len(audits)}")

@@ -20,7 +20,12 @@ from typing import Any, ClassVar
 
 from ..core.environment import ENV_FOLDER, ENV_JOB_ID
 from ..core.executor import Executor
-from ..core.files import PRIVATE_FILE_MODE, atomic_write_text, open_private_append
+from ..core.files import (
+    PRIVATE_FILE_MODE,
+    atomic_write_text,
+    open_private_append,
+    remove_stale_temp_files,
+)
 from ..core.job import Job
 from ..core.paths import template_root
 from . import local_agent, processes
@@ -60,6 +65,8 @@ class LocalJob(Job[Any]):
                 return "PENDING"  # the launcher is starting
             return "FAILED"
         if not processes.is_alive(record["pid"], record.get("start_time")):
+            # Nothing of this job writes any more: a temporary left by a killed writer is junk.
+            remove_stale_temp_files(self.paths.folder, self.job_id)
             # The folder is read again: the process may have just written its last event.
             self._events.read()
             return self._folder_state() or "FAILED"

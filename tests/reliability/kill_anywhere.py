@@ -162,6 +162,7 @@ def run_trial(folder: Path, rng: random.Random) -> Audit:
     stop.set()
     if storm.is_alive():
         storm.join()
+    job.wait(timeout=30)  # whoever looks at the dead job next sees it FAILED, and tidies up
     audit_folder(job.paths.folder, audit)
     if audit.corrupt:
         return audit

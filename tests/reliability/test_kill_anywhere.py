@@ -11,6 +11,7 @@ def test_sigkill_at_random_moments_leaves_only_complete_files(tmp_path: Path) ->
     audits = kill_anywhere.run_trials(tmp_path, trials=12, seed=1)
     corrupt = [(a.kill_after_s, a.corrupt) for a in audits if a.corrupt]
     assert corrupt == []
+    assert sum(a.leftover_temporaries for a in audits) == 0
     assert all(a.files_checked >= 3 for a in audits)
     not_resumed = [a for a in audits if not a.resumed_ok]
     assert not_resumed == []
