@@ -1,31 +1,342 @@
-"""Slurm backend (sbatch). Its implementation is tracked in its own issue."""
+"""Slurm backend: ``sbatch`` behind the core's submission flow, ``sacct``/``squeue`` for states.
+
+Submission: the job (or the whole array, one ``sbatch --array``) is submitted *held*, so that
+Slurm's id is known before the job's files are written under it; ``scontrol release`` starts it
+once they are. A failure after the ``sbatch`` cancels the held job: nothing is left
+half-submitted. The batch script and its options: :mod:`.slurm_script`; the code that runs in
+the allocation: :mod:`.slurm_job`; states: :mod:`.slurm_state`.
+
+States: the job folder first (a result file or a terminal event ends a job without asking
+Slurm), then Slurm's view from a cache shared by every job of the process and refreshed in one
+scheduler call for all of them. A job between its checkpoint and its next run is ``REQUEUED``
+(Slurm shows PREEMPTED, REQUEUED, COMPLETING or PENDING/BeginTime then); none of those ends it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..core.executor import Executor
+from ..core.errors import FailedSubmissionError
+from ..core.events import append_event
+from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
+from ..core.files import atomic_write_text
+from ..core.helpers import DelayedSubmission
+from ..core.info import JobInfo
 from ..core.job import Job
+from . import slurm_script
+from .slurm_state import STATES, SchedulerError, SlurmRecord, run_command, show_job
+
+#: How long ``_interrupt`` waits for a just-started run's worker to be ready for the signal.
+INTERRUPT_READY_WAIT_S = 30.0
+
+# Final Slurm states the core does not name: the job FAILED (Slurm's word is in the reason).
+_FINAL_AS_FAILED = ("NODE_FAIL", "BOOT_FAIL", "DEADLINE", "GONE")
+# What Slurm may show between a job's own requeue and its next run (None: no record yet).
+_REQUEUE_STATES = ("PENDING", "REQUEUED", "PREEMPTED", "COMPLETING", "RUNNING", None)
+
+# Appending an end event happens once per job even when several threads see the end.
+_end_lock = threading.Lock()
+
+
+def _environment_for_sbatch() -> dict[str, str]:
+    """This process's environment without the variables of a job it may run in.
+
+    ``SLURM_UMASK`` (which sbatch takes instead of our umask when it is set) makes slurmstepd
+    create the job's log files 0600, like every other file of the job folder.
+    """
+    drop = ("SLURM_", "SLURMD_", "SRUN_", "JSC_")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(drop) or key == "SLURM_CONF"
+    }
+    env["SLURM_UMASK"] = "0077"
+    return env
 
 
 class SlurmJob(Job[Any]):
-    """A job submitted to Slurm."""
+    """A job submitted to Slurm. ``SlurmJob(folder, job_id)`` re-attaches to it."""
 
     cluster: ClassVar[str] = "slurm"
+
+    # -- states -------------------------------------------------------------------------------
+
+    def _epoch(self) -> tuple[int, int]:
+        summary = self.summary()
+        return (summary.runs, summary.requeues)
+
+    def _live_state(self) -> str:
+        try:
+            record = STATES.record(self.job_id, self.info.submitted_at, self._epoch())
+        except SchedulerError:
+            record = STATES.cached(self.job_id) or SlurmRecord("UNKNOWN")
+        return self._public_state(record)
+
+    @classmethod
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> dict[str, str]:
+        """States of ``jobs`` as ``job.state`` tells them, from at most one scheduler call.
+
+        Jobs whose folder shows their end are not asked about; the others are asked about
+        together (with every other stale Slurm job of this process), and not at all when all
+        their cached records are fresh.
+        """
+        states: dict[str, str] = {}
+        live: list[SlurmJob] = []
+        for job in jobs:
+            assert isinstance(job, SlurmJob)
+            if job._final_state is None:
+                job._final_state = job._folder_state()
+            if job._final_state is not None:
+                states[job.job_id] = job._final_state
+            else:
+                live.append(job)
+        if live:
+            for job in live:
+                STATES.track(job.job_id, job.info.submitted_at)
+            STATES.refresh(
+                [job.job_id for job in live],
+                epochs={job.job_id: job._epoch() for job in live},
+                only_stale=True,
+            )
+            for job in live:
+                record = STATES.cached(job.job_id) or SlurmRecord(None)
+                states[job.job_id] = job._public_state(record)
+        return states
+
+    def _public_state(self, record: SlurmRecord) -> str:
+        """Our state for Slurm's record, corrected by what the job folder knows."""
+        state = record.state
+        if record.final:
+            return self._ended(record)
+        last = self._last_lifecycle()
+        if last == "requeued" and state in _REQUEUE_STATES:
+            return "REQUEUED"  # checkpointed; Slurm takes it back to the queue
+        if state == "PREEMPTED":
+            return "REQUEUED"  # Slurm requeues a preempted job (PreemptMode=REQUEUE)
+        lagging = state is None or (state == "PENDING" and record.source == "sacct")
+        if last == "started" and lagging and (record.restarts or 0) < self.summary().runs:
+            # The accounting database lags the scheduler: the worker has started this run.
+            return "RUNNING"
+        if state is None:
+            return "PENDING"  # submitted, not in the database yet
+        return state
+
+    @property
+    def pending_reason(self) -> str | None:
+        """Slurm's reason why the job is PENDING (Priority, Resources, BeginTime...), else None."""
+        if self.state != "PENDING":  # also refreshes Slurm's record of the job when stale
+            return None
+        record = STATES.cached(self.job_id)
+        if record is None or record.state != "PENDING" or record.reason in ("", "None"):
+            return None
+        return record.reason
+
+    def _ended(self, record: SlurmRecord) -> str:
+        """Slurm says the job is over: the folder's state if it has one, else record Slurm's."""
+        self._events.read()
+        folder = self._folder_state()
+        if folder is not None:
+            return folder
+        state = str(record.state)
+        if state in _FINAL_AS_FAILED or state == "COMPLETED":  # COMPLETED: yet no result
+            state = "FAILED"
+        with _end_lock:
+            summary = self.summary()
+            if summary.terminal is None:
+                reason = self._end_reason(record)
+                if state == "CANCELLED":
+                    append_event(self.paths.events, "cancelled", by="slurm", reason=reason)
+                else:
+                    reason = summary.not_requeued_reason or reason
+                    append_event(self.paths.events, "failed", state=state, reason=reason)
+        return self._folder_state() or state
+
+    def _end_reason(self, record: SlurmRecord) -> str:
+        """'Slurm reports FAILED (exit code 3:0), reason NonZeroExitCode'."""
+        if record.state == "GONE":
+            return record.reason
+        if not record.exit_code:  # squeue does not tell it: asked once, at the end
+            record.exit_code = (show_job(self.job_id) or {}).get("ExitCode", "")
+        words = f"Slurm reports {record.state}"
+        if record.exit_code and record.exit_code != "0:0":
+            words += f" (exit code {record.exit_code})"
+        if record.reason and record.reason != "None":
+            words += f", reason {record.reason}"
+        return words
+
+    @property
+    def restart_count(self) -> int:
+        """How many times the job was requeued: Slurm's count, or our events' if higher."""
+        ours = self.summary().restart_count
+        finished = self.done()  # refreshes Slurm's record of the job when it is stale
+        record = STATES.cached(self.job_id)
+        slurm = None if record is None else record.restarts
+        if slurm is None and not finished:  # squeue does not tell: scontrol, once a state
+            slurm = STATES.restarts(self.job_id)
+        return max(ours, slurm or 0)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _cancel(self) -> None:
+        done = run_command(["scancel", self.job_id])
+        # A job that ended meanwhile is fine ("already completing", "Invalid job id").
+        if done.returncode != 0 and not any(
+            text in done.stderr for text in ("already", "Invalid job id")
+        ):
+            raise SchedulerError(f"scancel {self.job_id} failed: {done.stderr.strip()}")
+
+    def _send_interrupt(self, reason: str) -> None:
+        """Write the reason, then USR2 to the job's worker (``scancel --signal``)."""
+        deadline = time.monotonic() + INTERRUPT_READY_WAIT_S
+        # Before its "started" event the run's worker ignores USR2 (see slurm_script).
+        while self._last_lifecycle() != "started":
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"job {self.job_id}: its worker has not started yet")
+            time.sleep(0.05)
+        request = {"reason": reason, "by": "user", "t": time.time()}
+        atomic_write_text(self.paths.signal_request, json.dumps(request))
+        # One task: the worker is the batch shell (exec), reached with --full. Several: srun
+        # steps, reached by a plain --signal.
+        scope = [] if slurm_script.uses_srun(self.info.num_tasks) else ["--full"]
+        done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
+        if done.returncode != 0:
+            raise SchedulerError(f"scancel --signal=USR2 {self.job_id}: {done.stderr.strip()}")
+
+    def _last_lifecycle(self) -> str | None:
+        for record in reversed(self._events.read()):
+            if record["event"] in ("started", "requeued"):
+                return str(record["event"])
+        return None
 
 
 class SlurmExecutor(Executor):
-    """Submit jobs to Slurm with sbatch."""
+    """Submit jobs to Slurm with ``sbatch`` (one ``sbatch --array`` for an array).
+
+    Parameters
+    ----------
+    folder
+        Job folder (``%j`` allowed): on a cluster, a filesystem the nodes share.
+    max_num_timeout
+        How many timeouts a job may be requeued after (preemptions are unlimited).
+    python
+        The interpreter the job runs (default: this one; it must exist on the nodes).
+    """
 
     cluster: ClassVar[str] = "slurm"
     job_class: ClassVar[type[Job[Any]]] = SlurmJob
+    specific_parameters: ClassVar[dict[str, type]] = slurm_script.SLURM_PARAMETERS
 
-    def __init__(self, folder: str | Path, max_num_timeout: int = 3, **kwargs: Any) -> None:
+    def __init__(
+        self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None
+    ) -> None:
         super().__init__(folder, max_num_timeout=max_num_timeout)
+        self.python = python or sys.executable
+        self._held: str | None = None
+
+    def update_parameters(self, **kwargs: Any) -> None:
+        """Set parameters (see ``Executor.update_parameters``); Slurm's are validated here.
+
+        ``setup`` lines are shell lines run before the job (by design: ``module load ...``);
+        ``additional_parameters`` (``--sbatch KEY=VALUE``) are any other sbatch options.
+        """
+        checked = dict(kwargs)
+        if checked.get("setup") is not None:
+            checked["setup"] = slurm_script.check_lines("setup", checked["setup"])
+        if checked.get("srun_args") is not None:
+            checked["srun_args"] = slurm_script.check_lines("srun_args", checked["srun_args"])
+        extra = checked.pop("additional_parameters", None)
+        super().update_parameters(**checked)
+        if extra is not None:
+            self.parameters["additional_parameters"] = slurm_script.check_additional_parameters(
+                extra
+            )
+
+    # -- the script ---------------------------------------------------------------------------
+
+    def _num_tasks(self) -> int:
+        return int(self.parameters.get("nodes") or 1) * int(
+            self.parameters.get("tasks_per_node") or 1
+        )
+
+    def _sbatch(self, array_size: int) -> tuple[list[str], str]:
+        folder = slurm_script.check_folder(str(self.folder))
+        num_tasks = self._num_tasks()
+        options = slurm_script.sbatch_options(self.parameters, folder, array_size, num_tasks)
+        script = slurm_script.batch_script(
+            options, self.parameters, folder, self.python, array_size > 0, num_tasks
+        )
+        return options, script
+
+    def sbatch_script(self, array_size: int = 0) -> str:
+        """The batch script a submission would use (``--dry-run``); submits nothing.
+
+        Parameters
+        ----------
+        array_size
+            Number of array elements, 0 for a single job.
+        """
+        return self._sbatch(array_size)[1]
+
+    # -- the core's hooks ---------------------------------------------------------------------
+
+    def _job_info(self, job_id: str) -> JobInfo:
+        info = super()._job_info(job_id)
+        # Describe the job Slurm really runs: a limit of whole minutes, the warning it gets.
+        minutes = slurm_script.time_limit_minutes(info.timeout_min)
+        info.timeout_min = None if minutes is None else float(minutes)
+        delay = self.parameters.get("signal_delay_s")
+        info.signal_delay_s = float(
+            slurm_script.signal_delay(DEFAULT_SIGNAL_DELAY_S if delay is None else delay, minutes)
+        )
+        return info
+
+    def _submit_submissions(
+        self, submissions: list[DelayedSubmission[Any]], array: bool
+    ) -> list[Job[Any]]:
+        self._held = None
+        try:
+            jobs = super()._submit_submissions(submissions, array)
+        except BaseException:
+            if self._held is not None:  # submitted held, files not (all) written: take it back
+                with contextlib.suppress(Exception):
+                    run_command(["scancel", self._held])
+            raise
+        finally:
+            self._held = None
+        STATES.submitted(job.job_id for job in jobs)
+        return jobs
 
     def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        raise NotImplementedError("the Slurm backend is not available yet")
+        try:
+            options, script = self._sbatch(count if array else 0)
+        except ValueError as error:
+            raise FailedSubmissionError(str(error)) from None
+        try:
+            done = run_command(
+                ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
+            )
+        except SchedulerError as error:
+            raise FailedSubmissionError(str(error)) from None
+        if done.returncode != 0:
+            raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
+        job_id = done.stdout.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise FailedSubmissionError(f"sbatch printed no job id: {done.stdout.strip()!r}")
+        self._held = job_id
+        return [f"{job_id}_{index}" for index in range(count)] if array else [job_id]
 
     def _launch(self, job_ids: list[str]) -> None:
-        raise NotImplementedError("the Slurm backend is not available yet")
+        assert self._held is not None
+        done = run_command(["scontrol", "release", self._held])
+        if done.returncode != 0:
+            raise FailedSubmissionError(
+                f"scontrol release {self._held} failed: {done.stderr.strip()}"
+            )

@@ -1,0 +1,135 @@
+"""The Slurm job's entry point: ``python -m jupyter_slurm_ckpt.backends.slurm_job FOLDER``.
+
+The batch script ``exec``s it (or ``srun`` starts one per task). It finds its job's files from
+Slurm's variables (an array element ``A_a`` from ``SLURM_ARRAY_JOB_ID``/``SLURM_ARRAY_TASK_ID``)
+and runs the task through the core worker with a :class:`SlurmRuntime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+from datetime import datetime
+
+from ..core import worker
+from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_NUM_TASKS, ENV_TASK_ID
+from ..core.events import append_event
+from ..core.files import remove_stale_temp_files
+from ..core.info import JobInfo
+from ..core.paths import JobPaths, resolve_folder
+from .slurm_state import SchedulerError, run_command, show_job
+
+#: Slack on Slurm's warning: limits are checked every 30 s, so the warning comes up to ~30 s
+#: after ``EndTime - delay`` (measured: 12-29 s after start for ``--time=1 --signal=USR2@30``).
+WARNING_SLACK_S = 35.0
+
+
+def classify_signal(fields: dict[str, str] | None, delay_s: float, now: float) -> str:
+    """Why a USR2 came that no ``_interrupt`` asked for: ``"timeout"`` or ``"preemption"``.
+
+    A preempted job has a ``PreemptTime`` (Slurm also moves its EndTime to the end of the grace
+    period, so the remaining time alone would say "timeout"). Otherwise the warning of the time
+    limit comes ``delay_s`` before EndTime; a job far from its limit was preempted.
+    """
+    if fields is None:
+        return "preemption"
+    preempted = fields.get("PreemptTime", "None")
+    if preempted not in ("None", "Unknown", ""):
+        return "preemption"
+    end = _slurm_time(fields.get("EndTime", ""))
+    if end is None:
+        return "preemption"
+    return "timeout" if end - now <= delay_s + WARNING_SLACK_S else "preemption"
+
+
+def _slurm_time(text: str) -> float | None:
+    # Slurm prints local time without a zone: 2026-11-28T22:10:46.
+    if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$", text):
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp()
+
+
+class SlurmRuntime:
+    """The worker's view of Slurm: why USR2 came, and ``scontrol requeue`` of this job."""
+
+    def __init__(self, paths: JobPaths, info: JobInfo) -> None:
+        self.paths = paths
+        self.info = info
+        # Slurm commands name an array element A_a: its raw SLURM_JOB_ID may be the array's
+        # own id, and `scontrol requeue <array id>` would requeue every element.
+        self.slurm_job_id = paths.job_id
+
+    def signal_reason(self) -> str:
+        """The reason ``_interrupt`` wrote, else told from Slurm's view of this job."""
+        with contextlib.suppress(OSError, ValueError):
+            request = json.loads(self.paths.signal_request.read_text())
+            if request.get("reason") in ("timeout", "preemption"):
+                return str(request["reason"])
+        fields = show_job(self.slurm_job_id)
+        return classify_signal(fields, self.info.signal_delay_s, time.time())
+
+    def requeue(self) -> None:
+        """``scontrol requeue`` this job, then end this run (Slurm starts the next one)."""
+        # Slurm SIGTERMs the job's processes once it takes the requeue: leave cleanly instead.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            done = run_command(["scontrol", "requeue", self.slurm_job_id])
+            problem = "" if done.returncode == 0 else done.stderr.strip() or "no message"
+        except SchedulerError as error:
+            problem = str(error)
+        if problem:
+            print(f"jupyter_slurm_ckpt: scontrol requeue failed: {problem}", file=sys.stderr)
+            append_event(
+                self.paths.events, "failed", state="FAILED", reason=f"requeue failed: {problem}"
+            )
+            sys.stderr.flush()
+            os._exit(1)
+        os._exit(0)
+
+
+def job_id_from_environment(environ: dict[str, str] | os._Environ[str]) -> str:
+    """Our id of the job this process runs in: ``A_a`` for an array element, else Slurm's."""
+    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    job_id = environ.get("SLURM_JOB_ID")
+    if not job_id:
+        raise RuntimeError("SLURM_JOB_ID is not set: this entry point runs inside a Slurm job")
+    return job_id
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``FOLDER`` (the job folder template, ``%j`` allowed)."""
+    # A USR2 from here on is remembered, then handled once the payload is loaded.
+    signal.signal(worker.CHECKPOINT_SIGNAL, worker.remember_early_signal)
+    (folder,) = argv
+    job_id = job_id_from_environment(os.environ)
+    paths = JobPaths(resolve_folder(folder, job_id), job_id)
+    info = JobInfo.read(paths.info)
+    task = int(os.environ.get("SLURM_PROCID", "0")) if info.num_tasks > 1 else 0
+    paths = paths.for_task(task)
+    os.environ.update(
+        {
+            ENV_JOB_ID: job_id,
+            ENV_FOLDER: str(paths.folder),
+            ENV_TASK_ID: str(task),
+            ENV_NUM_TASKS: str(info.num_tasks),
+            ENV_CLUSTER: "slurm",
+        }
+    )
+    if task == 0:
+        # An earlier run's reason must not be read for this run's signals; the worker writes
+        # "started" only after this, and _interrupt waits for that.
+        with contextlib.suppress(FileNotFoundError):
+            paths.signal_request.unlink()
+        remove_stale_temp_files(paths.folder, job_id)
+    return worker.run_task(paths, info, SlurmRuntime(paths, info))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

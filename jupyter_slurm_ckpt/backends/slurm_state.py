@@ -1,0 +1,447 @@
+"""What Slurm says about jobs: one scheduler call for many jobs, parsed, cached, backed off.
+
+``sacct`` is asked first (it knows finished jobs for good). Jobs it reports PENDING, or does not
+list yet, are asked about with ``squeue`` in the same refresh: slurmdbd lags slurmctld and keeps
+a pending job's Reason stale. When ``sacct`` answers that accounting storage is disabled, this
+process switches to ``squeue`` alone (live jobs, and finished ones for ``MinJobAge``) for good;
+``scontrol show job`` gives what ``squeue`` cannot (restart count, exit code), once per job.
+A refresh is therefore one command (two while some jobs are pending, in accounting mode),
+whatever the number of jobs.
+
+Every job id this process asked about is *tracked* until Slurm reports it finished. A refresh
+asks about every tracked job whose cached record is stale, in one command: a loop over many
+``job.state`` calls (``as_completed``) and the widget's watcher both cost one call a tick.
+A record goes stale after its time-to-live, which starts short (the first state of a new job
+within a fraction of a second) and grows while nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+#: Slurm states after which the job never runs again.
+SLURM_FINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "PREEMPTED",  # only when it lasts: see ``PREEMPTED_FINAL_AFTER_S``
+        "GONE",  # ours: neither sacct nor squeue knows the job (any more)
+    }
+)
+#: A PREEMPTED job is requeued within seconds (PreemptMode=REQUEUE); one that stays PREEMPTED
+#: this long was cancelled by its preemption (PreemptMode=CANCEL).
+PREEMPTED_FINAL_AFTER_S = 60.0
+
+MIN_TTL_S = 0.25
+MAX_TTL_S = 3.0
+TTL_GROWTH = 1.5
+#: A job unknown to Slurm this soon after its submission is PENDING (the database lags, and a
+#: re-attached job's record may be on its way); later, it is GONE.
+ACCOUNTING_LAG_S = 5.0
+COMMAND_TIMEOUT_S = 30.0
+
+_DISABLED = "accounting storage is disabled"
+_SACCT_FIELDS = "JobID,State,Reason,NodeList,ExitCode"
+_SQUEUE_FORMAT = "%i|%T|%r|%N"
+_ARRAY_RANGE = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+
+
+class SchedulerError(RuntimeError):
+    """A Slurm command failed (its stderr is the message)."""
+
+
+@dataclass
+class SlurmRecord:
+    """One job as the scheduler reported it last.
+
+    Attributes
+    ----------
+    state
+        Slurm's state, first word only (``CANCELLED by 0`` -> ``CANCELLED``); None when Slurm
+        had no record of the job (yet).
+    reason
+        Slurm's Reason (why a job is PENDING, or why it ended).
+    source
+        The command it came from: ``sacct``, ``squeue`` or ``scontrol``.
+    restarts
+        How many times Slurm requeued the job, when the command tells (sacct -D, scontrol).
+    """
+
+    state: str | None
+    reason: str = ""
+    node: str = ""
+    exit_code: str = ""
+    source: str = ""
+    restarts: int | None = None
+    fetched: float = 0.0  # time.monotonic() of the answer
+    since: float = 0.0  # when this state was first seen
+    ttl: float = MIN_TTL_S
+    epoch: tuple[int, int] = (0, 0)  # the job folder's (runs, requeues) when fetched
+
+    @property
+    def final(self) -> bool:
+        """Whether Slurm says the job will not run again."""
+        if self.state == "PREEMPTED":
+            return time.monotonic() - self.since >= PREEMPTED_FINAL_AFTER_S
+        return self.state in SLURM_FINAL_STATES
+
+
+@dataclass
+class CommandCounter:
+    """How many scheduler commands this process ran (for benchmarks and tests)."""
+
+    total: int = 0
+    by_command: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str) -> None:
+        self.total += 1
+        self.by_command[name] = self.by_command.get(name, 0) + 1
+
+
+COUNTER = CommandCounter()
+
+
+def run_command(
+    argv: list[str],
+    timeout: float = COMMAND_TIMEOUT_S,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm client command (argv, never a shell); counted in :data:`COUNTER`."""
+    COUNTER.add(os.path.basename(argv[0]))
+    try:
+        return subprocess.run(
+            argv,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=None if env is None else dict(env),
+        )
+    except FileNotFoundError:
+        raise SchedulerError(f"{argv[0]} is not on PATH (no Slurm client here)") from None
+    except subprocess.TimeoutExpired:
+        raise SchedulerError(f"{argv[0]} did not answer within {timeout:.0f} s") from None
+
+
+def root_id(job_id: str) -> str:
+    """The id Slurm selects a job by: an array element's array id, else the id itself."""
+    return job_id.partition("_")[0]
+
+
+def expand_array_range(job_id: str) -> list[str]:
+    """``12_[0-3,7%2]`` (a pending part of an array) -> ``12_0 .. 12_3, 12_7``; else [id]."""
+    match = _ARRAY_RANGE.match(job_id)
+    if not match:
+        return [job_id]
+    head, spec = match.groups()
+    spec = spec.split("%")[0]
+    ids: list[str] = []
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            continue
+        step_high = int(high) if high else int(low)
+        ids.extend(f"{head}_{index}" for index in range(int(low), step_high + 1))
+    return ids
+
+
+def normalize_state(text: str) -> str:
+    """``CANCELLED by 0`` -> ``CANCELLED``; ``COMPLETED+`` -> ``COMPLETED``."""
+    return text.split()[0].rstrip("+") if text.strip() else ""
+
+
+def parse_sacct(text: str) -> dict[str, SlurmRecord]:
+    """Parse ``sacct --parsable2 -n -X -D -o JobID,State,Reason,NodeList,ExitCode``.
+
+    With ``-D`` every run of a requeued job is one row, oldest first: the last row is the
+    current run, and the row count minus one is Slurm's restart count. A pending part of an
+    array is one row (``12_[3-9%2]``), expanded here; it never overrides an element's own rows.
+    """
+    rows: dict[str, list[SlurmRecord]] = {}
+    ranged: dict[str, SlurmRecord] = {}
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 5 or not fields[0]:
+            continue
+        job_id, state, reason, node, exit_code = fields[:5]
+        record = SlurmRecord(
+            normalize_state(state), reason, "" if node == "None assigned" else node, exit_code,
+            "sacct",
+        )
+        ids = expand_array_range(job_id)
+        if len(ids) == 1 and ids[0] == job_id:
+            rows.setdefault(job_id, []).append(record)
+        else:
+            for element in ids:
+                ranged[element] = record
+    records = {element: record for element, record in ranged.items() if element not in rows}
+    for job_id, runs in rows.items():
+        current = runs[-1]
+        current.restarts = len(runs) - 1
+        records[job_id] = current
+    return records
+
+
+def parse_squeue(text: str) -> dict[str, SlurmRecord]:
+    """Parse ``squeue -h -r -t all -o '%i|%T|%r|%N'`` (one line per array element)."""
+    records = {}
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 4 or not fields[0]:
+            continue
+        job_id, state, reason, node = fields[:4]
+        for element in expand_array_range(job_id):
+            records[element] = SlurmRecord(normalize_state(state), reason, node, "", "squeue")
+    return records
+
+
+def scontrol_fields(text: str) -> dict[str, str]:
+    """``Key=Value`` pairs of ``scontrol show job -o`` (values without spaces are exact)."""
+    return dict(re.findall(r"(?:^|\s)([A-Za-z][A-Za-z:/]*)=(\S*)", text))
+
+
+class SlurmStates:
+    """The process-wide cache of Slurm's view of our jobs (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[str, SlurmRecord] = {}
+        self._tracked: dict[str, float] = {}  # job id -> submitted_at (unix time)
+        self._background: threading.Thread | None = None
+        self._background_epochs: dict[str, tuple[int, int] | None] = {}
+        #: None until the first sacct call tells whether accounting storage exists.
+        self.accounting: bool | None = None
+        #: The error of the last background refresh, if it failed (the records are kept).
+        self.last_error: SchedulerError | None = None
+
+    # -- the cache --------------------------------------------------------------------------
+
+    def track(self, job_id: str, submitted_at: float) -> None:
+        """Watch ``job_id`` (until Slurm reports it finished)."""
+        with self._lock:
+            self._tracked.setdefault(job_id, submitted_at)
+
+    def submitted(self, job_ids: Iterable[str]) -> None:
+        """Jobs just submitted (and released): PENDING until Slurm is next asked."""
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            for job_id in job_ids:
+                self._tracked.setdefault(job_id, wall)
+                self._records[job_id] = SlurmRecord(None, source="sbatch", fetched=now, since=now)
+
+    def cached(self, job_id: str) -> SlurmRecord | None:
+        """The last record of a job, without asking Slurm."""
+        with self._lock:
+            return self._records.get(job_id)
+
+    def is_stale(self, job_id: str, epoch: tuple[int, int] | None = None) -> bool:
+        """Whether the record is too old, or the job folder shows a run started/requeued since."""
+        record = self.cached(job_id)
+        if record is None:
+            return True
+        if epoch is not None and epoch != record.epoch:
+            return True
+        return time.monotonic() - record.fetched >= record.ttl
+
+    def record(
+        self, job_id: str, submitted_at: float, epoch: tuple[int, int] | None = None
+    ) -> SlurmRecord:
+        """The job's record; a stale one is refreshed (with every other stale tracked job).
+
+        Only a job without any record waits for Slurm; a stale record is returned as it is
+        while a background thread asks Slurm, so that ``job.done()`` in a wait loop never
+        blocks on a scheduler command and sees the result file as soon as it lands.
+        """
+        self.track(job_id, submitted_at)
+        if self.is_stale(job_id, epoch):
+            if self.cached(job_id) is None:
+                self.refresh([job_id], epochs={job_id: epoch})
+            else:
+                self._refresh_in_background(job_id, epoch)
+        record = self.cached(job_id)
+        assert record is not None
+        return record
+
+    def _refresh_in_background(self, job_id: str, epoch: tuple[int, int] | None) -> None:
+        with self._lock:
+            self._background_epochs[job_id] = epoch
+            if self._background is not None:
+                return  # the running refresh takes it (or the next call starts one)
+            self._background = threading.Thread(
+                target=self._run_background, name="jupyter_slurm_ckpt-slurm-states", daemon=True
+            )
+            self._background.start()
+
+    def _run_background(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    epochs, self._background_epochs = self._background_epochs, {}
+                    if not epochs:
+                        self._background = None
+                        return
+                try:
+                    self.refresh(list(epochs), epochs=epochs)
+                    self.last_error = None
+                except SchedulerError as error:
+                    self.last_error = error
+                    return
+        finally:
+            with self._lock:
+                if self._background is threading.current_thread():
+                    self._background = None
+
+    # -- asking Slurm -----------------------------------------------------------------------
+
+    def refresh(
+        self,
+        job_ids: Iterable[str],
+        epochs: Mapping[str, tuple[int, int] | None] | None = None,
+        only_stale: bool = False,
+    ) -> None:
+        """Ask Slurm about ``job_ids`` and every stale tracked job, in one command.
+
+        Parameters
+        ----------
+        job_ids
+            Jobs that must be asked about (tracked from now on).
+        epochs
+            The folder epoch of jobs whose folder was read just now (a new run invalidates).
+        only_stale
+            Skip the command when none of ``job_ids`` is stale (the watcher's ticks).
+
+        Raises
+        ------
+        SchedulerError
+            When the scheduler command fails (the cache keeps its last records).
+        """
+        epochs = dict(epochs or {})
+        wanted = list(dict.fromkeys(job_ids))
+        with self._lock:
+            for job_id in wanted:
+                self._tracked.setdefault(job_id, time.time())
+            if only_stale and not any(self.is_stale(j, epochs.get(j)) for j in wanted):
+                return
+            ask = set(wanted) | {j for j in self._tracked if self.is_stale(j)}
+            submitted = {job_id: self._tracked.get(job_id, 0.0) for job_id in ask}
+        if not ask:
+            return
+        answers = self._query(sorted(ask), submitted)
+        now = time.monotonic()
+        with self._lock:
+            for job_id in ask:
+                self._store(job_id, answers.get(job_id), now, epochs.get(job_id))
+
+    def _store(
+        self,
+        job_id: str,
+        fresh: SlurmRecord | None,
+        now: float,
+        epoch: tuple[int, int] | None,
+    ) -> None:
+        old = self._records.get(job_id)
+        if fresh is None:
+            fresh = SlurmRecord(None, source="sacct" if self.accounting else "squeue")
+        fresh.fetched = now
+        if old is not None and old.state == fresh.state and old.epoch == (epoch or old.epoch):
+            fresh.since = old.since
+            fresh.ttl = min(old.ttl * TTL_GROWTH, MAX_TTL_S)
+            if fresh.restarts is None:
+                fresh.restarts = old.restarts
+        else:
+            fresh.since = now
+            fresh.ttl = MIN_TTL_S
+        fresh.epoch = epoch or (old.epoch if old is not None else (0, 0))
+        self._records[job_id] = fresh
+        if fresh.final:
+            self._tracked.pop(job_id, None)
+
+    def _query(self, job_ids: list[str], submitted: Mapping[str, float]) -> dict[str, SlurmRecord]:
+        now = time.time()
+        # Jobs submitted just now may be missing from both answers: PENDING (no record) then.
+        old = [j for j in job_ids if now - submitted.get(j, 0.0) > ACCOUNTING_LAG_S]
+        records = self._sacct(job_ids) if self.accounting is not False else None
+        # Only Slurm's full memory (sacct, or squeue where there is no accounting) can say that
+        # a job is gone: with slurmdbd down, squeue alone forgets finished jobs.
+        complete = records is not None or self.accounting is False
+        if records is None:
+            records = self._squeue(job_ids)
+        else:
+            # The database lags slurmctld by up to seconds, and keeps the Reason a PENDING job
+            # had when it was recorded (measured: "None" long after a release, where squeue
+            # says BeginTime): slurmctld is asked about those jobs, in one more call.
+            ask = [j for j in job_ids if j not in records or records[j].state == "PENDING"]
+            if ask:
+                for job_id, live in self._squeue(ask).items():
+                    if job_id in records:
+                        live.restarts = records[job_id].restarts
+                    records[job_id] = live
+        for job_id in old if complete else ():
+            if job_id not in records:  # ended so long ago that squeue forgot it, or never ran
+                records[job_id] = SlurmRecord("GONE", "Slurm has no record of this job")
+        return records
+
+    def _sacct(self, job_ids: list[str]) -> dict[str, SlurmRecord] | None:
+        """sacct's records, or None when it cannot answer (then squeue is asked instead)."""
+        roots = ",".join(dict.fromkeys(root_id(j) for j in job_ids))
+        done = run_command(
+            ["sacct", "--parsable2", "-n", "-X", "-D", "-j", roots, "-o", _SACCT_FIELDS]
+        )
+        if _DISABLED in done.stderr + done.stdout:
+            self.accounting = False  # for good: this cluster has no accounting storage
+            return None
+        if done.returncode != 0:  # slurmdbd down, for instance: slurmctld answers this time
+            self.last_error = SchedulerError(f"sacct failed: {done.stderr.strip()}")
+            return None
+        self.accounting = True
+        return parse_sacct(done.stdout)
+
+    def _squeue(self, job_ids: list[str]) -> dict[str, SlurmRecord]:
+        roots = ",".join(dict.fromkeys(root_id(j) for j in job_ids))
+        done = run_command(["squeue", "-h", "-r", "-t", "all", "-j", roots, "-o", _SQUEUE_FORMAT])
+        if done.returncode != 0:
+            if "Invalid job id" in done.stderr:
+                return {}  # none of them is known any more
+            raise SchedulerError(f"squeue failed: {done.stderr.strip() or done.returncode}")
+        return parse_squeue(done.stdout)
+
+    def restarts(self, job_id: str) -> int | None:
+        """Slurm's restart count of a job (sacct's runs, else ``scontrol show job``), or None."""
+        record = self.cached(job_id)
+        if record is not None and record.restarts is not None:
+            return record.restarts
+        fields = show_job(job_id) or {}
+        known = fields.get("Restarts", "").isdigit()
+        with self._lock:
+            if record is not None:  # asked once per state: 0 when scontrol does not know
+                record.restarts = int(fields["Restarts"]) if known else 0
+        return int(fields["Restarts"]) if known else None
+
+
+def show_job(job_id: str) -> dict[str, str] | None:
+    """``scontrol show job -o`` of one job as a dict, or None when Slurm no longer knows it."""
+    try:
+        done = run_command(["scontrol", "show", "job", "-o", job_id])
+    except SchedulerError:
+        return None
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    return scontrol_fields(done.stdout.splitlines()[0])
+
+
+#: The cache shared by every Slurm job of this process.
+STATES = SlurmStates()
