@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,59 @@ def ipython(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
 
 
 TESTS = Path(__file__).resolve().parent
+
+# -- the real Slurm cluster of the tests marked `slurm` ------------------------------------------
+# It is started outside pytest (CI: scripts/test.sh; by hand: eval "$(bash tests/slurm/cluster.sh
+# start [--accounting])"), which exports SLURM_CONF. Without it, or with a cluster that does not
+# answer, every `slurm` test FAILS with the reason: a CI run must never pass by skipping them.
+# JSC_SKIP_SLURM=1 (a developer without root) skips them instead.
+
+START_HINT = (
+    'start it as root with `eval "$(bash tests/slurm/cluster.sh start)"` (add --accounting for '
+    "sacct), or set JSC_SKIP_SLURM=1 to skip the Slurm tests"
+)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The cluster under test."""
+
+    conf: str
+    #: Whether ``sacct`` works (slurmdbd accounting storage), i.e. which polling mode is used.
+    accounting: bool
+
+
+def _run_command(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Cluster:
+    """The running dev cluster; fails every Slurm test when there is none (see module doc)."""
+    if os.environ.get("JSC_SKIP_SLURM") == "1":
+        pytest.skip("JSC_SKIP_SLURM=1: Slurm tests skipped on request")
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        pytest.fail(f"SLURM_CONF is not set, so there is no Slurm cluster to test: {START_HINT}")
+    try:
+        ping = _run_command("scontrol", "ping")
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.fail(f"scontrol ping failed ({error}); {START_HINT}")
+    if "is UP" not in ping.stdout:
+        pytest.fail(
+            f"the Slurm cluster of SLURM_CONF={conf} does not answer "
+            f"({(ping.stdout + ping.stderr).strip()}); {START_HINT}"
+        )
+    sacct = _run_command("sacct", "-n", "-X", "-j", "1", "-o", "JobID")
+    accounting = sacct.returncode == 0 and "disabled" not in sacct.stdout + sacct.stderr
+    return Cluster(conf, accounting)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test marked ``slurm`` needs the cluster (fails, or skips on request, without it)."""
+    for item in items:
+        if item.get_closest_marker("slurm") is not None:
+            item.fixturenames.insert(0, "slurm_cluster")  # type: ignore[attr-defined]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,16 +139,8 @@ def test_dry_run_local_shows_parameters_and_writes_nothing(
     assert files_under(tmp_path) == []
 
 
-def slurm_backend_available() -> None:
-    """Skip unless ``sbatch`` is on PATH and the Slurm backend (issue 3) has landed."""
-    if shutil.which("sbatch") is None:
-        pytest.skip("needs the sbatch client on PATH")
-    if not jupyter_slurm_ckpt.SlurmExecutor.specific_parameters:
-        pytest.skip("the Slurm backend (issue 3) has not landed yet")
-
-
+@pytest.mark.slurm  # needs the Slurm client (installed with the cluster)
 def test_dry_run_slurm(ipython: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    slurm_backend_available()
     ipython.run("%%slurm --cluster slurm --timeout 5 --dry-run\ndef f():\n    return 1\nf()\n")
     out = capsys.readouterr().out
     assert "backend: slurm" in out and "timeout_min=5.0" in out
@@ -337,20 +328,8 @@ def test_error_cluster_slurm_without_sbatch(
     assert "ran_body" not in ipython.ns
 
 
-def test_error_verify_checkpoint_missing(ipython: Any, tmp_path: Path) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("jupyter_slurm_ckpt.verify") is not None:
-        pytest.skip("jupyter_slurm_ckpt.verify exists: issue 9 tests it")
-    message = refused(
-        ipython, tmp_path, f"%%slurm --cluster local --verify-checkpoint 3\n{BODY}job = f()\n"
-    )
-    assert message.startswith("--verify-checkpoint is not available yet")
-
-
 @pytest.mark.slurm  # without a reachable cluster any sbatch fails and this would pass vacuously
 def test_error_failing_sbatch_keeps_its_stderr(ipython: Any, tmp_path: Path) -> None:
-    slurm_backend_available()
     with pytest.raises(UsageError) as caught:
         ipython.run(
             f"%%slurm --cluster slurm --partition jsc_no_such_partition\n{BODY}job = f()\n"

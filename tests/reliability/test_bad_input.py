@@ -31,8 +31,6 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-import jupyter_slurm_ckpt
-
 BODY = "ran_body = True\ndef f(*args, **kwargs):\n    return 1\n"
 GIB = 1024**3
 TRIPWIRES = ("sbatch", "scontrol", "squeue", "sacct")
@@ -472,8 +470,6 @@ ACCEPTED = {
 def test_accepted_sbatch_syntax_reaches_sbatch_as_inert_argv_items(
     notebook: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if not jupyter_slurm_ckpt.SlurmExecutor.specific_parameters:
-        pytest.skip("the Slurm backend (issue 3) has not landed yet: no sbatch script to check")
     # No Slurm is needed: the dry run renders the submission; the tripwire "sbatch" on PATH
     # satisfies --cluster slurm's check and would leave a file if anything called it.
     options = " ".join(f"--sbatch {shlex.quote(f'{k}={v}')}" for k, v in ACCEPTED.items())
@@ -508,11 +504,6 @@ def test_tripwires_work(tmp_path: Path, notebook: Any) -> None:
 def test_accepted_sbatch_values_reach_slurm_verbatim(ipython: Any) -> None:
     """On a real cluster: Slurm records the accepted values exactly as typed (a shell in
     between would have cut the comment at ``&`` or ``|``), and the job runs."""
-    if shutil.which("sbatch") is None:
-        pytest.skip("needs the Slurm client on PATH")
-    up = subprocess.run(["sinfo", "-h"], capture_output=True, check=False, timeout=60)
-    if up.returncode != 0:
-        pytest.skip(f"no Slurm cluster answers (tests/slurm/cluster.sh start): {up.stderr!r}")
     comment = ACCEPTED["comment"]
     ipython.run(
         f"%%slurm --cluster slurm --no-widget --timeout 2 --name 'a & b | c' "

@@ -37,13 +37,6 @@ JOBS = 20
 COMMANDS = ("sacct", "squeue", "scontrol", "sinfo")
 
 
-def _cluster_up() -> None:
-    if shutil.which("sbatch") is None:
-        pytest.skip("needs the Slurm client on PATH")
-    up = subprocess.run(["sinfo", "-h"], capture_output=True, check=False, timeout=60)
-    if up.returncode != 0:
-        pytest.skip(f"no Slurm cluster answers (tests/slurm/cluster.sh start): {up.stderr!r}")
-
 
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
@@ -62,7 +55,6 @@ def _open_event_loop_afterwards() -> Iterator[None]:
 @pytest.fixture
 def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Wrap the Slurm commands on PATH; each call appends its command line to the log."""
-    _cluster_up()
     log = tmp_path / "calls.log"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
