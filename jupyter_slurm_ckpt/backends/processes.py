@@ -24,6 +24,16 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def started_at(pid: int) -> float | None:
+    """The process's start as unix time (None if it does not exist)."""
+    ticks = start_time(pid)
+    if ticks is None:
+        return None
+    with open("/proc/stat") as stream:
+        boot = next(int(line.split()[1]) for line in stream if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def is_alive(pid: int, started: int | None = None) -> bool:
     """Whether ``pid`` runs (not a zombie) and, if ``started`` is given, is that same process."""
     fields = _stat_fields(pid)

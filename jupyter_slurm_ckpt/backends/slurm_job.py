@@ -22,6 +22,7 @@ from ..core.events import append_event
 from ..core.files import remove_stale_temp_files
 from ..core.info import JobInfo
 from ..core.paths import JobPaths, resolve_folder
+from . import processes
 from .slurm_state import SchedulerError, run_command, show_job
 
 #: Slack on Slurm's warning: limits are checked every 30 s, so the warning comes up to ~30 s
@@ -127,7 +128,9 @@ def main(argv: list[str]) -> int:
         # "started" only after this, and _interrupt waits for that.
         with contextlib.suppress(FileNotFoundError):
             paths.signal_request.unlink()
-        remove_stale_temp_files(paths.folder, job_id)
+        # Only what is older than this process: the other tasks of this run (started with it
+        # by srun) may be writing their results already.
+        remove_stale_temp_files(paths.folder, job_id, older_than=processes.started_at(os.getpid()))
     return worker.run_task(paths, info, SlurmRuntime(paths, info))
 
 

@@ -115,8 +115,13 @@ def open_private_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
 
 
-def remove_stale_temp_files(folder: Path, job_id: str) -> None:
-    """Delete temporaries a killed writer of this job left behind (they were never renamed)."""
+def remove_stale_temp_files(folder: Path, job_id: str, older_than: float | None = None) -> None:
+    """Delete temporaries a killed writer of this job left behind (they were never renamed).
+
+    ``older_than`` (unix time) spares the temporaries of writers that may still be running:
+    those of the other tasks of the current run, written after it started.
+    """
     for temp in Path(folder).glob(f"{TEMP_PREFIX}{job_id}_*"):
         with contextlib.suppress(OSError):
-            temp.unlink()
+            if older_than is None or temp.stat().st_mtime < older_than:
+                temp.unlink()

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from . import payload
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
+from .files import atomic_write_bytes
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
@@ -147,10 +148,11 @@ class SignalHandler:
 
 def _write_outcome(path: Path, status: str, value: Any) -> None:
     try:
-        payload.dump((status, value), path)
+        data = payload.serialize((status, value))
     except Exception as error:  # the result itself cannot be pickled
         message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
-        payload.dump(("error", message), path)
+        data = payload.serialize(("error", message))
+    atomic_write_bytes(path, data)  # an error here is the filesystem's, not the result's
 
 
 def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
