@@ -432,10 +432,11 @@ class SlurmStates:
         return int(fields["Restarts"]) if known else None
 
 
-def show_job(job_id: str) -> dict[str, str] | None:
-    """``scontrol show job -o`` of one job as a dict, or None when Slurm no longer knows it."""
+def show_job(job_id: str, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, str] | None:
+    """``scontrol show job -o`` of one job as a dict, or None when Slurm does not answer or no
+    longer knows it."""
     try:
-        done = run_command(["scontrol", "show", "job", "-o", job_id])
+        done = run_command(["scontrol", "show", "job", "-o", job_id], timeout=timeout)
     except SchedulerError:
         return None
     if done.returncode != 0 or not done.stdout.strip():

@@ -17,9 +17,10 @@ class Gated(Checkpointable):
     machine can never make the job finish before the interrupts it is tested with.
     """
 
-    def __init__(self, step_s: float = 0.05) -> None:
+    def __init__(self, step_s: float = 0.05, verbose: bool = False) -> None:
         self.count = 0
         self.step_s = step_s
+        self.verbose = verbose
         self.runs: list[int] = []
         self.resumed_from: list[int] = []
 
@@ -28,6 +29,8 @@ class Gated(Checkpointable):
         self.resumed_from.append(self.count)
         while self.count < minimum or not Path(gate).exists():
             self.count += 1
+            if self.verbose:
+                print(f"step {self.count}", flush=True)
             time.sleep(self.step_s)
         return {"count": self.count, "runs": self.runs, "resumed_from": self.resumed_from}
 

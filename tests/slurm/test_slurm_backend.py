@@ -224,12 +224,14 @@ def test_restart_count_from_slurm(
     job = executor.submit(Gated(), str(gate))
     wait_for(lambda: job.state == "RUNNING", "RUNNING", WAIT_S)
     wait_for(lambda: job.summary().runs == 1, "the worker of the first run", WAIT_S)
-    # A requeue by Slurm alone (not through the worker) is counted too.
+    # A requeue by Slurm alone (an admin's scontrol requeue, not through the worker) is
+    # counted too; the run's SIGTERM tells the worker, which checkpoints before it goes.
     subprocess.run(["scontrol", "requeue", job.job_id], check=True)
     wait_for(lambda: job.restart_count == 1, "Slurm's restart count", WAIT_S)
     wait_for(lambda: job.summary().runs == 2, "the second run", WAIT_S)
     gate.touch()
-    assert job.result(timeout=WAIT_S)["runs"] == [1]  # no checkpoint: the payload restarted
+    assert job.result(timeout=WAIT_S)["runs"] == [0, 1]
+    assert [e.get("by") for e in job.events() if e["event"] == "requeued"] == ["scheduler"]
 
 
 def test_two_tasks_run_under_srun_and_checkpoint_together(
