@@ -246,6 +246,8 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
         where = f"run #{run} on {record.get('node', '?')}"
         if "pid" in record:
             where += f" (pid {record['pid']})"
+        if on_task:
+            where += f", {on_task}"
         return ("resumed" if run > 0 else "started"), where
     if name == "signal":
         return f"{record.get('reason', '?')} signal", on_task

@@ -196,8 +196,9 @@ class SlurmJob(Job[Any]):
     def _send_interrupt(self, reason: str) -> None:
         """Write the reason, then USR2 to the job's worker (``scancel --signal``)."""
         deadline = time.monotonic() + INTERRUPT_READY_WAIT_S
-        # Before its "started" event the run's worker ignores USR2 (see slurm_script).
-        while self._last_lifecycle() != "started":
+        # Before its "started" event a task ignores USR2 (see slurm_script): every task of
+        # the run must have started, or its signal would be lost.
+        while not self._all_tasks_started():
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"job {self.job_id}: its worker has not started yet")
             time.sleep(0.05)
@@ -212,9 +213,18 @@ class SlurmJob(Job[Any]):
 
     def _last_lifecycle(self) -> str | None:
         for record in reversed(self._events.read()):
-            if record["event"] in ("started", "requeued"):
+            if record["event"] in ("started", "requeued") and record.get("task", 0) == 0:
                 return str(record["event"])
         return None
+
+    def _all_tasks_started(self) -> bool:
+        """Whether every task of the current run has recorded its start."""
+        if self._last_lifecycle() != "started":
+            return False
+        events = self._events.read()
+        run = next(e["run"] for e in reversed(events) if e["event"] == "started")
+        tasks = {e.get("task", 0) for e in events if e["event"] == "started" and e["run"] == run}
+        return len(tasks) >= self.info.num_tasks
 
 
 class SlurmExecutor(Executor):

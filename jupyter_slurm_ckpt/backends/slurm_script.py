@@ -312,6 +312,9 @@ def batch_script(
         srun = ["srun", "--unbuffered", "--open-mode=append", f"--output={log}.out"]
         if not parameters.get("stderr_to_stdout"):
             srun.append(f"--error={log}.err")
-        command = srun + list(parameters.get("srun_args") or ()) + command
+        # Each task starts with USR2 ignored, as the single worker does (see the module doc):
+        # an early signal is dropped rather than killing it; "$0" "$@" is the argv, unparsed.
+        ignore = ["/bin/sh", "-c", 'trap "" USR2; exec "$0" "$@"']
+        command = srun + list(parameters.get("srun_args") or ()) + ignore + command
     lines.append("exec " + shlex.join(command))
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """The job's event log, ``<id>_events.jsonl``: one JSON object a line, appended atomically.
 
 Events (``event`` key), each with ``t`` (unix time):
-submitted, started (run, node, pid), signal (reason: preemption|timeout),
+submitted, started (run, node, pid; ``task`` for tasks other than 0: each task says it started),
+signal (reason: preemption|timeout),
 checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left), not_requeued (reason),
 completed, failed (state, reason), cancelled.
 """
@@ -168,7 +169,7 @@ def summarize(events: list[dict[str, Any]]) -> EventSummary:
         summary.last = record
         if name == "submitted":
             summary.submitted_at = record.get("t")
-        elif name == "started":
+        elif name == "started" and record.get("task", 0) == 0:
             summary.runs += 1
             summary.started_at = summary.started_at or record.get("t")
             summary.node = record.get("node", summary.node)

@@ -268,7 +268,7 @@ def record_lost_runs(paths: JobPaths, restart: int) -> None:
     missing = restart - summarize(events).requeues
     if missing <= 0:
         return
-    started = [e for e in events if e["event"] == "started"]
+    started = [e for e in events if e["event"] == "started" and e.get("task", 0) == 0]
     last_start = started[-1] if started else None
     fields: dict[str, Any] = {"reason": "unknown", "lost_progress": True}
     if last_start is not None:
@@ -326,14 +326,16 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     """
     for signum in (CHECKPOINT_SIGNAL, TERMINATION_SIGNAL):
         signal.signal(signum, remember_early_signal)
-    is_main_task = paths.task_id == 0
     restart = JobEnvironment().restart_count
-    if is_main_task:
+    # Every task says it started (with its node): a signal sent after that is never lost,
+    # since the handler below (or the early one, until the payload is loaded) takes it.
+    where = {"node": socket.gethostname(), "pid": os.getpid()}
+    if paths.task_id == 0:
         record_lost_runs(paths, restart)
-        append_event(
-            paths.events, "started", run=restart, node=socket.gethostname(), pid=os.getpid()
-        )
+        append_event(paths.events, "started", run=restart, **where)
         start_heartbeat(paths.heartbeat)
+    else:
+        append_event(paths.events, "started", run=restart, task=paths.task_id, **where)
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
