@@ -265,6 +265,14 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
             words += f", {plural(left, 'timeout')} left"
         if record.get("from_scratch"):
             words += ", restarts from scratch (no checkpoint method)"
+        if record.get("before_call"):
+            words += ", as submitted (the signal came before the call started)"
+        if record.get("reason") == "unknown":
+            lost = "lost its progress" if record.get("lost_progress") else "kept its checkpoint"
+            worked = record.get("worked_s")
+            words = f"the run before ended without a word and {lost}" + (
+                f" (it had worked {format_duration(float(worked))})" if worked is not None else ""
+            )
         return name, words
     if name == "not_requeued":
         return "not requeued", str(record.get("reason", ""))

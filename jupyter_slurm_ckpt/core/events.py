@@ -3,7 +3,10 @@
 Events (``event`` key), each with ``t`` (unix time):
 submitted, started (run, node, pid; ``task`` for tasks other than 0: each task says it started),
 signal (reason: preemption|timeout),
-checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left), not_requeued (reason),
+checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left; ``by: scheduler`` when Slurm
+requeued the job itself, ``before_call`` when the signal came before the callable was called,
+``reason: unknown`` + ``lost_progress`` + ``worked_s`` for a run that ended without a word),
+not_requeued (reason),
 completed, failed (state, reason), cancelled.
 """
 
@@ -38,6 +41,10 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "seconds": _NUMBER,
     "requeue": bool,
     "from_scratch": bool,
+    "before_call": bool,
+    "lost_progress": bool,
+    "worked_s": _NUMBER,
+    "via": str,
     "reason": str,
     "node": str,
     "state": str,

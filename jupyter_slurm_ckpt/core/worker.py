@@ -120,6 +120,10 @@ class SignalHandler:
         self.busy = False
         #: The reason of this run's first signal (a run is checkpointed once).
         self.signalled: str | None = None
+        #: Whether the callable has been called in this run. Before, the payload on disk is
+        #: exactly the callable's state: a signal requeues it as it is, without calling a
+        #: ``checkpoint()`` that may expect ``__call__`` to have run.
+        self.calling = True
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         """The checkpoint signal (USR2): the scheduler warns before a preemption or the limit."""
@@ -178,6 +182,9 @@ class SignalHandler:
         if reason == "timeout" and summary.timeouts > limit:
             self._refuse(f"timed out {summary.timeouts} times, max_num_timeout={limit}")
             return
+        if not self.calling:
+            self._requeue(summary.timeouts, limit, window_end, requeued, before_call=True)
+            return
         checkpoint = _checkpoint_method(self.delayed.function)
         if checkpoint is None:
             if reason == "timeout":
@@ -212,7 +219,7 @@ class SignalHandler:
         if reason == "unknown":  # the scheduler could not be asked: a requeue could revive
             self._refuse("the scheduler could not be asked why the run ends; checkpoint kept")
             return
-        self._requeue(summary.timeouts, limit, window_end, requeued, from_scratch=False)
+        self._requeue(summary.timeouts, limit, window_end, requeued)
 
     def _window_s(self, via: str | None) -> float:
         """How long the run has after this signal (the requeue is retried that long)."""
@@ -226,12 +233,21 @@ class SignalHandler:
         self._event("not_requeued", reason=reason)
 
     def _requeue(
-        self, timeouts: int, limit: int, deadline: float, requeued: bool, *, from_scratch: bool
+        self,
+        timeouts: int,
+        limit: int,
+        deadline: float,
+        requeued: bool,
+        *,
+        from_scratch: bool = False,
+        before_call: bool = False,
     ) -> None:
         fields: dict[str, Any] = {"run": self.restart + 1}
         fields["timeouts_left"] = max(limit - timeouts, 0)
         if from_scratch:
             fields["from_scratch"] = True
+        if before_call:  # the payload is unchanged: nothing had run yet
+            fields["before_call"] = True
         if requeued:
             fields["by"] = "scheduler"
         else:
@@ -343,6 +359,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         append_event(paths.events, "failed", reason=str(error), task=paths.task_id)
         return 0
     handler = SignalHandler(delayed, paths, info, runtime, restart)
+    handler.calling = False
     signal.signal(CHECKPOINT_SIGNAL, handler)
     signal.signal(TERMINATION_SIGNAL, handler.on_termination)
     early, _early_signals[:] = set(_early_signals), []
@@ -350,6 +367,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         handler(CHECKPOINT_SIGNAL, None)
     if TERMINATION_SIGNAL in early:
         handler.on_termination(TERMINATION_SIGNAL, None)
+    handler.calling = True
     try:
         value = delayed.result()
     except Exception:
