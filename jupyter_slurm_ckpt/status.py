@@ -86,6 +86,7 @@ class JobStatus:
     result: str | None = None
     failure: str | None = None
     problem: str | None = None
+    scheduler_problem: str | None = None
     elapsed_s: float | None = field(default=None, compare=False)
 
 
@@ -162,6 +163,7 @@ def collect_status(
         result=result,
         failure=failure,
         problem=problem,
+        scheduler_problem=job.scheduler_problem if not done else None,
         elapsed_s=elapsed,
     )
 
@@ -295,6 +297,8 @@ def counters_text(status: JobStatus) -> str:
     )
     if status.not_requeued_reason:
         text += f"; not requeued: {status.not_requeued_reason}"
+    if status.scheduler_problem:
+        text += f"\n⚠ {status.scheduler_problem}"
     for warning in status.budget_warnings:  # a checkpoint a real cluster would cut short
         text += f"\n⚠ {warning}"
     return text

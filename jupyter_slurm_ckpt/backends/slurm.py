@@ -6,10 +6,10 @@ once they are. A failure after the ``sbatch`` cancels the held job: nothing is l
 half-submitted. The batch script and its options: :mod:`.slurm_script`; the code that runs in
 the allocation: :mod:`.slurm_job`; states: :mod:`.slurm_state`.
 
-States: the job folder first (a result file or a terminal event ends a job without asking
-Slurm), then Slurm's view from a cache shared by every job of the process and refreshed in one
-scheduler call for all of them. A job between its checkpoint and its next run is ``REQUEUED``
-(Slurm shows PREEMPTED, REQUEUED, COMPLETING or PENDING/BeginTime then); none of those ends it.
+States: the job folder first (a result file or a terminal event ends a job, a ``started`` event
+makes it RUNNING, a ``requeued`` one REQUEUED, all without asking Slurm), then Slurm's view for
+what the folder cannot tell, from a cache shared by every job of the process, refreshed in one
+scheduler call for all of them, politely (``slurm_state.PollPolicy``).
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ INTERRUPT_READY_WAIT_S = 30.0
 
 # Final Slurm states the core does not name: the job FAILED (Slurm's word is in the reason).
 _FINAL_AS_FAILED = ("NODE_FAIL", "BOOT_FAIL", "DEADLINE", "GONE")
-# What Slurm may show between a job's own requeue and its next run (None: no record yet).
-_REQUEUE_STATES = ("PENDING", "REQUEUED", "PREEMPTED", "COMPLETING", "RUNNING", None)
+# What Slurm shows of a job that is back in the queue (requeued, preempted) before its next run.
+_BACK_IN_QUEUE = ("PENDING", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD")
+# A running job Slurm has stopped for a while: shown as Slurm says.
+_HELD_STATES = ("SUSPENDED", "STOPPED")
 
 # Appending an end event happens once per job even when several threads see the end.
 _end_lock = threading.Lock()
@@ -112,22 +114,34 @@ class SlurmJob(Job[Any]):
         return states
 
     def _public_state(self, record: SlurmRecord) -> str:
-        """Our state for Slurm's record, corrected by what the job folder knows."""
+        """Our state: the job folder's word (the job writes it at once), Slurm's for what the
+        folder cannot know (not started yet, a run that ended without a word, the end)."""
         state = record.state
         if record.final:
             return self._ended(record)
         last = self._last_lifecycle()
-        if last == "requeued" and state in _REQUEUE_STATES:
+        if last == "requeued":
             return "REQUEUED"  # checkpointed; Slurm takes it back to the queue
-        if state == "PREEMPTED":
-            return "REQUEUED"  # Slurm requeues a preempted job (PreemptMode=REQUEUE)
-        lagging = state is None or (state == "PENDING" and record.source == "sacct")
-        if last == "started" and lagging and (record.restarts or 0) < self.summary().runs:
-            # The accounting database lags the scheduler: the worker has started this run.
+        if last == "started":
+            # Slurm's answer counts only if it came after this run started (clocks of the
+            # node and this host may differ by a little: a second of slack).
+            since_start = record.answered - self._last_start_time() > 1.0
+            if since_start and state in _BACK_IN_QUEUE:
+                return "REQUEUED"  # requeued by Slurm, the run ended without a word
+            if since_start and state in _HELD_STATES:
+                return str(state)
             return "RUNNING"
-        if state is None:
-            return "PENDING"  # submitted, not in the database yet
+        if state in (None, "PREEMPTED"):
+            return "PENDING"  # submitted, not in the database yet (or preempted before start)
         return state
+
+    @property
+    def scheduler_problem(self) -> str | None:
+        """'Slurm cannot be reached (...)' while the last scheduler call of this process failed."""
+        error = STATES.last_error
+        if error is None:
+            return None
+        return f"Slurm cannot be reached ({error}); states come from the job folder meanwhile"
 
     @property
     def pending_reason(self) -> str | None:
@@ -186,6 +200,7 @@ class SlurmJob(Job[Any]):
     # -- actions ------------------------------------------------------------------------------
 
     def _cancel(self) -> None:
+        STATES.expire(self.job_id)  # a user action: Slurm's view is asked for at the next look
         done = run_command(["scancel", self.job_id])
         # A job that ended meanwhile is fine ("already completing", "Invalid job id").
         if done.returncode != 0 and not any(
@@ -207,6 +222,7 @@ class SlurmJob(Job[Any]):
         # One task: the worker is the batch shell (exec), reached with --full. Several: srun
         # steps, reached by a plain --signal.
         scope = [] if slurm_script.uses_srun(self.info.num_tasks) else ["--full"]
+        STATES.expire(self.job_id)
         done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
         if done.returncode != 0:
             raise SchedulerError(f"scancel --signal=USR2 {self.job_id}: {done.stderr.strip()}")
@@ -216,6 +232,13 @@ class SlurmJob(Job[Any]):
             if record["event"] in ("started", "requeued") and record.get("task", 0) == 0:
                 return str(record["event"])
         return None
+
+    def _last_start_time(self) -> float:
+        """When the current run's task 0 started (0 before any run)."""
+        for record in reversed(self._events.read()):
+            if record["event"] == "started" and record.get("task", 0) == 0:
+                return float(record["t"])
+        return 0.0
 
     def _all_tasks_started(self) -> bool:
         """Whether every task of the current run has recorded its start."""

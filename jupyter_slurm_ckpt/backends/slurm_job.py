@@ -134,7 +134,7 @@ class SlurmRuntime:
                 problem = str(error)
             if not problem:
                 return
-            print(f"jupyter_slurm_ckpt: scontrol requeue failed: {problem}", file=sys.stderr)
+            worker.say(f"scontrol requeue failed: {problem}")
             if time.monotonic() + pause >= deadline or not _worth_retrying(problem):
                 raise RequeueError(problem)
             time.sleep(pause)
@@ -142,8 +142,7 @@ class SlurmRuntime:
 
     def end_run(self) -> NoReturn:
         """Leave: Slurm starts the next run from the new payload."""
-        sys.stdout.flush()
-        sys.stderr.flush()
+        worker.flush_output()
         os._exit(0)
 
 

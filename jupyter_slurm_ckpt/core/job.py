@@ -156,6 +156,12 @@ class Job(Generic[R]):
         """Whether a live state reported by the backend means the job is over."""
         return state in FINAL_STATES
 
+    @property
+    def scheduler_problem(self) -> str | None:
+        """Why the scheduler cannot be asked about the job right now, if so (states then come
+        from the job folder alone); None when it answers, or for backends without one."""
+        return None
+
     def _cancel(self) -> None:
         raise NotImplementedError
 

@@ -164,7 +164,7 @@ class SignalHandler:
     def _cancelled(self) -> None:
         if self.paths.task_id == 0 and summarize(read_events(self.paths.events)).terminal is None:
             self._event("cancelled", by="slurm")
-        print("jupyter_slurm_ckpt: cancelled", file=sys.stderr, flush=True)
+        say("cancelled")
 
     def _handle(self, reason: str, via: str | None, requeued: bool) -> None:
         self.signalled = reason
@@ -174,7 +174,7 @@ class SignalHandler:
         if via is not None:
             fields["via"] = via
         self._event("signal", **fields)
-        print(f"jupyter_slurm_ckpt: received {reason} signal", file=sys.stderr, flush=True)
+        say(f"received {reason} signal")
         if task != 0:  # task 0 checkpoints for the whole job
             return
         summary = summarize(read_events(self.paths.events))
@@ -199,7 +199,7 @@ class SignalHandler:
         except Exception:
             seconds = time.perf_counter() - started
             self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            traceback.print_exc()
+            say(traceback.format_exc().rstrip(), prefix="")
             self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
             return
         seconds = time.perf_counter() - started
@@ -229,7 +229,7 @@ class SignalHandler:
         return DEFAULT_REQUEUE_WINDOW_S  # Slurm's default KillWait; its SIGKILL cuts it short
 
     def _refuse(self, reason: str) -> None:
-        print(f"jupyter_slurm_ckpt: not requeued: {reason}", file=sys.stderr, flush=True)
+        say(f"not requeued: {reason}")
         self._event("not_requeued", reason=reason)
 
     def _requeue(
@@ -260,16 +260,31 @@ class SignalHandler:
                 )
                 _leave(1)
         self._event("requeued", **fields)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush_output()
         self.runtime.end_run()
+
+
+def say(message: str, prefix: str = "jupyter_slurm_ckpt: ") -> None:
+    """Write a line to the task's stderr from a signal handler.
+
+    Straight to the file descriptor: the handler may have interrupted the job in the middle
+    of a ``print``, and Python's buffered streams refuse to be entered again then.
+    """
+    with contextlib.suppress(OSError):
+        os.write(2, f"{prefix}{message}\n".encode(errors="replace"))
+
+
+def flush_output() -> None:
+    """Flush what the job printed before its run ends (not possible, and skipped, when the
+    signal interrupted a write of that same stream)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def _leave(code: int) -> NoReturn:
     """End the process now, output flushed (no cleanup of the user's code can run on)."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+    flush_output()
     os._exit(code)
 
 
@@ -343,15 +358,9 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     for signum in (CHECKPOINT_SIGNAL, TERMINATION_SIGNAL):
         signal.signal(signum, remember_early_signal)
     restart = JobEnvironment().restart_count
-    # Every task says it started (with its node): a signal sent after that is never lost,
-    # since the handler below (or the early one, until the payload is loaded) takes it.
-    where = {"node": socket.gethostname(), "pid": os.getpid()}
     if paths.task_id == 0:
         record_lost_runs(paths, restart)
-        append_event(paths.events, "started", run=restart, **where)
         start_heartbeat(paths.heartbeat)
-    else:
-        append_event(paths.events, "started", run=restart, task=paths.task_id, **where)
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
@@ -367,7 +376,13 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         handler(CHECKPOINT_SIGNAL, None)
     if TERMINATION_SIGNAL in early:
         handler.on_termination(TERMINATION_SIGNAL, None)
+    # From here a signal checkpoints the running callable. Every task says it started (with
+    # its node): ``_interrupt`` waits for these events, so its signal finds the callable
+    # running in every task (a slow payload load shows as not started yet).
     handler.calling = True
+    where = {"node": socket.gethostname(), "pid": os.getpid()}
+    task = {"task": paths.task_id} if paths.task_id else {}
+    append_event(paths.events, "started", run=restart, **task, **where)
     try:
         value = delayed.result()
     except Exception:

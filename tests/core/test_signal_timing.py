@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 from pathlib import Path
+from typing import Any
+
+from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.backends import processes
 from jupyter_slurm_ckpt.core.events import append_event, read_events, summarize
 from jupyter_slurm_ckpt.core.paths import JobPaths
 from jupyter_slurm_ckpt.core.worker import record_lost_runs
 
-from .conftest import wait_running_run
 from .jobs_for_tests import SlowToLoad
 
 
 def test_a_signal_before_the_call_requeues_the_payload_as_it_is(
     local: submitit.LocalExecutor,
 ) -> None:
-    # The interrupt lands while the run still loads its payload (2 s): checkpoint() is not
-    # called (it would fail: __call__ has not run), the unchanged payload is requeued.
+    # A preemption while the run still loads its payload (2 s), as a scheduler may send one
+    # right after a job starts: checkpoint() is not called (it would fail: __call__ has not
+    # run), the unchanged payload is requeued.
     job = local.submit(SlowToLoad(2.0))
-    wait_running_run(job, 0)
-    job._interrupt()
+    controller = wait_for(lambda: _controller(job), "the job's controller")
+    worker = wait_for(lambda: processes.descendants(controller), "the worker process")[0]
+    assert job.state == "PENDING"  # loading: not started yet
+    os.kill(worker, signal.SIGUSR2)
     assert job.result(timeout=60) == "done"
     names = [e["event"] for e in job.events()]
     assert "checkpoint" not in names and "not_requeued" not in names
     (requeued,) = [e for e in job.events() if e["event"] == "requeued"]
     assert requeued["before_call"] is True and job.restart_count == 1
+
+
+def _controller(job: submitit.Job[Any]) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(job.paths.local_process.read_text())
+        if record.get("role") == "controller":
+            return int(record["pid"])
+    return None
 
 
 def test_runs_that_ended_without_a_word_are_recorded(tmp_path: Path) -> None:

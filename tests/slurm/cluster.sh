@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster on this machine, for the test suite.
 #
-#   tests/slurm/cluster.sh start [--accounting] [--preemption signal|stock] [--nodes N]
+#   tests/slurm/cluster.sh start [--accounting] [--preemption signal|stock] [--nodes N] [--cpus N]
 #                                                 # idempotent; prints `export SLURM_CONF=...`
 #   tests/slurm/cluster.sh stop                   # idempotent; leaves no process behind
 #   tests/slurm/cluster.sh status                 # exit 0 when up, 1 when not
@@ -26,7 +26,8 @@
 # --nodes N (default 1): N emulated nodes n1..nN on this one machine, each its own `slurmd -N nI`
 # (all resolve to 127.0.0.1, so the ranks of a multi-node job reach each other over TCP). Each
 # node has every CPU of the machine and two fake GPUs (GRES gpu, fake device files), so that
-# --gpus-per-node is scheduled and exported as on a GPU cluster.
+# --gpus-per-node is scheduled and exported as on a GPU cluster. --cpus N gives each node N CPUs
+# instead (more than the machine has: many small jobs at once, e.g. for benchmarks/bench_polling.py).
 #
 # Only the `export SLURM_CONF=...` line of `start` goes to stdout; all other chatter to stderr.
 # Env overrides: JSC_CLUSTER_DIR, JSC_SLURMCTLD_PORT (6817), JSC_SLURMD_PORT (6818),
@@ -205,9 +206,8 @@ ensure_packages() {
 # ---------------------------------------------------------------------------------------------
 # configuration
 
-write_configs() {  # write_configs MODE PREEMPTION NODES OUTDIR : slurm.conf, gres.conf (+ slurmdbd.conf)
-    local mode=$1 preemption=$2 nodes=$3 out=$4 cpus mem_kb mem_mb i names=n1
-    cpus=$(nproc)
+write_configs() {  # write_configs MODE PREEMPTION NODES CPUS OUTDIR : slurm.conf, gres.conf (+ slurmdbd.conf)
+    local mode=$1 preemption=$2 nodes=$3 cpus=$4 out=$5 mem_kb mem_mb i names=n1
     mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)   # same figure as `free`'s total
     mem_mb=$(( mem_kb * 95 / 100 / 1024 / nodes ))            # ~95 % of MemTotal, shared by the nodes
     (( nodes > 1 )) && names="n[1-$nodes]"
@@ -244,6 +244,8 @@ TaskPlugin=task/none
 MpiDefault=none
 # Resource limits of the submitting shell are not copied into jobs (avoids setrlimit noise).
 PropagateResourceLimits=NONE
+# The nodes may claim more CPUs than the machine has (--cpus): slurmd takes the configured count.
+SlurmdParameters=config_overrides
 
 # Cores are the consumable resource (not memory), so small jobs share the node; a job that
 # wants the node alone asks for --exclusive.
@@ -561,14 +563,14 @@ do_stop() {
 }
 
 do_start() {
-    local mode=$1 preemption=$2 nodes=$3 tmp node
+    local mode=$1 preemption=$2 nodes=$3 cpus=$4 tmp node
     [[ $(id -u) == 0 ]] || die "must run as root"
     ensure_packages "$mode"
     mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld"
     chmod 755 "$DIR"
 
     tmp=$(mktemp -d "$DIR/etc.new.XXXXXX")
-    write_configs "$mode" "$preemption" "$nodes" "$tmp"
+    write_configs "$mode" "$preemption" "$nodes" "$cpus" "$tmp"
     local current
     current=$(running_mode || true)
     if [[ $current == "$mode" ]] && cmp -s "$tmp/slurm.conf" "$CONF" &&
@@ -597,7 +599,7 @@ do_start() {
     start_slurmctld
     for node in $(node_names); do start_slurmd "$node"; done
     wait_until_usable
-    log "up ($mode, $preemption preemption, $nodes node(s)) in $SECONDS s; logs in $LOG"
+    log "up ($mode, $preemption preemption, $nodes node(s) of $cpus CPUs) in $SECONDS s; logs in $LOG"
     echo "export SLURM_CONF=$CONF" >&3
 }
 
@@ -625,7 +627,8 @@ lock() {  # one start/stop at a time per cluster folder (e.g. parallel test work
 }
 
 usage() {
-    echo "usage: $0 start [--accounting] [--preemption signal|stock] [--nodes N] | stop | status" \
+    echo "usage: $0 start [--accounting] [--preemption signal|stock] [--nodes N] [--cpus N]" \
+        "| stop | status" \
         "| controller stop|start" >&2
     exit 2
 }
@@ -649,7 +652,7 @@ cmd=${1:-}
 shift || true
 case $cmd in
     start)
-        mode=plain preemption=signal nodes=1
+        mode=plain preemption=signal nodes=1 cpus=$(nproc)
         while (( $# )); do
             case $1 in
                 --accounting) mode=accounting ;;
@@ -657,15 +660,17 @@ case $cmd in
                 --preemption=*) preemption=${1#*=} ;;
                 --nodes) nodes=${2:-}; shift ;;
                 --nodes=*) nodes=${1#*=} ;;
+                --cpus) cpus=${2:-}; shift ;;
+                --cpus=*) cpus=${1#*=} ;;
                 *) usage ;;
             esac
             shift
         done
         [[ $preemption == signal || $preemption == stock ]] || usage
-        [[ $nodes =~ ^[1-9]$ ]] || usage
+        [[ $nodes =~ ^[1-9]$ && $cpus =~ ^[1-9][0-9]{0,3}$ ]] || usage
         exec 3>&1 1>&2   # stdout is only for the export line
         lock
-        do_start "$mode" "$preemption" "$nodes"
+        do_start "$mode" "$preemption" "$nodes" "$cpus"
         ;;
     stop)
         (( $# == 0 )) || usage
