@@ -16,6 +16,9 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
 
+# Large buffers are written in slices of this size (views, not copies): measured here, one
+# write(2) of a whole large buffer reaches the disk later and less steadily than slices.
+_WRITE_CHUNK = 1024 * 1024
 # linkat(2) arguments, and the chunk size of the copy that replaces it where it is refused.
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
@@ -141,7 +144,7 @@ class PendingFile:
         size = view.nbytes
         try:
             while view:
-                written = os.write(self._fd, view)
+                written = os.write(self._fd, view[:_WRITE_CHUNK])
                 view = view[written:]
         except OSError as error:
             raise _write_error(error) from None
