@@ -31,14 +31,15 @@ HEADROOM_BYTES = STATE_BYTES + STATE_BYTES // 2
 
 
 def _cap_address_space(extra: int) -> AddressSpaceCap:
-    """Unpickling an ``AddressSpaceCap`` in a job limits the job's address space (once)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if os.environ.get(ENV_JOB_ID) and soft == resource.RLIM_INFINITY:
+    """Unpickling an ``AddressSpaceCap`` in a job limits the job's address space."""
+    if os.environ.get(ENV_JOB_ID):  # never the test process (job.submission() would load it)
         import numpy  # noqa: F401  (mapped before the measure: the state will need it)
 
         with open("/proc/self/statm") as statm:
             mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        resource.setrlimit(resource.RLIMIT_AS, (mapped + extra, hard))
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        cap = mapped + extra if hard == resource.RLIM_INFINITY else min(mapped + extra, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     return AddressSpaceCap(extra)
 
 
