@@ -28,7 +28,7 @@ from .core.errors import FailedSubmissionError, JobFolderError
 from .core.files import check_folder_is_safe
 from .core.helpers import DelayedSubmission
 from .core.job import Job
-from .core.paths import is_valid_job_id
+from .core.paths import is_valid_job_id, template_root
 from .options import SlurmConfig, SubmitOptions
 from .status import JobStatus
 
@@ -71,15 +71,17 @@ def submit_cell(
 ) -> Submitted:
     """Preflight the payloads and submit them (or describe them, for ``--dry-run``).
 
-    The ``--by-value`` modules stay registered from the preflight to the submission, which
-    pickles the payloads again: both see the same registry.
+    The preflight pickles each payload once, into a file of the job folder that has no name
+    yet, and the executor submits those files as they are: a payload is never pickled twice.
     """
     with serialize.pickled_by_value(opts.by_value):
         report = serialize.preflight(
             [(s, cell.labels.roots(s)) for s in submissions],
             opts.max_payload_bytes,
             opts.warn_global_bytes,
+            folder=None if opts.dry_run else template_root(executor.folder),
         )
+    try:
         for warning in report.warnings:
             print(warning, file=sys.stderr)
         name = capture.callable_name(submissions[0].function)
@@ -91,14 +93,12 @@ def submit_cell(
             return Submitted([], report.sizes, dry_run_text(opts, executor, cell, report.sizes))
         undo = cell.source.write()
         try:
-            if cell.array:
-                jobs = executor.submit_array(submissions)
-            else:
-                first = submissions[0]
-                jobs = [executor.submit(first.function, *first.args, **first.kwargs)]
+            jobs = executor.submit_pickled(report.pickled, array=cell.array)
         except BaseException:
             undo()
             raise
+    finally:
+        report.discard()
     return Submitted(jobs, report.sizes)
 
 

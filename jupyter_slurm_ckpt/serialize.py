@@ -1,11 +1,12 @@
 """Pickle a submission once before submitting it, and explain what goes wrong.
 
 cloudpickle already pickles what the notebook defines (``__main__``) by value; ``--by-value``
-adds local helper modules for one submission. The preflight pickles each payload exactly as the
-executor will (``core.payload.serialize``) and turns failures into one-line explanations: the
-attribute path that cannot be pickled, the parts that make a payload too big, and the large
-notebook globals a payload drags along. Sizes are measured by pickling into a byte counter,
-so an oversized payload is refused without ever being held in memory.
+adds local helper modules for one submission. The preflight pickles each payload once,
+straight into a file of the job folder that has no name yet (``core.payload.spool``), which the
+executor then submits as it is; only when that fails does it pickle parts again, to turn the
+failure into a one-line explanation: the attribute path that cannot be pickled, the parts that
+make a payload too big. It also names the large notebook globals a payload drags along. Nothing
+past the size limit is written or held in memory: an oversized payload is counted, then refused.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import threading
 import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import CodeType, FunctionType
 from typing import Any
 
 import cloudpickle
 
 from .core import payload
+from .core.errors import JobFolderError
+from .core.files import WriteError
 from .core.helpers import DelayedSubmission
 
 MB = 1024**2
@@ -368,18 +372,30 @@ def check_callable(label: str, function: Any) -> None:
 
 @dataclass
 class Preflight:
-    """What the preflight learnt: the size of each payload and warnings for the user."""
+    """What the preflight learnt: the size of each payload and warnings for the user.
+
+    Given a folder, the preflight also keeps each payload it pickled (``pickled``), ready for
+    ``executor.submit_pickled``: a submission pickles its payloads once. Whoever receives the
+    report calls :meth:`discard` when done (placed payloads are not affected).
+    """
 
     sizes: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    pickled: list[payload.Pickled] = field(default_factory=list)
+
+    def discard(self) -> None:
+        """Drop the pickled payloads that were not submitted."""
+        for item in self.pickled:
+            item.discard()
 
 
 def preflight(
     submissions: list[tuple[DelayedSubmission[Any], list[tuple[str, Any]]]],
     max_bytes: int,
     warn_global_bytes: int,
+    folder: Path | None = None,
 ) -> Preflight:
-    """Pickle every payload once, as the executor will, into a byte counter, and check it.
+    """Pickle every payload once, as the executor will, and check it.
 
     Parameters
     ----------
@@ -389,39 +405,31 @@ def preflight(
         Refuse a payload larger than this.
     warn_global_bytes
         Warn about a captured notebook global larger than this.
+    folder
+        The job folder (it need not exist yet): each payload is pickled straight into a file
+        of its filesystem that has no name yet (``payload.spool``), kept in the report. Without
+        it (``--dry-run``), payloads are pickled into a byte counter. Either way nothing is
+        visible on disk, and nothing past ``max_bytes`` is written or held in memory.
 
     Raises
     ------
     SerializationError
         When a payload cannot be pickled (naming the attribute path that fails), is too big
-        (naming its biggest parts; measured without holding the payload in memory), or its
-        callable cannot run in a job (see :func:`check_callable`).
+        (naming its biggest parts), its callable cannot run in a job (see
+        :func:`check_callable`), or the filesystem fails while it is written.
+    JobFolderError
+        When ``folder`` cannot hold job files (see ``core.files.ensure_private_folder``).
     """
     report = Preflight()
     warned: set[str] = set()
-    for index, (submission, roots) in enumerate(submissions):
-        check_callable(*roots[0])
-        try:
-            size = payload.serialized_size(submission)  # measured, never held in memory
-        except Exception as error:
-            found = find_unpicklable(roots)
-            if found is None:
-                raise SerializationError(
-                    f"cannot pickle the submission: {_error_text(error)}"
-                ) from None
-            raise SerializationError(_unpicklable_message(*found)) from None
-        which = f"payload {index} of the array" if len(submissions) > 1 else "the payload"
-        if size > max_bytes:
-            parts = ", ".join(
-                f"{path} ({format_size(part)})" for path, part in biggest_parts(roots, size)
-            )
-            raise SerializationError(
-                f"{which} is {format_size(size)}, over the limit of {format_size(max_bytes)} "
-                f"(SlurmMagics.max_payload_mb); biggest parts: {parts or 'unknown'}; "
-                "save large data to a file and pass its path"
-            )
-        report.sizes.append(size)
-        if size > warn_global_bytes:
+    try:
+        for index, (submission, roots) in enumerate(submissions):
+            check_callable(*roots[0])
+            which = f"payload {index} of the array" if len(submissions) > 1 else "the payload"
+            size = _pickle_once(report, submission, roots, which, folder, max_bytes)
+            report.sizes.append(size)
+            if size <= warn_global_bytes:
+                continue
             for name, value, user in captured_globals(roots):
                 global_size = _pickled_size(value) if name not in warned else None
                 if global_size is not None and global_size > warn_global_bytes:
@@ -431,4 +439,47 @@ def preflight(
                         f"({format_size(global_size)}, used by {user}); pass it as an argument "
                         "or save it to a file and load it in the job"
                     )
+    except BaseException:
+        report.discard()
+        raise
     return report
+
+
+def _pickle_once(
+    report: Preflight,
+    submission: DelayedSubmission[Any],
+    roots: list[tuple[str, Any]],
+    which: str,
+    folder: Path | None,
+    max_bytes: int,
+) -> int:
+    """Pickle one payload (into ``folder``'s filesystem, or a counter); diagnose a failure."""
+    try:
+        if folder is None:
+            size = payload.serialized_size(submission)  # measured, never held in memory
+            if size > max_bytes:
+                raise payload.PayloadTooLargeError(size, max_bytes)
+            return size
+        pickled = payload.spool(submission, folder, max_bytes)
+    except payload.PayloadTooLargeError as error:
+        # Only now is the payload pickled again, part by part, to name the biggest parts.
+        parts = ", ".join(
+            f"{path} ({format_size(part)})" for path, part in biggest_parts(roots, error.size)
+        )
+        raise SerializationError(
+            f"{which} is {format_size(error.size)}, over the limit of {format_size(max_bytes)} "
+            f"(SlurmMagics.max_payload_mb); biggest parts: {parts or 'unknown'}; "
+            "save large data to a file and pass its path"
+        ) from None
+    except JobFolderError:
+        raise
+    except WriteError as error:
+        raise SerializationError(f"cannot write {which} into {folder}: {error.strerror}") from None
+    except Exception as error:
+        found = find_unpicklable(roots)
+        if found is None:
+            message = f"cannot pickle the submission: {_error_text(error)}"
+            raise SerializationError(message) from None
+        raise SerializationError(_unpicklable_message(*found)) from None
+    report.pickled.append(pickled)
+    return pickled.size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,3 +51,11 @@ def venv_kernel(cwd: Path, kernel_dir: Path, jobs: Path) -> Iterator[KernelManag
     finally:
         manager.shutdown_kernel(now=True)
         cancel_leftover_jobs(jobs)
+
+
+def rewrite_payload_header(path: Path, **fields: str) -> None:
+    """Change fields of a job-folder pickle's header line, as another environment writes them."""
+    header, newline, stream = path.read_bytes().partition(b"\n")
+    values = json.loads(header)
+    values.update(fields)
+    path.write_bytes(json.dumps(values).encode() + newline + stream)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -247,3 +248,25 @@ def test_by_value_registration_is_serialised_between_threads(helper_module: str)
 def _enter(entered: threading.Event, module: str) -> None:
     with pickled_by_value([module]):
         entered.set()
+
+
+def test_preflight_pickles_into_the_folder_once_and_leaves_nothing_when_refused(
+    tmp_path: Path,
+) -> None:
+    ns = notebook(LOCKED)
+    folder = tmp_path / "jobs"  # not created yet: a refused first cell must not create it
+    before = tmp_path.stat().st_mtime_ns
+    roots = [("NetworkTraining()", ns["NetworkTraining"]())]
+    with pytest.raises(SerializationError, match="cannot pickle NetworkTraining"):
+        preflight([(DelayedSubmission(roots[0][1], "x"), roots)], 100 * MB, 10 * MB, folder)
+    big = [("len", len), ("weights", b"w" * (3 * MB))]
+    with pytest.raises(SerializationError, match=r"the payload is 3\.0 MB, over the limit"):
+        preflight([(DelayedSubmission(len, big[1][1]), big)], 1 * MB, 10 * MB, folder)
+    assert os.listdir(tmp_path) == [] and tmp_path.stat().st_mtime_ns == before
+    report = preflight([(DelayedSubmission(len, big[1][1]), big)], 100 * MB, 10 * MB, folder)
+    assert [item.size for item in report.pickled] == report.sizes and report.sizes[0] > 3 * MB
+    assert os.listdir(tmp_path) == []
+    folder.mkdir(mode=0o700)
+    report.pickled[0].place(folder / "x.pkl")
+    report.discard()  # placed: kept
+    assert payload.load(folder / "x.pkl").result() == 3 * MB

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from ..core import payload
 from ..core.executor import GENERIC_PARAMETERS, Executor
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
@@ -126,6 +127,10 @@ class AutoExecutor:
     def submit_array(self, submissions: list[DelayedSubmission[Any]]) -> list[Job[Any]]:
         """See ``Executor.submit_array``."""
         return self._executor.submit_array(submissions)
+
+    def submit_pickled(self, pickled: list[payload.Pickled], array: bool) -> list[Job[Any]]:
+        """See ``Executor.submit_pickled``."""
+        return self._executor.submit_pickled(pickled, array)
 
     def map_array(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Job[Any]]:
         """See ``Executor.map_array``."""

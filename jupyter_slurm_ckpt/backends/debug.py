@@ -155,9 +155,12 @@ class DebugExecutor(Executor):
         """Debug jobs start when their result is asked for."""
 
     def _submit_submissions(
-        self, submissions: list[DelayedSubmission[Any]], array: bool
+        self,
+        submissions: list[DelayedSubmission[Any]],
+        array: bool,
+        pickled: list[payload.Pickled] | None = None,
     ) -> list[Job[Any]]:
-        jobs = super()._submit_submissions(submissions, array)
+        jobs = super()._submit_submissions(submissions, array, pickled)
         for job, delayed in zip(jobs, submissions):
             assert isinstance(job, DebugJob)
             job._delayed = delayed

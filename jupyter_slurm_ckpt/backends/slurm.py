@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..core import payload
 from ..core.errors import FailedSubmissionError
 from ..core.events import append_event
 from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
@@ -332,11 +333,14 @@ class SlurmExecutor(Executor):
         return info
 
     def _submit_submissions(
-        self, submissions: list[DelayedSubmission[Any]], array: bool
+        self,
+        submissions: list[DelayedSubmission[Any]],
+        array: bool,
+        pickled: list[payload.Pickled] | None = None,
     ) -> list[Job[Any]]:
         self._held = None
         try:
-            jobs = super()._submit_submissions(submissions, array)
+            jobs = super()._submit_submissions(submissions, array, pickled)
         except BaseException:
             if self._held is not None:  # submitted held, files not (all) written: take it back
                 with contextlib.suppress(Exception):

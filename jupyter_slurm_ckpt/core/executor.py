@@ -1,9 +1,11 @@
 """The base executor owns the submission flow; backends fill a few hooks.
 
-Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch``: serialize every payload
-(and refuse oversized ones) before anything touches the folder, reserve job ids, write each
-job's files atomically (payload, description, ``submitted`` event), then launch. If the launch
-fails, the files written are removed: nothing is left half-submitted.
+Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch``: pickle every payload once,
+straight into a file that has no name yet (refusing oversized ones, which are counted, not
+written, past the limit), reserve job ids, give each job its files atomically (payload,
+description, ``submitted`` event), then launch. If the launch fails, the files written are
+removed: nothing is left half-submitted. ``submit_pickled`` enters the same flow with payloads
+pickled already (by the notebook's preflight).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, ClassVar
 from . import payload
 from .errors import FailedSubmissionError
 from .events import append_event
-from .files import atomic_write_bytes, ensure_private_folder
+from .files import WriteError, ensure_private_folder
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .job import Job
@@ -156,26 +158,58 @@ class Executor(ABC):
         for (placeholder, _), job in zip(pending, jobs):
             placeholder.__dict__.update(job.__dict__)
 
+    def submit_pickled(self, pickled: list[payload.Pickled], array: bool) -> list[Job[Any]]:
+        """Submit payloads pickled already with ``payload.spool`` (the notebook's preflight
+        pickles each payload once, straight into its file, and hands them over here).
+
+        The caller keeps ownership: it discards the ones that were not placed.
+        """
+        return self._submit_submissions([item.obj for item in pickled], array, pickled)
+
     def _submit_submissions(
-        self, submissions: list[DelayedSubmission[Any]], array: bool
+        self,
+        submissions: list[DelayedSubmission[Any]],
+        array: bool,
+        pickled: list[payload.Pickled] | None = None,
     ) -> list[Job[Any]]:
         try:
-            ensure_private_folder(template_root(self.folder))
+            root = ensure_private_folder(template_root(self.folder))
         except Exception as error:
             raise FailedSubmissionError(str(error)) from None
-        blobs = [payload.serialize(delayed) for delayed in submissions]
         limit = int(self.max_pickle_size_gb * 1024**3)
-        for index, blob in enumerate(blobs):
-            if len(blob) > limit:
-                raise FailedSubmissionError(
-                    f"payload {index} is {len(blob) / 1024**2:.1f} MB, over the limit of "
-                    f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
-                )
-        job_ids = self._allocate_job_ids(len(blobs), array)
+        spooled: list[payload.Pickled] = []
+        try:
+            if pickled is None:
+                pickled = spooled
+                for index, delayed in enumerate(submissions):
+                    spooled.append(self._pickle(index, delayed, root, limit))
+            for index, item in enumerate(pickled):
+                if item.size > limit:
+                    raise self._too_large(index, item.size)
+            job_ids = self._allocate_job_ids(len(pickled), array)
+            self._write_and_launch(job_ids, pickled, array)
+        finally:
+            for item in spooled:
+                item.discard()
+        return [self._make_job(job_id) for job_id in job_ids]
+
+    def _pickle(
+        self, index: int, delayed: DelayedSubmission[Any], root: Path, limit: int
+    ) -> payload.Pickled:
+        try:
+            return payload.spool(delayed, root, max_bytes=limit)
+        except payload.PayloadTooLargeError as error:
+            raise self._too_large(index, error.size) from None
+        except WriteError as error:
+            raise FailedSubmissionError(f"cannot write payload {index}: {error}") from None
+
+    def _write_and_launch(
+        self, job_ids: list[str], pickled: list[payload.Pickled], array: bool
+    ) -> None:
         written: list[Path] = []
         try:
-            for job_id, blob in zip(job_ids, blobs):
-                written.extend(self._write_job_files(job_id, blob, len(blobs) if array else 0))
+            for job_id, item in zip(job_ids, pickled):
+                written.extend(self._write_job_files(job_id, item, len(pickled) if array else 0))
             self._launch(job_ids)
         except Exception as error:
             for path in written:
@@ -184,7 +218,12 @@ class Executor(ABC):
             if isinstance(error, FailedSubmissionError):
                 raise
             raise FailedSubmissionError(f"{type(error).__name__}: {error}") from error
-        return [self._make_job(job_id) for job_id in job_ids]
+
+    def _too_large(self, index: int, size: int) -> FailedSubmissionError:
+        return FailedSubmissionError(
+            f"payload {index} is {size / 1024**2:.1f} MB, over the limit of "
+            f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
+        )
 
     def _job_info(self, job_id: str) -> JobInfo:
         params = self.parameters
@@ -201,16 +240,18 @@ class Executor(ABC):
             parameters=dict(params),
         )
 
-    def _write_job_files(self, job_id: str, blob: bytes, array_size: int) -> list[Path]:
+    def _write_job_files(
+        self, job_id: str, pickled: payload.Pickled, array_size: int
+    ) -> list[Path]:
         paths = JobPaths.create(self.folder, job_id)
         if paths.folder != template_root(self.folder):
             ensure_private_folder(paths.folder)
         # Not fsynced: a crash before the job starts loses the job anyway, and this is the
         # submission's hot path (an fsync costs more than the rest of a submit).
-        atomic_write_bytes(paths.submitted_pickle, blob, durable=False)
+        pickled.place(paths.submitted_pickle, durable=False)
         info = self._job_info(job_id)
         info.write(paths.info)
-        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": len(blob)}
+        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
         if array_size:
             fields["array_size"] = array_size
         append_event(paths.events, "submitted", **fields)

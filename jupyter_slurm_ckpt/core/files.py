@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import uuid
 from pathlib import Path
+from typing import Any
 
 from .errors import JobFolderError
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
+
+# Large buffers are written in slices of this size (views, not copies): measured here, one
+# write(2) of a whole large buffer reaches the disk later and less steadily than slices.
+_WRITE_CHUNK = 1024 * 1024
+# linkat(2) arguments, and the chunk size of the copy that replaces it where it is refused.
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+_COPY_CHUNK = 1024 * 1024
 
 
 def ensure_private_folder(folder: Path) -> Path:
@@ -66,29 +76,177 @@ def check_folder_is_safe(folder: Path) -> None:
         )
 
 
+class WriteError(OSError):
+    """Writing a file of the job folder failed (full disk, quota, I/O error): the filesystem's
+    fault, not that of what was being written."""
+
+
+def _write_error(error: OSError) -> WriteError:
+    if isinstance(error, WriteError):
+        return error
+    failure = WriteError(error.errno, error.strerror, error.filename)
+    failure.__cause__ = error
+    return failure
+
+
+def _temp_beside(path: Path) -> Path:
+    # Named after the target: remove_stale_temp_files finds what a killed writer left.
+    return path.with_name(f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}")
+
+
+class PendingFile:
+    """A file being written that no reader can see until :meth:`commit` gives it its name.
+
+    :meth:`write` takes any contiguous buffer and writes it from its own memory (no copy, no
+    buffering); :meth:`commit` fsyncs it (``durable``) and renames it onto its target, so that
+    readers see the old file or the new one, never a part. Filesystem failures are raised as
+    :class:`WriteError`; whatever happens before the commit, the target is untouched.
+    """
+
+    def __init__(self, fd: int, temp: Path | None) -> None:
+        self._fd = fd
+        self._temp = temp  # None: an unnamed file (O_TMPFILE), named only at the commit
+
+    @classmethod
+    def beside(cls, path: Path) -> PendingFile:
+        """A hidden temporary beside ``path``: same filesystem, so the rename is atomic."""
+        temp = _temp_beside(Path(path))
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        except OSError as error:
+            raise _write_error(error) from None
+        return cls(fd, temp)
+
+    @classmethod
+    def unnamed(cls, folder: Path) -> PendingFile:
+        """A file without a name on ``folder``'s filesystem, for a target not yet known.
+
+        Creating and discarding it changes nothing anyone can see (no entry, not even the
+        folder's modification time), and a process killed meanwhile leaves nothing behind.
+        ``folder`` need not exist yet: the file is then made in its nearest existing parent,
+        whose filesystem the folder will be created on. Where unnamed files are not supported
+        (``O_TMPFILE``), it is a hidden temporary in ``folder``, created and checked as every
+        job folder (:func:`ensure_private_folder`).
+        """
+        anchor = Path(folder).expanduser().absolute()
+        while not anchor.exists() and anchor != anchor.parent:
+            anchor = anchor.parent
+        unnamed_flag = getattr(os, "O_TMPFILE", 0)
+        if unnamed_flag:
+            # Read-write: the fallback of _name_unnamed_file copies from it.
+            with contextlib.suppress(OSError):  # unsupported, or a folder we cannot use
+                return cls(os.open(anchor, unnamed_flag | os.O_RDWR, PRIVATE_FILE_MODE), None)
+        return cls.beside(ensure_private_folder(folder) / "pending")
+
+    def write(self, data: Any) -> int:
+        """Write all of ``data`` (any contiguous buffer); returns its size in bytes."""
+        view = memoryview(data).cast("B")
+        size = view.nbytes
+        try:
+            while view:
+                written = os.write(self._fd, view[:_WRITE_CHUNK])
+                view = view[written:]
+        except OSError as error:
+            raise _write_error(error) from None
+        return size
+
+    def commit(self, path: Path, *, durable: bool = True) -> None:
+        """Give the file its name ``path``, replacing any file there, atomically.
+
+        ``durable`` fsyncs the data first, so that a node crash cannot leave an empty file.
+        """
+        path = Path(path)
+        try:
+            if durable:
+                os.fsync(self._fd)
+            if self._temp is None:
+                self._temp = _temp_beside(path)
+                _name_unnamed_file(self._fd, self._temp, durable)
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._temp, path)
+        except OSError as error:
+            self.discard()
+            raise _write_error(error) from None
+        except BaseException:
+            self.discard()
+            raise
+        self._temp = None
+
+    def discard(self) -> None:
+        """Drop the file (nothing happens after a commit)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temp)
+            self._temp = None
+
+
+def _name_unnamed_file(fd: int, target: Path, durable: bool) -> None:
+    """Give the unnamed file open as ``fd`` the new name ``target``.
+
+    Linking it is free; where both ways of linking are refused (some sandboxes), its content
+    is copied, in bounded chunks, into a new file of that name.
+    """
+    for link in (_link_with_empty_path, _link_through_proc):
+        with contextlib.suppress(OSError):
+            link(fd, target)
+            return
+    _copy_into_new_file(fd, target, durable)
+
+
+def _link_with_empty_path(fd: int, target: Path) -> None:
+    # linkat(fd, "", AT_EMPTY_PATH): needs CAP_DAC_READ_SEARCH on most kernels.
+    import ctypes  # here: only submitting processes name unnamed files
+
+    try:
+        linkat = ctypes.CDLL(None, use_errno=True).linkat
+    except (OSError, AttributeError):
+        raise OSError(errno.ENOSYS, "no linkat to call") from None
+    if linkat(fd, b"", _AT_FDCWD, os.fsencode(target), _AT_EMPTY_PATH) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(target))
+
+
+def _link_through_proc(fd: int, target: Path) -> None:
+    # What unprivileged processes use on ordinary Linux systems.
+    os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
+
+
+def _copy_into_new_file(fd: int, target: Path, durable: bool) -> None:
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        offset = 0
+        while chunk := os.pread(fd, _COPY_CHUNK, offset):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+            offset += len(chunk)
+        if durable:
+            os.fsync(out)
+    except BaseException:
+        os.close(out)
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+    os.close(out)
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
     The temporary file lives beside the target (same filesystem, so ``rename`` is atomic) and
     is hidden; ``durable`` fsyncs it first so that a node crash cannot leave an empty file.
     """
-    path = Path(path)
-    temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    pending = PendingFile.beside(path)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if durable:
-            os.fsync(fd)
+        pending.write(data)
     except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        pending.discard()
         raise
-    os.close(fd)
-    os.replace(temp, path)
+    pending.commit(path, durable=durable)
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = False) -> None:

@@ -1,26 +1,42 @@
-"""Pickles of the job folder: cloudpickle inside a small envelope that records versions.
+"""Pickles of the job folder: a one-line header that records versions, then cloudpickle.
 
-The envelope is a plain pickle of a dict (readable by any Python 3), so a payload written under
-another Python or cloudpickle is reported with both versions instead of failing cryptically.
+A file holds one line of JSON (format, Python and cloudpickle versions: readable by any Python,
+so a payload written under other versions is reported with both instead of failing
+cryptically), then the cloudpickle stream of the object, protocol 5. Both directions stream:
+the pickler writes into the file as it goes, and large buffers (bytes, numpy arrays, anything
+that pickles a ``PickleBuffer``) go from their own memory to the file in one write; loading
+reads each of them straight into the memory of the object it becomes. Writing or loading a
+state of several GB therefore needs no memory beyond the state itself.
+
+Files of the first format (``jupyter_slurm_ckpt/1``: the cloudpickle bytes inside a pickled
+dict) still load.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import sys
 import types
 from collections import ChainMap
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cloudpickle
 
 from .errors import PayloadError
-from .files import atomic_write_bytes, check_folder_is_safe
+from .files import PendingFile, check_folder_is_safe
 
-FORMAT = "jupyter_slurm_ckpt/1"
+FORMAT = "jupyter_slurm_ckpt/2"
+_ENVELOPE_FORMAT = "jupyter_slurm_ckpt/1"  # loaded, no longer written
 PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
+#: Protocol 5 pickles large buffers as they are (no copy into the stream, none when loading).
+PROTOCOL = 5
+_HEADER_MAX_BYTES = 4096
+#: A spooled payload waits in memory up to this size, then in an unnamed file: an open file
+#: for each element of a large job array would run out of file descriptors.
+SPOOL_MEMORY_BYTES = 8 * 1024**2
 
 
 def _python_series(version: str) -> str:
@@ -52,96 +68,174 @@ class _Pickler(cloudpickle.Pickler):
     dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
 
 
-def serialize(obj: Any) -> bytes:
-    """Cloudpickle ``obj`` (by value for ``__main__`` and registered modules) in the envelope."""
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
-    return _envelope(buffer.getvalue())
+class PayloadTooLargeError(ValueError):
+    """A payload is larger than the limit; ``size`` is its whole size, counted to the end."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the payload is {size} bytes, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
 
 
-class _ByteCounter:
-    """A write-only file that keeps nothing but the number of bytes written to it."""
+def header() -> bytes:
+    """The first line of every file written here: format and versions, as JSON."""
+    fields = {"format": FORMAT, "python": PYTHON_VERSION, "cloudpickle": cloudpickle.__version__}
+    return json.dumps(fields).encode() + b"\n"
 
-    def __init__(self) -> None:
+
+class _Sink:
+    """What the pickler writes to: counts every byte, and passes them on up to ``max_bytes``.
+
+    Past the limit nothing more is written but the counting goes on, so that the refusal can
+    say how big the payload is; the pickler hands large buffers over as they are, so counting
+    them costs nothing, whatever their size.
+    """
+
+    def __init__(self, out: Any = None, max_bytes: int | None = None) -> None:
+        self.out = out
+        self.max_bytes = max_bytes
         self.size = 0
 
     def write(self, data: Any) -> int:
-        # The pickler hands large bytes and buffers over as they are (no copy): counting them
-        # costs nothing, whatever their size.
         size = memoryview(data).nbytes
         self.size += size
+        if self.out is not None and not self.over_limit:
+            self.out.write(data)
         return size
+
+    @property
+    def over_limit(self) -> bool:
+        return self.max_bytes is not None and self.size > self.max_bytes
+
+
+def _write(obj: Any, sink: _Sink) -> int:
+    sink.write(header())
+    _Pickler(sink, protocol=PROTOCOL).dump(obj)
+    if sink.over_limit:
+        assert sink.max_bytes is not None
+        raise PayloadTooLargeError(sink.size, sink.max_bytes)
+    return sink.size
 
 
 def pickled_size(obj: Any) -> int:
-    """Size of ``obj``'s cloudpickle body, measured without building it.
+    """Size of ``obj``'s cloudpickle stream, measured without building it.
 
-    Pickles ``obj`` exactly as :func:`serialize` does, so it fails the same way, but into a
+    Pickles ``obj`` exactly as :func:`dump` does, so it fails the same way, but into a
     counter: a 2 GB payload is measured (and refused) without 2 GB of memory.
     """
-    counter = _ByteCounter()
-    _Pickler(counter, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
-    return counter.size
+    sink = _Sink()
+    _Pickler(sink, protocol=PROTOCOL).dump(obj)
+    return sink.size
 
 
 def serialized_size(obj: Any) -> int:
-    """``len(serialize(obj))``, measured without building it (see :func:`pickled_size`)."""
-    body = pickled_size(obj)
-    envelope = len(_envelope(b""))
-    # The body's length header grows from 1 byte (empty) to 4 or 8 bytes.
-    return envelope + body + (0 if body < 256 else 3 if body < 2**32 else 7)
+    """The size of the file :func:`dump` writes for ``obj``, measured without building it."""
+    return _write(obj, _Sink())
 
 
-def _envelope(body: bytes) -> bytes:
-    envelope = {
-        "format": FORMAT,
-        "python": PYTHON_VERSION,
-        "cloudpickle": cloudpickle.__version__,
-        "body": body,
-    }
-    return pickle.dumps(envelope, protocol=4)
+def serialize(obj: Any) -> bytes:
+    """The bytes of :func:`dump`'s file, in memory (for small objects: tests, messages)."""
+    buffer = io.BytesIO()
+    _write(obj, _Sink(buffer))
+    return buffer.getvalue()
 
 
 def dump(obj: Any, path: Path, *, durable: bool = True) -> int:
-    """Serialize ``obj`` to ``path`` atomically; returns the number of bytes written.
+    """Pickle ``obj`` into ``path`` atomically, streaming; returns the number of bytes written.
 
-    ``durable`` fsyncs before the rename: checkpoints and results must survive a node crash.
+    The pickle goes straight into a hidden temporary beside ``path`` (large buffers from their
+    own memory), renamed onto ``path`` once complete. ``durable`` fsyncs before the rename:
+    checkpoints and results must survive a node crash.
+
+    Raises
+    ------
+    WriteError
+        (an ``OSError``) When the filesystem fails; any other exception comes from pickling
+        ``obj``. Either way ``path`` is untouched.
     """
-    data = serialize(obj)
-    atomic_write_bytes(path, data, durable=durable)
-    return len(data)
+    pending = PendingFile.beside(path)
+    try:
+        size = _write(obj, _Sink(pending))
+    except BaseException:
+        pending.discard()
+        raise
+    pending.commit(path, durable=durable)
+    return size
 
 
-def deserialize(data: bytes, origin: str = "payload") -> Any:
-    """Inverse of :func:`serialize`; ``origin`` names the file in error messages."""
+class Pickled:
+    """An object pickled (once) before its file has a name: :meth:`place` gives it one.
+
+    Small payloads wait in memory, large ones in an unnamed file of the job folder's
+    filesystem (see ``PendingFile.unnamed``): placing them is a rename, not a copy.
+    """
+
+    def __init__(self, obj: Any, folder: Path) -> None:
+        self.obj = obj  # what was pickled (the debug backend runs it in this process)
+        self.size = 0
+        self._folder = folder
+        self._memory: io.BytesIO | None = io.BytesIO()
+        self._file: PendingFile | None = None
+
+    def write(self, data: Any) -> int:
+        """The pickler's output: memory first, spilled into the unnamed file when large."""
+        size = memoryview(data).nbytes
+        if self._memory is not None and self.size + size > SPOOL_MEMORY_BYTES:
+            self._file = PendingFile.unnamed(self._folder)
+            self._file.write(self._memory.getbuffer())
+            self._memory = None
+        if self._memory is not None:
+            self._memory.write(data)
+        else:
+            assert self._file is not None
+            self._file.write(data)
+        self.size += size
+        return size
+
+    def place(self, path: Path, *, durable: bool = False) -> None:
+        """Give the pickle its file ``path``, atomically (see ``PendingFile.commit``)."""
+        if self._memory is not None:
+            self._file = PendingFile.beside(path)
+            self._file.write(self._memory.getbuffer())
+            self._memory = None
+        assert self._file is not None
+        self._file.commit(path, durable=durable)
+        self._file = None
+
+    def discard(self) -> None:
+        """Drop the pickle if it has not been placed (nothing happens after :meth:`place`)."""
+        self._memory = None
+        if self._file is not None:
+            self._file.discard()
+            self._file = None
+
+
+def spool(obj: Any, folder: Path, max_bytes: int | None = None) -> Pickled:
+    """Pickle ``obj`` once, for a file of ``folder`` whose name is not known yet.
+
+    Nothing is visible in ``folder`` until :meth:`Pickled.place`; ``folder`` need not exist.
+
+    Raises
+    ------
+    PayloadTooLargeError
+        When the pickle is larger than ``max_bytes`` (measured to the end; only the first
+        ``max_bytes`` were written, and dropped).
+    JobFolderError
+        When no file can be made for ``folder`` (it is a file, not ours, not writable).
+    WriteError
+        When the filesystem fails; any other exception comes from pickling ``obj``.
+    """
+    pickled = Pickled(obj, folder)
     try:
-        envelope = pickle.loads(data)
-    except Exception as error:  # truncated, garbage, or not ours
-        raise PayloadError(
-            f"{origin} is truncated or is not a jupyter_slurm_ckpt pickle "
-            f"({type(error).__name__}: {error})"
-        ) from None
-    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
-        raise PayloadError(f"{origin} is not a jupyter_slurm_ckpt pickle (unknown format)")
-    written = (str(envelope.get("python")), str(envelope.get("cloudpickle")))
-    here = (PYTHON_VERSION, cloudpickle.__version__)
-    if _python_series(written[0]) != _python_series(here[0]) or written[1] != here[1]:
-        raise PayloadError(
-            f"{origin} was written by Python {written[0]} with cloudpickle {written[1]}, "
-            f"but this is Python {here[0]} with cloudpickle {here[1]}: "
-            "run the job with the same Python environment that submitted it"
-        )
-    try:
-        return cloudpickle.loads(envelope["body"])
-    except Exception as error:
-        raise PayloadError(
-            f"{origin} could not be unpickled ({type(error).__name__}: {error}); "
-            "is every module it needs importable here?"
-        ) from error
+        _write(obj, _Sink(pickled, max_bytes))
+    except BaseException:
+        pickled.discard()
+        raise
+    return pickled
 
 
 def load(path: Path) -> Any:
-    """Load a payload written by :func:`dump`, naming ``path`` in every error.
+    """Load a payload written by :func:`dump` (or :meth:`Pickled.place`), streaming.
 
     Raises
     ------
@@ -154,7 +248,72 @@ def load(path: Path) -> Any:
     path = Path(path)
     try:
         check_folder_is_safe(path.parent)
-        data = path.read_bytes()
+        with open(path, "rb") as stream:
+            return _read(stream, origin=str(path))
     except FileNotFoundError:
         raise PayloadError(f"{path} does not exist") from None
-    return deserialize(data, origin=str(path))
+
+
+def deserialize(data: bytes, origin: str = "payload") -> Any:
+    """Inverse of :func:`serialize`; ``origin`` names the file in error messages."""
+    return _read(io.BytesIO(data), origin)
+
+
+def _read(stream: IO[bytes], origin: str) -> Any:
+    first_line = stream.readline(_HEADER_MAX_BYTES)
+    if not first_line.startswith(b"{"):  # the first format's envelope, or not ours at all
+        return _read_envelope(first_line + stream.read(), origin)
+    try:
+        fields = json.loads(first_line)
+        if not isinstance(fields, dict):
+            raise ValueError("the header is not a JSON object")
+    except ValueError as error:
+        raise _not_ours(origin, error) from None
+    if fields.get("format") != FORMAT:
+        raise PayloadError(f"{origin} is not a jupyter_slurm_ckpt pickle (unknown format)")
+    _check_versions(fields, origin)
+    try:
+        return pickle.load(stream)
+    except (EOFError, pickle.UnpicklingError) as error:  # the stream ends early, or is garbage
+        raise _not_ours(origin, error) from None
+    except Exception as error:
+        raise _cannot_unpickle(origin, error) from error
+
+
+def _read_envelope(data: bytes, origin: str) -> Any:
+    try:
+        envelope = pickle.loads(data)
+    except Exception as error:  # truncated, garbage, or not ours
+        raise _not_ours(origin, error) from None
+    if not isinstance(envelope, dict) or envelope.get("format") != _ENVELOPE_FORMAT:
+        raise PayloadError(f"{origin} is not a jupyter_slurm_ckpt pickle (unknown format)")
+    _check_versions(envelope, origin)
+    try:
+        return cloudpickle.loads(envelope["body"])
+    except Exception as error:
+        raise _cannot_unpickle(origin, error) from error
+
+
+def _not_ours(origin: str, error: Exception) -> PayloadError:
+    return PayloadError(
+        f"{origin} is truncated or is not a jupyter_slurm_ckpt pickle "
+        f"({type(error).__name__}: {error})"
+    )
+
+
+def _cannot_unpickle(origin: str, error: Exception) -> PayloadError:
+    return PayloadError(
+        f"{origin} could not be unpickled ({type(error).__name__}: {error}); "
+        "is every module it needs importable here?"
+    )
+
+
+def _check_versions(fields: dict[Any, Any], origin: str) -> None:
+    written = (str(fields.get("python")), str(fields.get("cloudpickle")))
+    here = (PYTHON_VERSION, cloudpickle.__version__)
+    if _python_series(written[0]) != _python_series(here[0]) or written[1] != here[1]:
+        raise PayloadError(
+            f"{origin} was written by Python {written[0]} with cloudpickle {written[1]}, "
+            f"but this is Python {here[0]} with cloudpickle {here[1]}: "
+            "run the job with the same Python environment that submitted it"
+        )

@@ -24,7 +24,7 @@ from . import payload
 from .budget import default_margin
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
-from .files import atomic_write_bytes, open_private_append
+from .files import WriteError, open_private_append
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
@@ -341,12 +341,14 @@ def _mtimes(paths: JobPaths) -> list[float]:
 
 
 def _write_outcome(path: Path, status: str, value: Any) -> None:
+    # Streamed into the file: a result of several GB needs no second copy in memory.
     try:
-        data = payload.serialize((status, value))
+        payload.dump((status, value), path)
+    except WriteError:
+        raise  # the filesystem's failure, not the result's
     except Exception as error:  # the result itself cannot be pickled
         message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
-        data = payload.serialize(("error", message))
-    atomic_write_bytes(path, data)  # an error here is the filesystem's, not the result's
+        payload.dump(("error", message), path)
 
 
 def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pickle
 import stat
 from pathlib import Path
 
 import pytest
+from support import rewrite_payload_header
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core import payload
@@ -196,10 +196,7 @@ def test_job_folder_is_private_and_refuses_unsafe_folders(tmp_path: Path) -> Non
 def test_payload_from_other_versions_names_both(tmp_path: Path) -> None:
     path = tmp_path / "x.pkl"
     payload.dump(submitit.DelayedSubmission(add, 1, 2), path)
-    envelope = pickle.loads(path.read_bytes())
-    envelope["python"] = "3.8.10"
-    envelope["cloudpickle"] = "1.6.0"
-    path.write_bytes(pickle.dumps(envelope))
+    rewrite_payload_header(path, python="3.8.10", cloudpickle="1.6.0")
     with pytest.raises(PayloadError, match=r"Python 3\.8\.10 with cloudpickle 1\.6\.0, but this"):
         payload.load(path)
     path.write_bytes(path.read_bytes()[:20])

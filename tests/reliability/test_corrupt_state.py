@@ -3,7 +3,7 @@ working for the other jobs of the folder.
 
 Real local jobs submitted through a real ``InteractiveShell``; their files are then damaged the
 way disks, full quotas, killed writers and other environments damage them: truncated or garbage
-pickles, a pickle that is not ours, a payload written by another Python (its envelope, which is
+pickles, a pickle that is not ours, a payload written by another Python (its header, which is
 what the version check reads, says 3.9.18: no second interpreter is installed here), garbage and
 ill-typed lines in the events file, a garbage job description.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import WAIT_S, wait_for
+from support import WAIT_S, rewrite_payload_header, wait_for
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.errors import FailedJobError, JobFolderError, PayloadError
@@ -59,9 +59,7 @@ def foreign_pickle(path: Path) -> None:
 
 
 def other_python(path: Path) -> None:
-    envelope = pickle.loads(path.read_bytes())  # the envelope is a plain pickle
-    envelope["python"] = OTHER_PYTHON
-    path.write_bytes(pickle.dumps(envelope, protocol=4))
+    rewrite_payload_header(path, python=OTHER_PYTHON)  # the header is a line of JSON
 
 
 PICKLE_DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
