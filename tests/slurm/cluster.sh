@@ -424,6 +424,23 @@ start_slurmd() {  # start_slurmd NODE
     launch "slurmd-$node" slurmd -f "$CONF" -N "$node" || fail_start "slurmd -N $node did not start"
 }
 
+HOSTS_MARK="# emulated nodes of tests/slurm/cluster.sh in $DIR"
+
+resolve_nodes() {  # the node names resolve to this machine (as a cluster's DNS would do)
+    local entry
+    entry="127.0.0.1 $(node_names | tr '\n' ' ')$HOSTS_MARK"
+    grep -qxF "$entry" /etc/hosts 2>/dev/null && return 0
+    forget_nodes
+    echo "$entry" >>/etc/hosts || log "warning: cannot add the node names to /etc/hosts"
+}
+
+forget_nodes() {  # the entry resolve_nodes added, removed (in place: /etc/hosts may be a mount)
+    local kept
+    grep -qF "$HOSTS_MARK" /etc/hosts 2>/dev/null || return 0
+    kept=$(grep -vF "$HOSTS_MARK" /etc/hosts)
+    printf '%s\n' "$kept" >/etc/hosts
+}
+
 nodes_state() {  # one word for all nodes: their state when they agree (idle), else "mixed:..."
     local states
     states=$(SLURM_CONF=$CONF sinfo -h -N -o '%T' 2>/dev/null | sort -u | tr '\n' ' ')
@@ -559,6 +576,7 @@ do_stop() {
         # shellcheck disable=SC2086
         kill -KILL $pids 2>/dev/null || true
     fi
+    forget_nodes
     rm -f "$MODE_FILE"
 }
 
@@ -597,6 +615,7 @@ do_start() {
         start_slurmdbd
     fi
     start_slurmctld
+    resolve_nodes
     for node in $(node_names); do start_slurmd "$node"; done
     wait_until_usable
     log "up ($mode, $preemption preemption, $nodes node(s) of $cpus CPUs) in $SECONDS s; logs in $LOG"
