@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import payload
 from .errors import FailedJobError
 
 if TYPE_CHECKING:
@@ -45,6 +46,18 @@ class DelayedSubmission(Generic[R]):
     def done(self) -> bool:
         """Whether :meth:`result` has run."""
         return self._done
+
+    def dump(self, path: str | Path) -> None:
+        """Pickle this submission to ``path`` (atomically, in the job folder's format)."""
+        payload.dump(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> DelayedSubmission[Any]:
+        """A submission pickled by :meth:`dump` (or a job's ``<id>_submitted.pkl``)."""
+        loaded = payload.load(Path(path))
+        if not isinstance(loaded, DelayedSubmission):
+            raise TypeError(f"{path} holds a {type(loaded).__name__}, not a DelayedSubmission")
+        return loaded
 
     def set_timeout(self, timeout_min: float, max_num_timeout: int) -> None:
         """Accepted for submitit compatibility; the executor's parameters decide."""

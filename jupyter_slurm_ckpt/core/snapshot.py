@@ -4,6 +4,8 @@ Inside ``with RsyncSnapshot(folder):`` the working directory is a copy of the re
 tracked files (as they are on disk, uncommitted edits included) made with ``rsync``; jobs
 submitted there start in that copy and import its modules first (their working directory leads
 ``sys.path``), so editing the repository afterwards does not change a queued or requeued job.
+A new snapshot folder starts as a shallow clone without checkout (only the copied files are
+there), so that it is a git repository too: a job can log the commit it runs.
 """
 
 from __future__ import annotations
@@ -80,11 +82,16 @@ class RsyncSnapshot:
 
     def __enter__(self) -> RsyncSnapshot:
         self.original_dir = Path.cwd()
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        if not self.snapshot_dir.exists():
+            self.snapshot_dir.parent.mkdir(parents=True, exist_ok=True)
+            _run(["git", "clone", "--quiet", "--no-checkout", "--depth=2",
+                  self.root_dir.as_uri(), str(self.snapshot_dir)])  # fmt: skip
         excludes = [f"--exclude={pattern}" for pattern in self.exclude]
+        # --checksum: a file edited within the second of an earlier copy has the same size and
+        # mtime, and rsync's quick check would skip it.
         _run(
-            ["rsync", "-a", "--from0", "--files-from=-", "--ignore-missing-args", *excludes,
-             f"{self.root_dir}/", f"{self.snapshot_dir}/"],
+            ["rsync", "-a", "--checksum", "--from0", "--files-from=-", "--ignore-missing-args",
+             *excludes, f"{self.root_dir}/", f"{self.snapshot_dir}/"],
             stdin="\0".join(self.files()),
         )  # fmt: skip
         os.chdir(self.snapshot_dir)
