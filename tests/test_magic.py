@@ -144,7 +144,7 @@ def test_dry_run_local_shows_parameters_and_writes_nothing(
 def test_dry_run_slurm(ipython: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ipython.run("%%slurm --cluster slurm --timeout 5 --dry-run\ndef f():\n    return 1\nf()\n")
     out = capsys.readouterr().out
-    assert "backend: slurm" in out and "timeout_min=5.0" in out
+    assert "backend: slurm" in out and "time=5.0" in out
     assert "sbatch script:" in out or "cannot render its sbatch script" in out
     assert files_under(tmp_path) == []
 

@@ -20,7 +20,9 @@ Why the script looks the way it does (measured on Slurm 22.05, see the reference
   releases it once they are.
 - ``teardown`` lines must run after the worker, so the shell cannot ``exec`` it: the worker then
   runs in the background and the shell forwards the warning signal to it (``trap``; bash runs a
-  trap when a signal interrupts ``wait``), and ``_interrupt`` signals the batch shell only.
+  trap when a signal interrupts ``wait``), and ``_interrupt`` signals the batch shell only. The
+  shell ignores SIGTERM, so that the teardown also runs after a requeued, cancelled or timed-out
+  run (Slurm's SIGKILL comes KillWait later): it pairs with the setup, which every run runs.
 
 The parameters are those of :mod:`.slurm_parameters` (Slurm's names: ``job_name``, ``time``...).
 """
@@ -354,21 +356,19 @@ def batch_script(
     if not teardown:
         lines.append("exec " + shlex.join(command))
         return "\n".join(lines) + "\n"
-    if srun:  # the warning goes to the step itself: the shell just waits for it
-        lines.append(shlex.join(command))
-        lines.append("status=$?")
-    else:
-        lines.extend(
-            [
-                shlex.join(command) + " &",
-                "worker=$!",
-                "trap 'kill -USR2 \"$worker\" 2>/dev/null' USR2  # forward the warning",
-                "while :; do",
-                '    wait "$worker"; status=$?',
-                '    kill -0 "$worker" 2>/dev/null || break  # else a trap interrupted wait',
-                "done",
-            ]
-        )
+    lines.append(shlex.join(command) + " &")
+    lines.append("worker=$!")
+    if not srun:  # the time-limit warning comes to this shell (B:): pass it on
+        lines.append("trap 'kill -USR2 \"$worker\" 2>/dev/null' USR2")
+    lines.extend(
+        [
+            "trap '' TERM  # a requeue, scancel or the time limit: the teardown still runs",
+            "while :; do",
+            '    wait "$worker"; status=$?',
+            '    kill -0 "$worker" 2>/dev/null || break  # else a trap interrupted the wait',
+            "done",
+        ]
+    )
     lines.append("# teardown lines (slurm_teardown): user shell, run as written")
     lines.extend(teardown)
     lines.append('exit "$status"')

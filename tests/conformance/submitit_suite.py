@@ -18,7 +18,6 @@ fixtures (``cloudpickle_dump``, ``pickle_load``) or to be subclassed by fakes (`
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shutil
@@ -204,7 +203,7 @@ class FileOutcome:
 class Divergence:
     """A row of the compatibility page's table: tests (a pattern), where, and why."""
 
-    pattern: str  # file::test, fnmatch wildcards allowed
+    pattern: str  # file::test; "*" matches any text (nothing else is special)
     where: str  # "both", "without Slurm" or "on Slurm"
     why: str
 
@@ -243,6 +242,11 @@ class Row:
 RESULTS: list[Row] = []
 
 
+def matches(name: str, pattern: str) -> bool:
+    """Whether a test name (``file::test[param]``) matches a row's pattern."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
+
+
 def compare(
     outcome: FileOutcome, phase: str, rows: list[Divergence]
 ) -> tuple[list[str], list[str], list[str]]:
@@ -253,12 +257,12 @@ def compare(
     diverged, failing = [], []
     for name in failed:
         full = f"{outcome.file}::{name}"
-        matches = [row for row in mine if fnmatch.fnmatchcase(full, row.pattern)]
-        (diverged if matches else failing).append(name)
+        listed = any(matches(full, row.pattern) for row in mine)
+        (diverged if listed else failing).append(name)
     stale = [
         row.pattern
         for row in mine
-        if not any(fnmatch.fnmatchcase(f"{outcome.file}::{name}", row.pattern) for name in failed)
+        if not any(matches(f"{outcome.file}::{name}", row.pattern) for name in failed)
     ]
     return diverged, failing, stale
 

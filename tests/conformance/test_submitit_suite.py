@@ -57,7 +57,7 @@ def _check(suite: Path, test_file: str, phase: str, env: dict[str, str]) -> None
     assert not problems, (
         f"{test_file} ({phase}), not as docs/submitit-compatibility.md says:\n"
         + "\n".join(problems)
-        + f"\n\npytest output:\n{outcome.output[-6000:]}"
+        + f"\n\nend of submitit's pytest output:\n{outcome.output[-2000:]}"
     )
 
 
