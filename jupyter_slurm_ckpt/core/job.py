@@ -231,8 +231,8 @@ class Job(Generic[R]):
         if terminal.get("event") == "cancelled":
             by = terminal.get("by", "user")
             return (
-                f"Job {self.job_id} (task {task}) was cancelled (by {by}) and has no result. "
-                f"Logs: {self.paths.for_task(task).stderr}"
+                f"Job {self.job_id} (task {task}) was cancelled (by {by}): it ended without a "
+                f"result. Logs: {self.paths.for_task(task).stderr}"
             )
         reason = terminal.get("reason") or summary.not_requeued_reason or "no reason recorded"
         return (
