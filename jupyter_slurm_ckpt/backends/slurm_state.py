@@ -243,6 +243,12 @@ class SlurmStates:
                 self._tracked.setdefault(job_id, wall)
                 self._records[job_id] = SlurmRecord(None, source="sbatch", fetched=now, since=now)
 
+    def clear(self) -> None:
+        """Forget every cached record (submitit's ``SlurmJob.watcher.clear()``): the next look
+        at a job asks Slurm."""
+        with self._lock:
+            self._records.clear()
+
     def cached(self, job_id: str) -> SlurmRecord | None:
         """The last record of a job, without asking Slurm."""
         with self._lock:
