@@ -1,5 +1,6 @@
 """submitit-compatible ``helpers`` module (``jupyter_slurm_ckpt.helpers.DelayedSubmission``...)."""
 
+from .core.distributed import TorchDistributedEnvironment
 from .core.helpers import (
     Checkpointable,
     CommandFunction,
@@ -7,13 +8,20 @@ from .core.helpers import (
     FunctionSequence,
     as_completed,
     clean_env,
+    environment_variables,
+    monitor_jobs,
 )
+from .core.snapshot import RsyncSnapshot
 
 __all__ = [
     "Checkpointable",
     "CommandFunction",
     "DelayedSubmission",
     "FunctionSequence",
+    "RsyncSnapshot",
+    "TorchDistributedEnvironment",
     "as_completed",
     "clean_env",
+    "environment_variables",
+    "monitor_jobs",
 ]

@@ -83,7 +83,9 @@ class SlurmConfig(SchedulerPolling):
         help="Job folder, relative to the kernel's working directory (the notebook's folder).",
     ).tag(config=True)
     setup = List(
-        Unicode(), help="Shell commands run before the job in the sbatch script (repeatable)."
+        Unicode(),
+        help="Shell commands run before the job (in the sbatch script; locally in bash), "
+        "repeatable.",
     ).tag(config=True)
     sbatch = Dict(
         value_trait=Unicode(),
@@ -368,10 +370,13 @@ _PARAMETERS = {
     "name": "name",
     "signal_delay_s": "{c}_signal_delay_s",
     "partition": "slurm_partition",
-    "setup": "slurm_setup",
+    "setup": "{c}_setup",
     "sbatch": "slurm_additional_parameters",
 }
-_SLURM_ONLY = ("partition", "setup", "sbatch")
+_SLURM_ONLY = ("partition", "sbatch")
+# Shell lines run before the job: Slurm's batch script and the local backend run them; the
+# debug backend runs the job inside this very process.
+_NOT_IN_DEBUG = ("setup",)
 
 
 def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
@@ -420,7 +425,9 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
         value = values[trait]
         if value is None or value == [] or value == {}:
             continue
-        if trait in _SLURM_ONLY and cluster != "slurm":
+        if (trait in _SLURM_ONLY and cluster != "slurm") or (
+            trait in _NOT_IN_DEBUG and cluster == "debug"
+        ):
             ignored.append(f"--{trait.replace('_', '-')}")
             continue
         parameters[parameter.format(c=cluster)] = value
@@ -504,5 +511,6 @@ def build_executor(options: SubmitOptions) -> AutoExecutor:
 
 def set_default_name(executor: AutoExecutor, name: str) -> None:
     """Name the job after its callable unless ``--name`` was given."""
-    if executor.parameters.get("name") is None and name:
+    own = executor.executor.aliases.get("name", "name")  # Slurm calls it job_name
+    if executor.parameters.get(own) is None and name:
         executor.update_parameters(name=name)

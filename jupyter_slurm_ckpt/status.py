@@ -30,9 +30,11 @@ RESULT_MAX_LOAD_BYTES = 50 * 1024 * 1024
 
 STATE_COLORS = {
     "PENDING": "#8a6d00",
+    "QUEUED": "#8a6d00",  # a debug job's PENDING
     "RUNNING": "#1565c0",
     "REQUEUED": "#6a1b9a",
     "COMPLETED": "#2e7d32",
+    "DONE": "#2e7d32",  # a debug job's COMPLETED
     "FAILED": "#c62828",
     "OUT_OF_MEMORY": "#c62828",
     "CANCELLED": "#616161",

@@ -694,14 +694,14 @@ def verify_checkpoint(
     backend = _backend(executor, cluster, folder)
     if executor_parameters:
         _apply_parameters(backend, executor_parameters)
-    max_num_timeout = int(backend.parameters.get("max_num_timeout", 3))
+    max_num_timeout = backend.max_num_timeout
     intended_delay = float(backend.parameters.get("signal_delay_s") or DEFAULT_SIGNAL_DELAY_S)
     budget = JobInfo(
         "0",
         backend.cluster,
         str(backend.folder),
         signal_delay_s=intended_delay,
-        timeout_min=backend.parameters.get("timeout_min"),
+        timeout_min=backend.time_limit_min(),
     ).effective_signal_delay_s()  # what the signal leaves before the kill, on the cluster
     if "signal_delay_s" in backend._valid_parameters():
         backend.update_parameters(signal_delay_s=max(intended_delay, VERIFY_SIGNAL_DELAY_S))

@@ -100,7 +100,8 @@ def test_line_form(ipython: Any) -> None:
 
 def test_unassigned_call_is_submitted_not_bound(ipython: Any, tmp_path: Path) -> None:
     ipython.run("%%slurm --cluster debug --no-widget  # a comment\ndef f():\n    return 1\nf()\n")
-    assert sorted(p.name for p in (tmp_path / "slurm_jobs").glob("*_job.json")) == ["D1_job.json"]
+    made = sorted(p.name for p in (tmp_path / "slurm_jobs").glob("*_job.json"))
+    assert made == ["DEBUG1_job.json"]
     assert "f" in ipython.ns and "job" not in ipython.ns
 
 
@@ -143,7 +144,7 @@ def test_dry_run_local_shows_parameters_and_writes_nothing(
 def test_dry_run_slurm(ipython: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ipython.run("%%slurm --cluster slurm --timeout 5 --dry-run\ndef f():\n    return 1\nf()\n")
     out = capsys.readouterr().out
-    assert "backend: slurm" in out and "timeout_min=5.0" in out
+    assert "backend: slurm" in out and "time=5.0" in out
     assert "sbatch script:" in out or "cannot render its sbatch script" in out
     assert files_under(tmp_path) == []
 
@@ -221,9 +222,9 @@ def test_display_falls_back_to_text(
     monkeypatch.setitem(sys.modules, "jupyter_slurm_ckpt.widget", None)  # as if not installed
     ipython.run("%%slurm --cluster debug\ndef f():\n    return 1\njob = f()\n")
     out = capsys.readouterr().out
-    assert 'DebugJob<job_id=D1, state="PENDING">' in out
+    assert 'DebugJob<job_id=DEBUG1, state="QUEUED">' in out
     ipython.run("%%slurm --cluster debug --no-widget\ndef f():\n    return 1\njob = f()\n")
-    assert 'DebugJob<job_id=D2, state="PENDING">' in capsys.readouterr().out
+    assert 'DebugJob<job_id=DEBUG2, state="QUEUED">' in capsys.readouterr().out
 
 
 # -- every error of DESIGN.md §2: one line, nothing submitted ---------------------------------
@@ -380,7 +381,7 @@ def test_slurm_jobs_other_folder_and_empty(ipython: Any, tmp_path: Path) -> None
     assert list(ipython.run("%slurm_jobs")) == []
     assert "no jobs in" in repr(ipython.run("%slurm_jobs"))
     table = ipython.run("%slurm_jobs --folder elsewhere")
-    assert list(table) == ["D1"] and table["D1"].cluster == "debug"
+    assert list(table) == ["DEBUG1"] and table["DEBUG1"].cluster == "debug"
 
 
 def test_ipython_config_loads_the_extension_and_sets_defaults(tmp_path: Path) -> None:

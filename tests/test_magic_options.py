@@ -101,9 +101,8 @@ def test_local_ignores_slurm_only_options_and_builds(tmp_path: Path) -> None:
     assert options.parameters == {"timeout_min": 1.0, "local_signal_delay_s": 5.0}
     executor = build_executor(options)
     assert executor.cluster == "local"
-    assert executor.parameters == {
-        "max_num_timeout": 3, "timeout_min": 1.0, "signal_delay_s": 5.0
-    }
+    assert executor.parameters == {"timeout_min": 1.0, "signal_delay_s": 5.0}
+    assert executor.executor.max_num_timeout == 3
     assert not tmp_path.joinpath("slurm_jobs").exists() and list(tmp_path.iterdir()) == []
 
 

@@ -1,29 +1,36 @@
-"""``AutoExecutor``: Slurm when ``sbatch`` is on PATH, else the local backend."""
+"""``AutoExecutor``: Slurm when ``srun`` is on PATH, else the local backend (or as asked).
+
+Parameters as in submitit: the generic names (``timeout_min``, ``mem_gb``...) for every backend,
+``<cluster>_<name>`` for one backend only (the others' are checked, then ignored); a
+cluster-specific value wins over the generic one (``slurm_time`` over ``timeout_min`` on Slurm).
+"""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from ..core import payload
+from ..core.errors import UnknownParameterError
 from ..core.executor import GENERIC_PARAMETERS, Executor
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 
 CLUSTERS = ("slurm", "local", "debug")
 
-# Prefixed parameters that also apply when a Slurm-minded script falls back to local:
-# the local backend emulates Slurm, so its timeouts and warning delay should match.
-_SHARED_WITH_LOCAL = ("max_num_timeout", "signal_delay_s", "array_parallelism")
+# Constructor arguments submitit still takes without a prefix (with a warning).
+_DEPRECATED_ARGUMENTS = {"max_num_timeout": "slurm_max_num_timeout"}
 
 
 def pick_cluster(cluster: str | None = None) -> str:
-    """Resolve ``None``/``"auto"`` to ``"slurm"`` when ``sbatch`` is available, else ``"local"``."""
+    """Resolve ``None``/``"auto"`` to ``"slurm"`` when ``srun`` is on PATH (submitit's test),
+    else ``"local"``."""
     if cluster in (None, "auto"):
-        return "slurm" if shutil.which("sbatch") else "local"
+        return "slurm" if shutil.which("srun") else "local"
     if cluster not in CLUSTERS:
         raise ValueError(f"unknown cluster {cluster!r}; choose one of auto, {', '.join(CLUSTERS)}")
     return cluster
@@ -62,20 +69,24 @@ class AutoExecutor:
         self.cluster = pick_cluster(cluster)
         own: dict[str, Any] = {}
         for key, value in kwargs.items():
+            if key in _DEPRECATED_ARGUMENTS:
+                new = _DEPRECATED_ARGUMENTS[key]
+                warnings.warn(f"Setting '{key}' is deprecated. Use '{new}' instead.", stacklevel=2)
+                key = new
             prefix, _, name = key.partition("_")
             if prefix not in CLUSTERS or not name:
-                raise ValueError(
+                raise UnknownParameterError(
                     f"AutoExecutor takes cluster-prefixed arguments (e.g. slurm_max_num_timeout), "
                     f"not {key!r}"
                 )
-            if prefix == self.cluster or (
-                self.cluster == "local"
-                and prefix == "slurm"
-                and name == "max_num_timeout"
-                and "local_max_num_timeout" not in kwargs
-            ):
+            if prefix == self.cluster:
                 own[name] = value
         self._executor = executor_class(self.cluster)(folder, **own)
+
+    @staticmethod
+    def which() -> str:
+        """The cluster ``AutoExecutor(folder)`` picks here: ``"slurm"`` or ``"local"``."""
+        return pick_cluster()
 
     @property
     def folder(self) -> Path:
@@ -93,40 +104,68 @@ class AutoExecutor:
         return self._executor.parameters
 
     def update_parameters(self, **kwargs: Any) -> None:
-        """Set generic parameters and ``<cluster>_<name>`` ones (other clusters' are ignored).
+        """Set generic parameters and ``<cluster>_<name>`` ones (other clusters' are checked
+        against their backend, then ignored). A cluster-specific value wins over the generic
+        one; an unprefixed cluster-specific name is taken with a warning, as in submitit.
 
         Raises
         ------
-        ValueError
-            On a name that no backend knows, with the valid names of the chosen one.
+        UnknownParameterError
+            Naming every unknown parameter, one a line (a ``ValueError`` and ``NameError``).
+        InvalidParameterError
+            On a bad value (a ``ValueError`` and ``AssertionError``).
         """
-        chosen: dict[str, Any] = {}
-        valid = self._executor._valid_parameters()
+        valid = {cluster: set(executor_class(cluster)._valid_parameters()) for cluster in CLUSTERS}
+        generic: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        problems: list[str] = []
         for key, value in kwargs.items():
             prefix, _, name = key.partition("_")
             if key in GENERIC_PARAMETERS:
-                chosen[key] = value
-            elif prefix == self.cluster and name:
-                chosen[name] = value
+                generic[key] = value
             elif prefix in CLUSTERS and name:
-                if self.cluster == "local" and prefix == "slurm" and name in _SHARED_WITH_LOCAL:
-                    chosen.setdefault(name, value)
-            else:
-                own = sorted(set(valid) - set(GENERIC_PARAMETERS))
-                raise ValueError(
-                    f"unknown parameter {key!r}; generic parameters: "
-                    f"{', '.join(sorted(GENERIC_PARAMETERS))}; {self.cluster} parameters: "
-                    f"{', '.join(f'{self.cluster}_{name}' for name in own)}"
+                if name not in valid[prefix]:
+                    problems.append(f"{key}: the {prefix} backend has no parameter {name!r}")
+                elif prefix == self.cluster:
+                    own[name] = value
+            elif any(key in valid[cluster] for cluster in CLUSTERS):
+                cluster = self.cluster if key in valid[self.cluster] else next(
+                    cluster for cluster in CLUSTERS if key in valid[cluster]
                 )
-        self._executor.update_parameters(**chosen)
+                warnings.warn(
+                    f"Setting '{key}' is deprecated. Use '{cluster}_{key}' instead.", stacklevel=2
+                )
+                if cluster == self.cluster:
+                    own[key] = value
+            else:
+                problems.append(f"{key}: unknown parameter")
+        if problems:
+            mine = sorted(valid[self.cluster] - set(GENERIC_PARAMETERS))
+            raise UnknownParameterError(
+                "\n".join(
+                    [
+                        *problems,
+                        f"generic parameters: {', '.join(sorted(GENERIC_PARAMETERS))}",
+                        f"{self.cluster} parameters: "
+                        + ", ".join(f"{self.cluster}_{name}" for name in mine),
+                    ]
+                )
+            )
+        aliases = self._executor.aliases
+        mine_given = {aliases.get(name, name) for name in own}
+        # submitit: the cluster-specific value wins over the generic one.
+        generic = {k: v for k, v in generic.items() if aliases.get(k, k) not in mine_given}
+        self._executor.update_parameters(**generic, **own)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job[Any]:
         """See ``Executor.submit``."""
         return self._executor.submit(fn, *args, **kwargs)
 
-    def submit_array(self, submissions: list[DelayedSubmission[Any]]) -> list[Job[Any]]:
+    def submit_array(
+        self, fns: Sequence[Callable[[], Any] | DelayedSubmission[Any]]
+    ) -> list[Job[Any]]:
         """See ``Executor.submit_array``."""
-        return self._executor.submit_array(submissions)
+        return self._executor.submit_array(fns)
 
     def submit_pickled(self, pickled: list[payload.Pickled], array: bool) -> list[Job[Any]]:
         """See ``Executor.submit_pickled``."""
@@ -136,9 +175,9 @@ class AutoExecutor:
         """See ``Executor.map_array``."""
         return self._executor.map_array(fn, *iterables)
 
-    def batch(self) -> AbstractContextManager[None]:
+    def batch(self, allow_implicit_submissions: bool = False) -> AbstractContextManager[None]:
         """See ``Executor.batch``."""
-        return self._executor.batch()
+        return self._executor.batch(allow_implicit_submissions)
 
     def __iter__(self) -> Iterator[Any]:  # pragma: no cover - guard against misuse
         raise TypeError("AutoExecutor is not iterable")

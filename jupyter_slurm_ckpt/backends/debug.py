@@ -1,8 +1,14 @@
 """Debug backend: runs the job in this process, for quick iteration.
 
-``result()`` runs the callable here; ``_interrupt`` calls its checkpoint and swaps the payload
-synchronously, through the same decision code as a real job. It never starts a debugger (that
-would freeze a notebook): failures come back as ``FailedJobError`` with the traceback.
+As in submitit, whoever waits for a debug job runs it here: ``result()``, ``wait()``,
+``done()``, ``exception()``. Its states are submitit's: QUEUED, RUNNING, DONE, and FAILED or
+CANCELLED. ``_interrupt`` calls its checkpoint and swaps the payload synchronously, through the
+same decision code as a real job. It never starts a debugger (that would freeze a notebook):
+``exception()`` returns the callable's own exception object, ``result()`` raises
+``FailedJobError`` with the traceback, caused by that exception.
+
+Ids are ``DEBUG1``, ``DEBUG2``... (``DEBUG3_0`` for an array element), from a counter of the
+job folder shared by every process that submits there.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from typing import Any, ClassVar, NoReturn
 
 from ..core import payload
 from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_RESTART_COUNT
+from ..core.errors import FailedJobError
 from ..core.events import append_event
-from ..core.executor import Executor
+from ..core.executor import Check, Executor
+from ..core.files import next_counter_value
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..core.paths import template_root
@@ -53,15 +61,22 @@ class DebugJob(Job[Any]):
 
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
         super().__init__(folder, job_id, task_id)
-        self._delayed: DelayedSubmission[Any] | None = None
+        self._submission: DelayedSubmission[Any] | None = None
         self._restarts = 0
         self._running = False
+        self._error: BaseException | None = None  # the callable's own, when it ran here
 
     def _live_state(self) -> str:
-        return "RUNNING" if self._running else "PENDING"
+        return "RUNNING" if self._running else "QUEUED"
 
     def _live_final(self, state: str) -> bool:
         return False
+
+    @property
+    def state(self) -> str:
+        """QUEUED, RUNNING, DONE, FAILED or CANCELLED (submitit's names for a debug job)."""
+        state = super().state
+        return "DONE" if state == "COMPLETED" else state
 
     @contextmanager
     def _job_environment(self) -> Iterator[None]:
@@ -78,9 +93,9 @@ class DebugJob(Job[Any]):
             os.environ.update(saved)
 
     def _payload(self) -> DelayedSubmission[Any]:
-        if self._delayed is None:  # re-attached from another process
-            self._delayed = payload.load(self.paths.submitted_pickle)
-        return self._delayed
+        if self._submission is None:  # re-attached from another process
+            self._submission = payload.load(self.paths.submitted_pickle)
+        return self._submission
 
     def _run(self) -> None:
         delayed = self._payload()
@@ -95,7 +110,8 @@ class DebugJob(Job[Any]):
         try:
             with self._job_environment():
                 value = delayed.result()
-        except Exception:
+        except Exception as error:
+            self._error = error
             trace = traceback.format_exc()
             payload.dump(("error", trace), self.paths.result_pickle)
             append_event(self.paths.events, "failed", reason=trace.strip().splitlines()[-1])
@@ -105,14 +121,42 @@ class DebugJob(Job[Any]):
         finally:
             self._running = False
 
+    def _has_ended(self) -> bool:
+        return Job.done(self)
+
     def wait(self, timeout: float | None = None) -> None:
         """Run the job here if it has not run yet (``timeout`` does not apply)."""
-        if not self.done():
+        if not self._has_ended():
             self._run()
+
+    def done(self, force_check: bool = False) -> bool:
+        """Run the job here if it has not run yet, then True (as submitit's debug jobs do)."""
+        self.wait()
+        return self._has_ended()
+
+    def results(self, timeout: float | None = None) -> list[Any]:
+        """Run the job here if needed; see ``Job.results`` (a failure is caused by the
+        callable's own exception when it ran in this process)."""
+        try:
+            return super().results(timeout)
+        except FailedJobError as failure:
+            if self._error is None:
+                raise
+            raise failure from self._error
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The callable's own exception when it ran in this process, else as ``Job``."""
+        found = super().exception(timeout)
+        return self._error if self._error is not None and found is not None else found
+
+    def cancel(self, check: bool = True) -> None:
+        """Mark the job cancelled (nothing runs in the background); an ended job is left."""
+        if not self._has_ended():
+            append_event(self.paths.events, "cancelled", by="user")
 
     def _interrupt(self, timeout: bool = False) -> None:
         """Checkpoint and requeue synchronously (the job has not run, or runs next time)."""
-        if self.done():
+        if self._has_ended():
             raise RuntimeError(f"job {self.job_id} is {self.state}: it cannot be interrupted")
         reason = "timeout" if timeout else "preemption"
         handler = SignalHandler(
@@ -123,7 +167,7 @@ class DebugJob(Job[Any]):
                 handler(0, None)
         except _Requeued:
             self._restarts += 1
-            self._delayed = payload.load(self.paths.submitted_pickle)
+            self._submission = payload.load(self.paths.submitted_pickle)
             return
         if self.summary().not_requeued_reason:
             state = "TIMEOUT" if timeout else "PREEMPTED"
@@ -131,25 +175,17 @@ class DebugJob(Job[Any]):
                 self.paths.events, "failed", state=state, reason=self.summary().not_requeued_reason
             )
 
-    def _cancel(self) -> None:
-        """Nothing runs in the background: the recorded event is the cancellation."""
-
 
 class DebugExecutor(Executor):
     """Run jobs in this process when their result is asked for (no background processes)."""
 
     cluster: ClassVar[str] = "debug"
     job_class: ClassVar[type[Job[Any]]] = DebugJob
-    specific_parameters: ClassVar[dict[str, type]] = {
-        "signal_delay_s": float,
-        "max_num_timeout": int,
-    }
+    specific_parameters: ClassVar[dict[str, Check]] = {"signal_delay_s": float}
 
     def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        root = template_root(self.folder)
-        existing = {p.name.split("_")[0] for p in root.glob("D*_job.json")}
-        number = 1 + max((int(i[1:]) for i in existing if i[1:].isdigit()), default=0)
-        return [f"D{number}_{i}" for i in range(count)] if array else [f"D{number}"]
+        number = next_counter_value(template_root(self.folder) / ".debug_job_counter")
+        return [f"DEBUG{number}_{i}" for i in range(count)] if array else [f"DEBUG{number}"]
 
     def _launch(self, job_ids: list[str]) -> None:
         """Debug jobs start when their result is asked for."""
@@ -163,5 +199,5 @@ class DebugExecutor(Executor):
         jobs = super()._submit_submissions(submissions, array, pickled)
         for job, delayed in zip(jobs, submissions):
             assert isinstance(job, DebugJob)
-            job._delayed = delayed
+            job._submission = delayed
         return jobs

@@ -8,21 +8,22 @@ from its folder: the controller's pid and start time are in ``<id>_local.json``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..core.environment import ENV_FOLDER, ENV_JOB_ID
-from ..core.executor import Executor
+from ..core.errors import InvalidParameterError
+from ..core.executor import Check, Executor
 from ..core.files import (
-    PRIVATE_FILE_MODE,
     atomic_write_text,
+    next_counter_value,
     open_private_append,
     remove_stale_temp_files,
 )
@@ -31,7 +32,6 @@ from ..core.paths import template_root
 from . import local_agent, processes
 
 _CANCEL_GRACE_S = 1.0
-_COUNTER_WIDTH = 12
 #: Tasks of one local job (``nodes * tasks_per_node``): each is a process on this machine, so a
 #: typo such as ``--nodes 100000`` must not fork that many.
 MAX_LOCAL_TASKS = 256
@@ -123,6 +123,24 @@ def _environ_value(pid: int, name: str) -> str | None:
     return None
 
 
+def _check_visible_gpus(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a list of GPU numbers, not {value!r}")
+    gpus = tuple(value)
+    if not all(isinstance(gpu, int) and not isinstance(gpu, bool) and gpu >= 0 for gpu in gpus):
+        raise ValueError(f"{name} must be a list of GPU numbers, not {value!r}")
+    return gpus
+
+
+def _check_setup(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of shell lines, not {value!r}")
+    for line in value:
+        if not isinstance(line, str) or "\n" in line or "\0" in line:
+            raise ValueError(f"each {name} line must be a one-line string, not {line!r}")
+    return tuple(value)
+
+
 class LocalExecutor(Executor):
     """Run jobs as local processes that behave like Slurm jobs (signal, limit, requeue).
 
@@ -132,57 +150,60 @@ class LocalExecutor(Executor):
         Job folder (``%j`` allowed).
     max_num_timeout
         How many timeouts a job may be requeued after (preemptions are unlimited).
+    max_pickle_size_gb
+        Payloads larger than this are refused before anything is written.
     python
         The interpreter that runs the jobs (default: this one).
     """
 
     cluster: ClassVar[str] = "local"
     job_class: ClassVar[type[Job[Any]]] = LocalJob
-    specific_parameters: ClassVar[dict[str, type]] = {
+    specific_parameters: ClassVar[dict[str, Check]] = {
         "signal_delay_s": float,
-        "max_num_timeout": int,
         "array_parallelism": int,
-        "visible_gpus": tuple,
+        "visible_gpus": _check_visible_gpus,
+        "setup": _check_setup,
     }
 
     def __init__(
-        self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None
+        self,
+        folder: str | Path,
+        max_num_timeout: int = 3,
+        max_pickle_size_gb: float = 1.0,
+        python: str | None = None,
     ) -> None:
-        super().__init__(folder, max_num_timeout=max_num_timeout)
+        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
         self.python = python or sys.executable
 
     def update_parameters(self, **kwargs: Any) -> None:
-        """Set job parameters (see ``Executor.update_parameters``).
+        """Set job parameters (see ``Executor.update_parameters``): the generic ones, and
+        ``signal_delay_s``, ``visible_gpus``, ``array_parallelism`` and ``setup`` (shell lines
+        run before the job starts, as in a Slurm batch script).
 
         Raises
         ------
         ValueError
-            Also when the job would have more than :data:`MAX_LOCAL_TASKS` tasks.
+            Also when the job would have more than :data:`MAX_LOCAL_TASKS` tasks, or asks for
+            more GPUs than ``visible_gpus`` lists.
         """
-        before = dict(self.parameters)
         super().update_parameters(**kwargs)
-        tasks = int(self.parameters.get("nodes") or 1) * int(
-            self.parameters.get("tasks_per_node") or 1
-        )
+
+    def _check_parameters(self, parameters: dict[str, Any]) -> None:
+        tasks = int(parameters.get("nodes") or 1) * int(parameters.get("tasks_per_node") or 1)
         if tasks > MAX_LOCAL_TASKS:
-            self.parameters = before
-            raise ValueError(
+            raise InvalidParameterError(
                 f"nodes * tasks_per_node = {tasks} local processes per job, over the local "
                 f"backend's limit of {MAX_LOCAL_TASKS}"
             )
+        visible = parameters.get("visible_gpus")
+        wanted = parameters.get("gpus_per_node") or 0
+        if visible and wanted > len(visible):
+            raise InvalidParameterError(
+                f"gpus_per_node={wanted}, but visible_gpus lists only {list(visible)}"
+            )
 
     def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        root = template_root(self.folder)
-        counter = root / ".local_job_counter"
-        fd = os.open(counter, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            text = os.pread(fd, _COUNTER_WIDTH, 0).decode().strip()
-            number = int(text) + 1 if text.isdigit() else 1
-            # Fixed width: overwriting in place needs no truncate (which costs a journal write).
-            os.pwrite(fd, f"{number:0{_COUNTER_WIDTH}d}".encode(), 0)
-        finally:
-            os.close(fd)  # closing releases the lock
+        number = next_counter_value(template_root(self.folder) / ".local_job_counter")
         if not array:
             return [f"L{number}"]
         return [f"L{number}_{index}" for index in range(count)]
@@ -190,14 +211,21 @@ class LocalExecutor(Executor):
     def _launch(self, job_ids: list[str]) -> None:
         parallelism = int(self.parameters.get("array_parallelism") or len(job_ids))
         argv = [str(self.folder), str(parallelism), *job_ids]
-        log = self.job_class(self.folder, job_ids[0]).paths.stderr
+        paths = self.job_class(self.folder, job_ids[0]).paths
+        log = paths.stdout if self.parameters.get("stderr_to_stdout") else paths.stderr
+        setup = self.parameters.get("setup") or ()
         self._last_launcher = None
-        if self.python == sys.executable and local_agent.launch(argv, log) is not None:
+        command = [self.python, "-m", "jupyter_slurm_ckpt.backends.local_controller", *argv]
+        if setup:
+            # User shell by design, as in a Slurm batch script; our argv is passed as "$@",
+            # never pasted into the shell text. exec: the setup's environment is the job's.
+            command = ["bash", "-c", "\n".join([*setup, 'exec "$@"']), "setup", *command]
+        elif self.python == sys.executable and local_agent.launch(argv, log) is not None:
             return  # forked by the warm agent: no Python start-up on the submission path
         fd = open_private_append(log)
         try:
             self._last_launcher = subprocess.Popen(
-                [self.python, "-m", "jupyter_slurm_ckpt.backends.local_controller", *argv],
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=fd,

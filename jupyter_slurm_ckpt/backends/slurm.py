@@ -27,13 +27,14 @@ from typing import Any, ClassVar
 from ..core import payload
 from ..core.errors import FailedSubmissionError
 from ..core.events import append_event
-from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
+from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Check, Executor
 from ..core.files import atomic_write_text
 from ..core.helpers import DelayedSubmission
 from ..core.info import JobInfo
 from ..core.job import Job
-from . import slurm_script
-from .slurm_state import STATES, SchedulerError, SlurmRecord, run_command, show_job
+from ..core.paths import JobPaths
+from . import slurm_parameters, slurm_script
+from .slurm_state import STATES, SchedulerError, SlurmRecord, SlurmStates, run_command, show_job
 
 #: How long ``_interrupt`` waits for a just-started run's worker to be ready for the signal.
 INTERRUPT_READY_WAIT_S = 30.0
@@ -69,6 +70,8 @@ class SlurmJob(Job[Any]):
     """A job submitted to Slurm. ``SlurmJob(folder, job_id)`` re-attaches to it."""
 
     cluster: ClassVar[str] = "slurm"
+    #: The scheduler's view of every Slurm job of this process, shared (submitit's ``watcher``).
+    watcher: ClassVar[SlurmStates] = STATES
 
     # -- states -------------------------------------------------------------------------------
 
@@ -220,9 +223,7 @@ class SlurmJob(Job[Any]):
             time.sleep(0.05)
         request = {"reason": reason, "by": "user", "t": time.time()}
         atomic_write_text(self.paths.signal_request, json.dumps(request))
-        # One task: the worker is the batch shell (exec), reached with --full. Several: srun
-        # steps, reached by a plain --signal.
-        scope = [] if slurm_script.uses_srun(self.info.num_tasks) else ["--full"]
+        scope = slurm_script.interrupt_scope(self.info.parameters, self.info.num_tasks)
         STATES.expire(self.job_id)
         done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
         if done.returncode != 0:
@@ -260,45 +261,56 @@ class SlurmExecutor(Executor):
         Job folder (``%j`` allowed): on a cluster, a filesystem the nodes share.
     max_num_timeout
         How many timeouts a job may be requeued after (preemptions are unlimited).
+    max_pickle_size_gb
+        Payloads larger than this are refused before anything is submitted.
     python
         The interpreter the job runs (default: this one; it must exist on the nodes).
     """
 
     cluster: ClassVar[str] = "slurm"
     job_class: ClassVar[type[Job[Any]]] = SlurmJob
-    specific_parameters: ClassVar[dict[str, type]] = slurm_script.SLURM_PARAMETERS
+    specific_parameters: ClassVar[dict[str, Check]] = slurm_parameters.SLURM_PARAMETERS
+    aliases: ClassVar[dict[str, str]] = slurm_parameters.ALIASES
 
     def __init__(
-        self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None
+        self,
+        folder: str | Path,
+        max_num_timeout: int = 3,
+        max_pickle_size_gb: float = 1.0,
+        python: str | None = None,
     ) -> None:
-        super().__init__(folder, max_num_timeout=max_num_timeout)
+        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
         self.python = python or sys.executable
         self._held: str | None = None
+        self._script = ""
 
     def update_parameters(self, **kwargs: Any) -> None:
-        """Set parameters (see ``Executor.update_parameters``); Slurm's are validated here.
+        """Set parameters: submitit's Slurm names (``job_name``, ``time``, ``mem``,
+        ``ntasks_per_node``, ``setup``, ``teardown``, ``additional_parameters``...; see
+        :mod:`.slurm_parameters`) and its generic ones (``timeout_min`` is ``time``...).
 
-        ``setup`` lines are shell lines run before the job (by design: ``module load ...``);
-        ``additional_parameters`` (``--sbatch KEY=VALUE``) are any other sbatch options.
+        ``setup``/``teardown`` are shell lines run before/after the job (by design:
+        ``module load ...``); ``additional_parameters`` (``--sbatch KEY=VALUE``) are any other
+        sbatch options. See ``Executor.update_parameters`` for the errors.
         """
-        checked = dict(kwargs)
-        if checked.get("setup") is not None:
-            checked["setup"] = slurm_script.check_lines("setup", checked["setup"])
-        if checked.get("srun_args") is not None:
-            checked["srun_args"] = slurm_script.check_lines("srun_args", checked["srun_args"])
-        extra = checked.pop("additional_parameters", None)
-        super().update_parameters(**checked)
-        if extra is not None:
-            self.parameters["additional_parameters"] = slurm_script.check_additional_parameters(
-                extra
-            )
+        super().update_parameters(**kwargs)
+
+    def _own_parameter(self, name: str, value: Any) -> tuple[str, Any]:
+        return slurm_parameters.own_parameter(name, value)
+
+    def _check_parameters(self, parameters: dict[str, Any]) -> None:
+        slurm_parameters.check_together(parameters)
 
     # -- the script ---------------------------------------------------------------------------
 
     def _num_tasks(self) -> int:
         return int(self.parameters.get("nodes") or 1) * int(
-            self.parameters.get("tasks_per_node") or 1
+            self.parameters.get("ntasks_per_node") or 1
         )
+
+    def time_limit_min(self) -> float | None:
+        """The ``time`` parameter in minutes (None: no limit given, or ``UNLIMITED``)."""
+        return slurm_script.limit_minutes(self.parameters.get("time"))
 
     def _sbatch(self, array_size: int) -> tuple[list[str], str]:
         folder = slurm_script.check_folder(str(self.folder))
@@ -323,8 +335,9 @@ class SlurmExecutor(Executor):
 
     def _job_info(self, job_id: str) -> JobInfo:
         info = super()._job_info(job_id)
+        info.name = self.parameters.get("job_name") or "job"
         # Describe the job Slurm really runs: a limit of whole minutes, the warning it gets.
-        minutes = slurm_script.time_limit_minutes(info.timeout_min)
+        minutes = slurm_script.time_limit_minutes(self.time_limit_min())
         info.timeout_min = None if minutes is None else float(minutes)
         delay = self.parameters.get("signal_delay_s")
         info.signal_delay_s = float(
@@ -356,6 +369,7 @@ class SlurmExecutor(Executor):
             options, script = self._sbatch(count if array else 0)
         except ValueError as error:
             raise FailedSubmissionError(str(error)) from None
+        self._script = script
         try:
             done = run_command(
                 ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
@@ -369,6 +383,17 @@ class SlurmExecutor(Executor):
             raise FailedSubmissionError(f"sbatch printed no job id: {done.stdout.strip()!r}")
         self._held = job_id
         return [f"{job_id}_{index}" for index in range(count)] if array else [job_id]
+
+    def _write_job_files(
+        self, job_id: str, pickled: payload.Pickled, array_size: int
+    ) -> list[Path]:
+        written = super()._write_job_files(job_id, pickled, array_size)
+        # What sbatch got, for the user to read (submitit's <id>_submission.sh; one per array).
+        script = JobPaths.create(self.folder, job_id).submission_file
+        if not script.exists():
+            atomic_write_text(script, self._script)
+            written.append(script)
+        return written
 
     def _launch(self, job_ids: list[str]) -> None:
         assert self._held is not None

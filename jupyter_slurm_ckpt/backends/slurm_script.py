@@ -18,6 +18,13 @@ Why the script looks the way it does (measured on Slurm 22.05, see the reference
 - ``--open-mode=append``: Slurm truncates the output files at every requeue otherwise.
 - ``--hold``: the job cannot start before its payload and description are written; the executor
   releases it once they are.
+- ``teardown`` lines must run after the worker, so the shell cannot ``exec`` it: the worker then
+  runs in the background and the shell forwards the warning signal to it (``trap``; bash runs a
+  trap when a signal interrupts ``wait``), and ``_interrupt`` signals the batch shell only. The
+  shell ignores SIGTERM, so that the teardown also runs after a requeued, cancelled or timed-out
+  run (Slurm's SIGKILL comes KillWait later): it pairs with the setup, which every run runs.
+
+The parameters are those of :mod:`.slurm_parameters` (Slurm's names: ``job_name``, ``time``...).
 """
 
 from __future__ import annotations
@@ -29,34 +36,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.executor import DEFAULT_SIGNAL_DELAY_S
-
-#: Slurm-specific parameters of ``SlurmExecutor`` (``slurm_<name>`` through ``AutoExecutor``).
-SLURM_PARAMETERS: dict[str, type] = {
-    "partition": str,
-    "qos": str,
-    "account": str,
-    "constraint": str,
-    "exclude": str,
-    "nodelist": str,
-    "comment": str,
-    "gres": str,
-    "mem_per_cpu": str,
-    "mem_per_gpu": str,
-    "cpus_per_gpu": int,
-    "gpus_per_task": int,
-    "mail_type": str,
-    "mail_user": str,
-    "dependency": str,
-    "reservation": str,
-    "wckey": str,
-    "exclusive": bool,
-    "setup": tuple,
-    "srun_args": tuple,
-    "additional_parameters": dict,
-    "signal_delay_s": float,
-    "max_num_timeout": int,
-    "array_parallelism": int,
-}
 
 #: Named parameters that map one to one to an sbatch flag of the same name (dashes for "_").
 _PLAIN_FLAGS = (
@@ -184,6 +163,48 @@ def check_folder(folder: str) -> str:
     return _check_text("the job folder", folder)
 
 
+#: Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+_TIME_FORMATS = (
+    (re.compile(r"^(\d+)$"), (60, 0, 0, 0)),
+    (re.compile(r"^(\d+):(\d+)$"), (60, 1, 0, 0)),
+    (re.compile(r"^(\d+):(\d+):(\d+)$"), (3600, 60, 1, 0)),
+    (re.compile(r"^(\d+)-(\d+)$"), (86400, 3600, 0, 0)),
+    (re.compile(r"^(\d+)-(\d+):(\d+)$"), (86400, 3600, 60, 0)),
+    (re.compile(r"^(\d+)-(\d+):(\d+):(\d+)$"), (86400, 3600, 60, 1)),
+)
+#: Time limits that mean "none" (the partition's maximum applies).
+UNLIMITED = ("UNLIMITED", "INFINITE")
+
+
+def time_text_minutes(text: str) -> float | None:
+    """Minutes of a Slurm time limit text (``"90"``, ``"1:30:00"``, ``"2-12"``), None for
+    ``UNLIMITED``.
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is none of Slurm's time formats.
+    """
+    text = text.strip()
+    if text.upper() in UNLIMITED:
+        return None
+    for pattern, seconds in _TIME_FORMATS:
+        found = pattern.match(text)
+        if found:
+            total = sum(int(part) * unit for part, unit in zip(found.groups(), seconds))
+            return total / 60
+    raise ValueError(
+        f"{text!r} is not a Slurm time limit (minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S)"
+    )
+
+
+def limit_minutes(time: float | str | None) -> float | None:
+    """Minutes of the ``time`` parameter (a number of minutes or Slurm's text), or None."""
+    if time is None:
+        return None
+    return time_text_minutes(time) if isinstance(time, str) else float(time)
+
+
 def time_limit_minutes(timeout_min: float | None) -> int | None:
     """Slurm limits are whole minutes: a limit is rounded up (at least 1)."""
     if timeout_min is None:
@@ -219,9 +240,25 @@ def output_pattern(folder: str, array: bool, task: str) -> str:
     return f"{text}/{job}_{task}"
 
 
-def uses_srun(num_tasks: int) -> bool:
-    """Whether the tasks run as an ``srun`` step (more than one task) or as the batch shell."""
-    return num_tasks > 1
+def uses_srun(num_tasks: int, use_srun: bool | None = None) -> bool:
+    """Whether the tasks run as an ``srun`` step or as the batch shell itself.
+
+    ``use_srun`` (the parameter) forces it; by default a one-task job runs in the batch shell
+    and a multi-task job under ``srun``.
+    """
+    return num_tasks > 1 if use_srun is None else bool(use_srun)
+
+
+def interrupt_scope(parameters: Mapping[str, Any], num_tasks: int) -> list[str]:
+    """The ``scancel --signal=USR2`` option that reaches the job's worker (``_interrupt``).
+
+    srun steps get a plain ``--signal``; a worker that is the batch shell (``exec``) gets it
+    with ``--full``; a batch shell that waits for its worker (``teardown``) forwards the signal,
+    so it alone gets it (``--batch``), else the worker would get it twice.
+    """
+    if uses_srun(num_tasks, parameters.get("use_srun")):
+        return []
+    return ["--batch"] if parameters.get("teardown") else ["--full"]
 
 
 def sbatch_options(
@@ -232,45 +269,46 @@ def sbatch_options(
     Parameters
     ----------
     parameters
-        The executor's parameters (generic and Slurm-specific names).
+        The executor's parameters (Slurm's names, see :mod:`.slurm_parameters`).
     folder
         The job folder template (``%j`` allowed).
     array_size
         Number of array elements, 0 for a single job.
     num_tasks
-        Tasks of each job (``nodes * tasks_per_node``).
+        Tasks of each job (``nodes * ntasks_per_node``).
     """
     array = array_size > 0
     options = ["--parsable", "--hold", "--requeue", "--open-mode=append"]
-    options.append(f"--job-name={parameters.get('name') or 'job'}")
+    options.append(f"--job-name={parameters.get('job_name') or 'job'}")
     log = output_pattern(folder, array, "0_log")
     options.append(f"--output={log}.out")
     if not parameters.get("stderr_to_stdout"):
         options.append(f"--error={log}.err")
-    minutes = time_limit_minutes(parameters.get("timeout_min"))
+    time = parameters.get("time")
+    limit = limit_minutes(time)
+    minutes = time_limit_minutes(limit)
     if minutes is not None:
         options.append(f"--time={minutes}")
+    elif time is not None:
+        options.append("--time=UNLIMITED")
     wanted = parameters.get("signal_delay_s")
-    delay = signal_delay(DEFAULT_SIGNAL_DELAY_S if wanted is None else wanted,
-                         parameters.get("timeout_min"))
+    delay = signal_delay(DEFAULT_SIGNAL_DELAY_S if wanted is None else wanted, limit)
     if delay > 0:
-        where = "" if uses_srun(num_tasks) else "B:"
+        where = "" if uses_srun(num_tasks, parameters.get("use_srun")) else "B:"
         options.append(f"--signal={where}USR2@{delay}")
-    if parameters.get("nodes"):
-        options.append(f"--nodes={int(parameters['nodes'])}")
-    if parameters.get("tasks_per_node"):
-        options.append(f"--ntasks-per-node={int(parameters['tasks_per_node'])}")
-    if parameters.get("cpus_per_task"):
-        options.append(f"--cpus-per-task={int(parameters['cpus_per_task'])}")
-    if parameters.get("gpus_per_node"):
-        options.append(f"--gpus-per-node={int(parameters['gpus_per_node'])}")
-    if parameters.get("mem_gb"):
-        options.append(f"--mem={math.ceil(float(parameters['mem_gb']) * 1024)}M")
+    for name in ("nodes", "ntasks_per_node", "cpus_per_task", "gpus_per_node"):
+        if parameters.get(name):
+            options.append(f"--{flag_name(name)}={int(parameters[name])}")
+    if parameters.get("mem") is not None:
+        options.append(f"--mem={parameters['mem']}")
     for name in _PLAIN_FLAGS:
         if parameters.get(name) is not None:
             options.append(f"--{flag_name(name)}={parameters[name]}")
-    if parameters.get("exclusive"):
+    exclusive = parameters.get("exclusive")
+    if exclusive is True:
         options.append("--exclusive")
+    elif isinstance(exclusive, str):
+        options.append(f"--exclusive={exclusive}")
     for key, value in (parameters.get("additional_parameters") or {}).items():
         if value is True:
             options.append(f"--{flag_name(key)}")
@@ -278,8 +316,8 @@ def sbatch_options(
             options.append(f"--{flag_name(key)}={value}")
     if array:
         parallelism = parameters.get("array_parallelism")
-        limit = f"%{int(parallelism)}" if parallelism else ""
-        options.append(f"--array=0-{array_size - 1}{limit}")
+        limit_text = f"%{int(parallelism)}" if parallelism else ""
+        options.append(f"--array=0-{array_size - 1}{limit_text}")
     return options
 
 
@@ -306,15 +344,35 @@ def batch_script(
         lines.extend(setup)
     lines.append("# USR2 is the checkpoint signal: ignored until the worker installs its handler")
     lines.append("trap '' USR2")
-    if uses_srun(num_tasks):
+    srun = uses_srun(num_tasks, parameters.get("use_srun"))
+    if srun:
         # One step of all tasks; each task logs to its own files (%t: the task's rank).
         log = output_pattern(folder, array, "%t_log")
-        srun = ["srun", "--unbuffered", "--open-mode=append", f"--output={log}.out"]
+        step = ["srun", "--unbuffered", "--open-mode=append", f"--output={log}.out"]
         if not parameters.get("stderr_to_stdout"):
-            srun.append(f"--error={log}.err")
+            step.append(f"--error={log}.err")
         # Each task starts with USR2 ignored, as the single worker does (see the module doc):
         # an early signal is dropped rather than killing it; "$0" "$@" is the argv, unparsed.
         ignore = ["/bin/sh", "-c", 'trap "" USR2; exec "$0" "$@"']
-        command = srun + list(parameters.get("srun_args") or ()) + ignore + command
-    lines.append("exec " + shlex.join(command))
+        command = step + list(parameters.get("srun_args") or ()) + ignore + command
+    teardown = parameters.get("teardown") or ()
+    if not teardown:
+        lines.append("exec " + shlex.join(command))
+        return "\n".join(lines) + "\n"
+    lines.append(shlex.join(command) + " &")
+    lines.append("worker=$!")
+    if not srun:  # the time-limit warning comes to this shell (B:): pass it on
+        lines.append("trap 'kill -USR2 \"$worker\" 2>/dev/null' USR2")
+    lines.extend(
+        [
+            "trap '' TERM  # a requeue, scancel or the time limit: the teardown still runs",
+            "while :; do",
+            '    wait "$worker"; status=$?',
+            '    kill -0 "$worker" 2>/dev/null || break  # else a trap interrupted the wait',
+            "done",
+        ]
+    )
+    lines.append("# teardown lines (slurm_teardown): user shell, run as written")
+    lines.extend(teardown)
+    lines.append('exit "$status"')
     return "\n".join(lines) + "\n"

@@ -298,6 +298,12 @@ class SlurmStates:
             runs, requeues = epoch
             record.ttl = self.policy.ttl(running=runs > requeues)
 
+    def clear(self) -> None:
+        """Forget every cached record (submitit's ``SlurmJob.watcher.clear()``): the next look
+        at a job asks Slurm."""
+        with self._lock:
+            self._records.clear()
+
     def cached(self, job_id: str) -> SlurmRecord | None:
         """The last record of a job, without asking Slurm."""
         with self._lock:

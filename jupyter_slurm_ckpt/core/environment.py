@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+from .nodelist import parse_nodelist
 from .paths import JobPaths
 
 # Variables every backend sets for the worker (the local backend has no scheduler to ask).
@@ -92,6 +93,15 @@ class JobEnvironment:
     def hostname(self) -> str:
         """Name of the machine this task runs on."""
         return socket.gethostname()
+
+    @property
+    def hostnames(self) -> list[str]:
+        """The machines of the job's allocation, the first one first (``SLURM_JOB_NODELIST``
+        expanded); for a local or debug job (or without a node list), this machine."""
+        nodelist = os.environ.get("SLURM_JOB_NODELIST", "")
+        if self.cluster != "slurm" or not nodelist:
+            return [self.hostname]
+        return parse_nodelist(nodelist)
 
     @property
     def restart_count(self) -> int:

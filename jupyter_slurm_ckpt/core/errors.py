@@ -7,8 +7,12 @@ class UncompletedJobError(RuntimeError):
     """The job ended (or was asked for its result) without producing a result."""
 
 
-class FailedJobError(RuntimeError):
-    """The job's callable raised; the message holds the remote traceback."""
+class FailedJobError(UncompletedJobError):
+    """The job's callable raised; the message holds the remote traceback.
+
+    A kind of ``UncompletedJobError`` (as in submitit): ``except UncompletedJobError`` catches
+    every job that gave no result.
+    """
 
 
 class FailedSubmissionError(RuntimeError):
@@ -21,3 +25,19 @@ class JobFolderError(RuntimeError):
 
 class PayloadError(JobFolderError):
     """A pickle of the job folder is truncated, garbage, or written by other versions."""
+
+
+class UnknownParameterError(ValueError, NameError):
+    """An executor parameter name that no backend knows.
+
+    A ``ValueError`` like every parameter error here, and a ``NameError`` as submitit's
+    ``AutoExecutor`` raises for unknown names, so handlers written for either catch it.
+    """
+
+
+class InvalidParameterError(ValueError, AssertionError):
+    """An executor parameter with a bad value, or parameters that conflict.
+
+    A ``ValueError``, and an ``AssertionError`` as submitit's ``AutoExecutor`` raises for a
+    generic parameter of the wrong type.
+    """

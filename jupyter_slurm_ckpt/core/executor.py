@@ -11,22 +11,27 @@ pickled already (by the notebook's preflight).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from . import payload
-from .errors import FailedSubmissionError
+from .errors import FailedSubmissionError, InvalidParameterError, UnknownParameterError
 from .events import append_event
 from .files import WriteError, ensure_private_folder
 from .helpers import DelayedSubmission
 from .info import JobInfo
-from .job import Job
+from .job import DelayedJob, Job
 from .paths import JobPaths, template_root
 
+#: How a parameter is checked: a type (see :func:`check_parameter`), or a function
+#: ``check(name, value)`` that returns the value to store or raises ``ValueError``.
+Check = type | Callable[[str, Any], Any]
+
 #: Parameters every executor understands (submitit's generic names) and their types.
-GENERIC_PARAMETERS: dict[str, type] = {
+GENERIC_PARAMETERS: dict[str, Check] = {
     "timeout_min": float,
     "mem_gb": float,
     "nodes": int,
@@ -40,10 +45,27 @@ GENERIC_PARAMETERS: dict[str, type] = {
 DEFAULT_SIGNAL_DELAY_S = 90.0
 
 
-def check_parameter(name: str, value: Any, kind: type) -> Any:
-    """Validate one parameter value; returns it converted, or raises ``ValueError``."""
+def check_parameter(name: str, value: Any, kind: Check) -> Any:
+    """Validate one parameter value; returns it converted.
+
+    Raises
+    ------
+    InvalidParameterError
+        A ``ValueError`` naming the parameter and what it must be.
+    """
+    try:
+        return _check_value(name, value, kind)
+    except InvalidParameterError:
+        raise
+    except ValueError as error:
+        raise InvalidParameterError(str(error)) from None
+
+
+def _check_value(name: str, value: Any, kind: Check) -> Any:
     if value is None:
         return None
+    if not isinstance(kind, type):
+        return kind(name, value)
     if kind is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False, not {value!r}")
@@ -53,15 +75,20 @@ def check_parameter(name: str, value: Any, kind: type) -> Any:
             raise ValueError(f"{name} must be a non-empty one-line string, not {value!r}")
         return value
     if kind is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise ValueError(f"{name} must be a list, not {value!r}")
         return tuple(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, not {value!r}")
     if kind is int and value != int(value):
         raise ValueError(f"{name} must be a whole number, not {value!r}")
-    minimum = 0 if name in ("gpus_per_node", "max_num_timeout", "signal_delay_s") else 1e-9
+    minimum = 0 if name in _MAY_BE_ZERO else 1e-9
     if value < minimum:
         raise ValueError(f"{name} must be {'>= 0' if minimum == 0 else '> 0'}, not {value!r}")
     return kind(value)
+
+
+_MAY_BE_ZERO = ("gpus_per_node", "num_gpus", "max_num_timeout", "signal_delay_s")
 
 
 class Executor(ABC):
@@ -79,42 +106,86 @@ class Executor(ABC):
 
     cluster: ClassVar[str] = ""
     job_class: ClassVar[type[Job[Any]]] = Job
-    specific_parameters: ClassVar[dict[str, type]] = {}
+    specific_parameters: ClassVar[dict[str, Check]] = {}
+    #: Other names of parameters -> the executor's own (Slurm: ``timeout_min`` -> ``time``).
+    aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0
     ) -> None:
         self.folder = Path(folder).expanduser().absolute()
         self.max_pickle_size_gb = max_pickle_size_gb
+        self.max_num_timeout = int(check_parameter("max_num_timeout", max_num_timeout, int))
         self.parameters: dict[str, Any] = {}
-        self.update_parameters(max_num_timeout=max_num_timeout)
-        self._batch: list[tuple[Job[Any], DelayedSubmission[Any]]] | None = None
+        self._batch: list[tuple[DelayedJob[Any], DelayedSubmission[Any]]] | None = None
+        self._allow_implicit_submissions = False
+
+    @classmethod
+    def name(cls) -> str:
+        """The backend's name: ``local``, ``slurm`` or ``debug`` (submitit's ``name()``)."""
+        return cls.cluster
 
     # -- parameters ---------------------------------------------------------------------------
 
     @classmethod
-    def _valid_parameters(cls) -> dict[str, type]:
-        return {**GENERIC_PARAMETERS, **cls.specific_parameters}
+    def _valid_parameters(cls) -> dict[str, Check]:
+        return {**GENERIC_PARAMETERS, **cls.specific_parameters, "max_num_timeout": int}
 
     def update_parameters(self, **kwargs: Any) -> None:
-        """Set job parameters (generic submitit names plus this executor's own).
+        """Set job parameters: submitit's generic names, and this executor's own.
+
+        A generic name is stored under the executor's own name for it (``timeout_min`` is
+        Slurm's ``time``, see :attr:`aliases`); ``None`` unsets a parameter;
+        ``max_num_timeout`` sets the attribute of that name.
 
         Raises
         ------
-        ValueError
-            On an unknown name (the message lists the valid ones) or a bad value.
+        UnknownParameterError
+            On an unknown name (the message lists the valid ones); a ``ValueError``.
+        InvalidParameterError
+            On a bad value, or on two names of one setting (``time`` and ``timeout_min``);
+            a ``ValueError``. Nothing is changed then.
         """
         if self._in_batch():
-            raise RuntimeError("update_parameters cannot be called inside executor.batch()")
+            raise RuntimeError(
+                "update_parameters cannot be called within a 'with executor.batch()' block: "
+                "set the parameters before it"
+            )
         valid = self._valid_parameters()
         unknown = sorted(set(kwargs) - set(valid))
         if unknown:
-            raise ValueError(
+            raise UnknownParameterError(
                 f"unknown parameter(s) {', '.join(unknown)} for {type(self).__name__}; "
                 f"valid parameters: {', '.join(sorted(valid))}"
             )
+        for alias, own in self.aliases.items():
+            if alias in kwargs and own in kwargs:
+                raise InvalidParameterError(
+                    f"{own} and {alias} set the same thing: give only one of them"
+                )
+        updated = dict(self.parameters)
+        max_num_timeout = self.max_num_timeout
         for name, value in kwargs.items():
-            self.parameters[name] = check_parameter(name, value, valid[name])
+            checked = check_parameter(name, value, valid[name])
+            if name == "max_num_timeout":
+                max_num_timeout = max_num_timeout if checked is None else int(checked)
+                continue
+            own, checked = self._own_parameter(name, checked)
+            if checked is None:
+                updated.pop(own, None)
+            else:
+                updated[own] = checked
+        self._check_parameters(updated)
+        self.parameters = updated
+        self.max_num_timeout = max_num_timeout
+
+    def _own_parameter(self, name: str, value: Any) -> tuple[str, Any]:
+        """The executor's own name and value of a checked parameter (an alias renamed)."""
+        return self.aliases.get(name, name), value
+
+    def _check_parameters(self, parameters: dict[str, Any]) -> None:
+        """Check the parameters as a whole (backend hook); raise ``InvalidParameterError``."""
+        return None
 
     # -- submission ---------------------------------------------------------------------------
 
@@ -125,38 +196,68 @@ class Executor(ABC):
         """Submit ``fn(*args, **kwargs)`` as one job (inside ``batch()``: as an array element)."""
         delayed = DelayedSubmission(fn, *args, **kwargs)
         if self._batch is not None:
-            placeholder: Job[Any] = object.__new__(self.job_class)
+            placeholder: DelayedJob[Any] = DelayedJob(self)
             self._batch.append((placeholder, delayed))
             return placeholder
         return self._submit_submissions([delayed], array=False)[0]
 
-    def submit_array(self, submissions: list[DelayedSubmission[Any]]) -> list[Job[Any]]:
-        """Submit prepared ``DelayedSubmission`` objects as one job array."""
-        submissions = list(submissions)
+    def submit_array(
+        self, fns: Sequence[Callable[[], Any] | DelayedSubmission[Any]]
+    ) -> list[Job[Any]]:
+        """Submit zero-argument callables as one job array (submitit's ``submit_array``).
+
+        Each job calls its callable without arguments (``functools.partial``, a configured
+        ``Checkpointable``...); a ``DelayedSubmission`` is such a callable too: its function
+        is called with its arguments (and keeps its ``checkpoint``).
+        """
+        submissions = [_as_submission(fn) for fn in fns]
         if not submissions:
+            warnings.warn("submit_array received no callables: no job submitted", stacklevel=2)
             return []
         return self._submit_submissions(submissions, array=True)
 
     def map_array(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Job[Any]]:
         """Submit ``fn(*items)`` for each tuple of items, as one job array."""
-        return self.submit_array([DelayedSubmission(fn, *items) for items in zip(*iterables)])
+        submissions = [DelayedSubmission(fn, *items) for items in zip(*iterables)]
+        if not submissions:
+            warnings.warn("map_array received empty iterables: no job submitted", stacklevel=2)
+            return []
+        return self._submit_submissions(submissions, array=True)
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Collect the ``submit`` calls of the block and submit them as one array at its end."""
+    def batch(self, allow_implicit_submissions: bool = False) -> Iterator[None]:
+        """Collect the ``submit`` calls of the block and submit them as one array at its end.
+
+        Parameters
+        ----------
+        allow_implicit_submissions
+            Reading a job of the block before its end submits what the block holds so far
+            (instead of raising ``AttributeError``).
+        """
         if self._batch is not None:
             raise RuntimeError("executor.batch() cannot be nested")
         self._batch = []
+        self._allow_implicit_submissions = allow_implicit_submissions
         try:
             yield
-            pending = self._batch
+            self._submit_pending_batch(at_end=True)
         finally:
             self._batch = None
+            self._allow_implicit_submissions = False
+
+    def _submit_pending_batch(self, at_end: bool = False) -> None:
+        pending, self._batch = self._batch or [], []
         if not pending:
+            if at_end and not self._allow_implicit_submissions:
+                warnings.warn(
+                    "no submission happened within 'with executor.batch()'",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
             return
         jobs = self._submit_submissions([delayed for _, delayed in pending], array=True)
         for (placeholder, _), job in zip(pending, jobs):
-            placeholder.__dict__.update(job.__dict__)
+            placeholder._promote(job)
 
     def submit_pickled(self, pickled: list[payload.Pickled], array: bool) -> list[Job[Any]]:
         """Submit payloads pickled already with ``payload.spool`` (the notebook's preflight
@@ -225,17 +326,27 @@ class Executor(ABC):
             f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
         )
 
+    def _num_tasks(self) -> int:
+        """Tasks of each job: ``nodes * tasks_per_node`` (backend hook for its own names)."""
+        params = self.parameters
+        return int(params.get("nodes") or 1) * int(params.get("tasks_per_node") or 1)
+
+    def time_limit_min(self) -> float | None:
+        """The jobs' time limit in minutes, None when there is none (whatever the backend
+        calls the parameter: Slurm's is ``time``)."""
+        limit = self.parameters.get("timeout_min")
+        return None if limit is None else float(limit)
+
     def _job_info(self, job_id: str) -> JobInfo:
         params = self.parameters
-        nodes = int(params.get("nodes") or 1)
         return JobInfo(
             job_id=job_id,
             cluster=self.cluster,
             folder=str(self.folder),
             name=params.get("name") or "job",
-            num_tasks=nodes * int(params.get("tasks_per_node") or 1),
-            max_num_timeout=int(params.get("max_num_timeout", 3)),
-            timeout_min=params.get("timeout_min"),
+            num_tasks=self._num_tasks(),
+            max_num_timeout=self.max_num_timeout,
+            timeout_min=self.time_limit_min(),
             signal_delay_s=float(params.get("signal_delay_s") or DEFAULT_SIGNAL_DELAY_S),
             parameters=dict(params),
         )
@@ -269,3 +380,15 @@ class Executor(ABC):
     @abstractmethod
     def _launch(self, job_ids: list[str]) -> None:
         """Start the jobs whose files are written; raise to abort the whole submission."""
+
+
+def _as_submission(fn: Any) -> DelayedSubmission[Any]:
+    """A zero-argument callable of ``submit_array`` as the submission the job runs."""
+    if isinstance(fn, DelayedSubmission):
+        return fn
+    if not callable(fn):
+        raise TypeError(
+            f"submit_array takes zero-argument callables (e.g. functools.partial), "
+            f"not {type(fn).__name__}"
+        )
+    return DelayedSubmission(fn)

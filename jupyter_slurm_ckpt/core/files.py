@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import uuid
@@ -15,6 +16,7 @@ from .errors import JobFolderError
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
+_COUNTER_WIDTH = 12
 
 # Large buffers are written in slices of this size (views, not copies): measured here, one
 # write(2) of a whole large buffer reaches the disk later and less steadily than slices.
@@ -283,3 +285,21 @@ def remove_stale_temp_files(folder: Path, job_id: str, older_than: float | None 
         with contextlib.suppress(OSError):
             if older_than is None or temp.stat().st_mtime < older_than:
                 temp.unlink()
+
+
+def next_counter_value(path: Path) -> int:
+    """Increment the number stored in ``path`` (created 0600) and return it: 1, 2, 3...
+
+    Atomic across processes (an exclusive ``flock`` on the file while it is read and
+    rewritten): two submitters never get the same value.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        text = os.pread(fd, _COUNTER_WIDTH, 0).decode().strip()
+        number = int(text) + 1 if text.isdigit() else 1
+        # Fixed width: overwriting in place needs no truncate (which costs a journal write).
+        os.pwrite(fd, f"{number:0{_COUNTER_WIDTH}d}".encode(), 0)
+    finally:
+        os.close(fd)  # closing releases the lock
+    return number

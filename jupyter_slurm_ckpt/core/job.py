@@ -8,6 +8,7 @@ backend (scheduler or local controller).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 from concurrent.futures import TimeoutError as FuturesTimeoutError
@@ -25,7 +26,7 @@ R = TypeVar("R")
 
 #: States after which nothing more happens to a job.
 FINAL_STATES = frozenset(
-    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"}
+    {"COMPLETED", "DONE", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"}
 )
 
 # How long waiting sleeps between looks: short first (results land within tens of ms).
@@ -71,7 +72,7 @@ class Job(Generic[R]):
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
         job_id = str(job_id)
         if not is_valid_job_id(job_id):
-            raise ValueError(f"{job_id!r} is not a job id (expected e.g. 123, 123_4 or L7)")
+            raise ValueError(f"{job_id!r} is not a job id (expected e.g. 123, 123_4, L7 or DEBUG2)")
         self._folder_template = folder
         self.job_id = job_id
         self.paths = JobPaths(resolve_folder(folder, job_id), job_id, task_id or 0)
@@ -79,6 +80,11 @@ class Job(Generic[R]):
         self._info: JobInfo | None = None
         self._events = EventReader(self.paths.events)
         self._final_state: str | None = None
+        self._cancel_at_deletion = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A job pickles as what re-attaches it: its folder, id and task.
+        return (type(self), (self._folder_template, self.job_id, self._task_id))
 
     # -- what the folder says -------------------------------------------------------------
 
@@ -228,26 +234,79 @@ class Job(Generic[R]):
     def _why_no_result(self, task: int) -> str:
         summary = self.summary()
         terminal = summary.terminal or {}
+        if terminal.get("event") == "cancelled":
+            by = terminal.get("by", "user")
+            return (
+                f"Job {self.job_id} (task {task}) was cancelled (by {by}): it ended without a "
+                f"result. Logs: {self.paths.for_task(task).stderr}"
+            )
         reason = terminal.get("reason") or summary.not_requeued_reason or "no reason recorded"
         return (
             f"Job {self.job_id} (task {task}) ended in state {self.state} without a result: "
             f"{reason}. Logs: {self.paths.for_task(task).stderr}"
         )
 
-    def stdout(self, task: int = 0) -> str | None:
-        """The task's standard output so far (all runs), or None if there is none yet."""
-        return _read_text(self.paths.for_task(task).stdout)
+    def stdout(self, task: int | None = None) -> str | None:
+        """The standard output so far (all runs), or None if there is none yet.
 
-    def stderr(self, task: int = 0) -> str | None:
-        """The task's standard error so far (all runs), or None if there is none yet."""
-        return _read_text(self.paths.for_task(task).stderr)
+        Of ``task`` when given, else of this job's task(s): a multi-task job joins its tasks'
+        outputs with a newline, as submitit does.
+        """
+        return self._logs("stdout", task)
+
+    def stderr(self, task: int | None = None) -> str | None:
+        """The standard error so far (all runs), or None; tasks as in :meth:`stdout`."""
+        return self._logs("stderr", task)
+
+    def _logs(self, stream: str, task: int | None) -> str | None:
+        tasks = self._task_ids() if task is None else [task]
+        texts = [_read_text(getattr(self.paths.for_task(t), stream)) for t in tasks]
+        found = [text for text in texts if text is not None]
+        return "\n".join(found) if found else None
 
     def cancel(self, check: bool = True) -> None:
-        """Cancel the job (its whole process tree); a finished job is left as it is."""
+        """Cancel the job (its whole process tree); a finished job is left as it is.
+
+        Parameters
+        ----------
+        check
+            Raise when the backend fails to cancel (the default, as submitit); with False a
+            failure is ignored (for clean-up code).
+        """
         if self.done():
             return
         append_event(self.paths.events, "cancelled", by="user")
-        self._cancel()
+        try:
+            self._cancel()
+        except Exception:
+            if check:
+                raise
+
+    def cancel_at_deletion(self, value: bool = True) -> Job[R]:
+        """Cancel the job when this object is garbage-collected (submitit's option); returns
+        the job, for ``job = executor.submit(...).cancel_at_deletion()``."""
+        self._cancel_at_deletion = value
+        return self
+
+    def __del__(self) -> None:
+        if self.__dict__.get("_cancel_at_deletion"):
+            with contextlib.suppress(Exception):  # interpreter shutdown, a vanished folder...
+                self.cancel(check=False)
+
+    def get_info(self, mode: str = "force") -> dict[str, str]:
+        """What is known about the job, with the field names of ``sacct``: ``JobID``,
+        ``State``, ``NodeList`` (the node of the last run) and ``Restarts``.
+
+        ``mode`` is accepted for submitit compatibility: the state is always current.
+        """
+        state = self.state
+        summary = self.summary()
+        return {
+            "JobID": self.job_id,
+            "State": state,
+            "NodeList": summary.node or "",
+            "Restarts": str(self.restart_count),
+        }
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""
@@ -255,11 +314,15 @@ class Job(Generic[R]):
         return delayed
 
     def task(self, task_id: int) -> Job[R]:
-        """A view of one task of a multi-task job."""
+        """A view of one task of a multi-task job (a one-task job is its own task 0)."""
         if not 0 <= task_id < self.num_tasks:
-            raise ValueError(f"job {self.job_id} has tasks 0..{self.num_tasks - 1}, not {task_id}")
-        view = type(self)(self._folder_template, self.job_id, task_id)
-        return view
+            raise ValueError(
+                f"task_id {task_id} must be between 0 and {self.num_tasks - 1} "
+                f"(job {self.job_id} has {self.num_tasks} task(s))"
+            )
+        if self.num_tasks == 1 and self._task_id is None:
+            return self
+        return type(self)(self._folder_template, self.job_id, task_id)
 
     def awaitable(self) -> AsyncJobProxy[R]:
         """The same job for ``await``: ``await job.awaitable().result()``."""
@@ -287,6 +350,40 @@ class Job(Generic[R]):
     def __repr__(self) -> str:
         task = "" if self._task_id is None else f", task_id={self._task_id}"
         return f'{type(self).__name__}<job_id={self.job_id}{task}, state="{self.state}">'
+
+
+class DelayedJob(Job[R]):
+    """What ``submit`` returns inside ``with executor.batch()``: it becomes the real job
+    (same object, its class and fields replaced) when the batch is submitted.
+
+    Until then reading it raises ``AttributeError``, unless the batch was opened with
+    ``allow_implicit_submissions=True``: then the first read submits what the batch holds
+    so far (submitit's semantics).
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> DelayedJob[Any]:
+        return object.__new__(cls)
+
+    def __init__(self, executor: Any) -> None:  # no Job fields until promoted
+        self.__dict__["_batch_executor"] = executor
+
+    def __getattr__(self, name: str) -> Any:  # only for fields a real job would have
+        executor = self.__dict__.get("_batch_executor")
+        if executor is None or not executor._allow_implicit_submissions:
+            raise AttributeError(
+                f"job.{name}: the jobs of `with executor.batch()` are submitted when the block "
+                "ends; read them after it, or use executor.batch(allow_implicit_submissions=True)"
+            )
+        executor._submit_pending_batch()
+        return getattr(self, name)
+
+    def _promote(self, job: Job[Any]) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(job.__dict__)
+        self.__class__ = type(job)  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}<not submitted yet: inside executor.batch()>"
 
 
 class AsyncJobProxy(Generic[R]):

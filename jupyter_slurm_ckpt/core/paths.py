@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Job ids we create or accept: Slurm's (``123``, ``123_4``) and ours (``L12``, ``L12_3``).
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z]?[0-9]+(_[0-9]+)?$")
+#: Job ids we create or accept: Slurm's (``123``, ``123_4``) and ours (``L12``, ``L12_3``,
+#: ``DEBUG4``).
+JOB_ID_PATTERN = re.compile(r"^(?:[A-Za-z]|DEBUG)?[0-9]+(_[0-9]+)?$")
 
 
 def is_valid_job_id(job_id: str) -> bool:
@@ -55,6 +56,11 @@ class JobPaths:
 
     def _file(self, suffix: str) -> Path:
         return self.folder / f"{self.job_id}_{suffix}"
+
+    @property
+    def submission_file(self) -> Path:
+        """The Slurm batch script as submitted (one per array: ``<array id>_submission.sh``)."""
+        return self.folder / f"{self.job_id.partition('_')[0]}_submission.sh"
 
     @property
     def submitted_pickle(self) -> Path:

@@ -37,6 +37,7 @@ export type JobAction = 'preempt' | 'timeout' | 'cancel' | 'log';
 /** States after which nothing more happens to a job (the core's FINAL_STATES). */
 export const FINAL_STATES: ReadonlySet<string> = new Set([
   'COMPLETED',
+  'DONE', // a debug job's COMPLETED
   'FAILED',
   'CANCELLED',
   'TIMEOUT',

@@ -68,21 +68,26 @@ def test_unknown_parameter_lists_valid_ones(folder: Path) -> None:
     executor = submitit.AutoExecutor(folder, cluster="local")
     with pytest.raises(ValueError, match=r"valid parameters: .*timeout_min"):
         executor.executor.update_parameters(time_min=3)
-    with pytest.raises(ValueError, match=r"unknown parameter 'tiemout_min'"):
+    with pytest.raises(ValueError, match=r"tiemout_min: unknown parameter"):
         executor.update_parameters(tiemout_min=3)
     with pytest.raises(ValueError, match="timeout_min must be > 0"):
         executor.update_parameters(timeout_min=-1)
-    # Other clusters' prefixed parameters are ignored, as in submitit.
+    # Other clusters' prefixed parameters are checked, then ignored, as in submitit.
     executor.update_parameters(slurm_partition="gpu", timeout_min=2, local_signal_delay_s=5)
-    assert executor.parameters["timeout_min"] == 2.0
-    assert executor.parameters["signal_delay_s"] == 5.0
+    assert executor.parameters == {"timeout_min": 2.0, "signal_delay_s": 5.0}
+    with pytest.raises(ValueError, match="slurm_partiton: the slurm backend has no parameter"):
+        executor.update_parameters(slurm_partiton="gpu")
 
 
-def test_auto_executor_keeps_slurm_timeouts_on_local(folder: Path) -> None:
-    executor = submitit.AutoExecutor(folder, cluster="local", slurm_max_num_timeout=7)
-    assert executor.parameters["max_num_timeout"] == 7
-    with pytest.raises(ValueError, match="cluster-prefixed"):
+def test_auto_executor_arguments_are_per_cluster(folder: Path) -> None:
+    local = submitit.AutoExecutor(folder, cluster="local", slurm_max_num_timeout=7)
+    assert local.executor.max_num_timeout == 3  # a Slurm argument: not the local backend's
+    mine = submitit.AutoExecutor(folder, cluster="local", local_max_num_timeout=7)
+    assert mine.executor.max_num_timeout == 7
+    with pytest.warns(UserWarning, match="Use 'slurm_max_num_timeout' instead"):
         submitit.AutoExecutor(folder, cluster="local", max_num_timeout=2)
+    with pytest.raises(ValueError, match="cluster-prefixed"):
+        submitit.AutoExecutor(folder, cluster="local", python="python3")
 
 
 def test_results_errors_and_futures_vocabulary(local: submitit.LocalExecutor) -> None:
@@ -158,7 +163,7 @@ def test_debug_executor_runs_and_checkpoints_in_process(folder: Path) -> None:
     executor = submitit.AutoExecutor(folder, cluster="debug")
     executor.update_parameters(debug_max_num_timeout=1)
     job = executor.submit(Counter(step_s=0.0), 5)
-    assert job.state == "PENDING"
+    assert job.state == "QUEUED"
     job._interrupt()
     job._interrupt(timeout=True)
     assert job.restart_count == 2

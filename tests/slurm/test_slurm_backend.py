@@ -265,11 +265,11 @@ def test_a_failure_after_sbatch_cancels_the_held_job(
     original = executor.executor._write_job_files
     written: list[str] = []
 
-    def fail_on_second(job_id: str, blob: bytes, array_size: int) -> list[Path]:
+    def fail_on_second(job_id: str, pickled: Any, array_size: int) -> list[Path]:
         if written:
             raise OSError(28, "No space left on device")
         written.append(job_id)
-        return original(job_id, blob, array_size)
+        return original(job_id, pickled, array_size)
 
     monkeypatch.setattr(executor.executor, "_write_job_files", fail_on_second)
     with pytest.raises(FailedSubmissionError, match="No space left"):

@@ -56,11 +56,16 @@ def test_dry_run_shows_the_sbatch_script(
     ipython: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ipython.run(
-        "%%slurm --timeout 2 --dry-run --sbatch mail_type=NONE\n"
+        "%%slurm --timeout 2 --dry-run --sbatch mail_type=NONE --name trial --mem-gb 2 "
+        "--setup 'module load x' --sbatch comment=hello\n"
         "def f(x):\n    return x\njobs = [f(x) for x in range(3)]\n"
     )
     out = capsys.readouterr().out
     assert "backend: slurm" in out and "sbatch script:" in out
+    # submitit's Slurm names, and what each becomes
+    assert "job_name='trial'" in out and "mem='2GB'" in out and "time=2.0" in out
+    assert "--job-name=trial" in out and "--mem=2GB" in out and "--comment=hello" in out
+    assert "\nmodule load x\n" in out
     assert "--array=0-2" in out and "--mail-type=NONE" in out and "--time=2" in out
     assert "--signal=B:USR2@60" in out and "--open-mode=append" in out
     assert "exec " in out and "jupyter_slurm_ckpt.backends.slurm_job" in out

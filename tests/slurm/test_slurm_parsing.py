@@ -90,7 +90,7 @@ def test_output_patterns() -> None:
 
 def test_options_are_argv_items() -> None:
     options = slurm_script.sbatch_options(
-        {"name": "a b", "timeout_min": 5, "additional_parameters": {"mail_type": "END",
+        {"job_name": "a b", "time": 5, "additional_parameters": {"mail_type": "END",
                                                                     "exclusive": True,
                                                                     "comment": None}},
         "/jobs", 3, 1,
