@@ -29,6 +29,15 @@ def check_quickstart(values: dict[str, Any]) -> None:
     assert values["reasons"] == ["preemption", "timeout"]
 
 
+def check_several_nodes(values: dict[str, Any]) -> None:
+    ranks = values["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and {r["world_size"] for r in ranks} == {2}
+    # Each rank reached the other at TorchDistributedEnvironment's MASTER_ADDR:MASTER_PORT.
+    assert ranks[0]["peer"] == ranks[1]["node"] and ranks[1]["peer"] == ranks[0]["node"]
+    for rank in ranks:  # both resumed from rank 0's checkpoint
+        assert rank["resumed_at"][0] == 0 and rank["resumed_at"][1] > 0
+
+
 def check_arrays_and_sequences(values: dict[str, Any]) -> None:
     assert values["squares"] == [x * x for x in range(8)]
     assert len(values["array_ids"]) == 1  # one array, one submission
@@ -76,6 +85,7 @@ PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         "'first_divergence': first_divergence, 'broken_ok': broken.ok}",
         check_testing_your_checkpoint,
     ),
+    "05_several_nodes.ipynb": ("{'ranks': ranks}", check_several_nodes),
     "03_job_arrays_and_sequences.ipynb": (
         "{'squares': squares, 'array_ids': array_ids, 'computed_in': computed_in}",
         check_arrays_and_sequences,
@@ -83,7 +93,9 @@ PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
 }
 
 
-def execute(source: Path, workdir: Path, promise: str) -> tuple[nbformat.NotebookNode, Any]:
+def execute(
+    source: Path, workdir: Path, promise: str, cluster: str = "local"
+) -> tuple[nbformat.NotebookNode, Any]:
     notebook = nbformat.read(source, as_version=4)
     notebook.cells.append(
         nbformat.v4.new_code_cell(f"import json as _json\nprint(_json.dumps({promise}))")
@@ -94,7 +106,7 @@ def execute(source: Path, workdir: Path, promise: str) -> tuple[nbformat.Noteboo
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
         store_widget_state=True,
-        extra_arguments=["--SlurmMagics.cluster=local"],
+        extra_arguments=[f"--SlurmMagics.cluster={cluster}"],
     )
     client.execute()
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)

@@ -8,6 +8,7 @@ checkpoint after ``_interrupt()`` and after a real preemption.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from conftest import slurm_fields
 from slurm_jobs_for_tests import Gated, NodeReport, gpu_view
 from support import wait_for
+from test_notebooks import NOTEBOOKS, check_several_nodes, execute
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt import FailedSubmissionError
@@ -101,3 +103,13 @@ def test_busy_gpus_show_slurms_reason_and_impossible_ones_a_clear_error(
     assert status.state == "PENDING" and status.pending_reason == "Resources"
     gate.touch()
     assert waiting.result(timeout=WAIT_S)["SLURM_GPUS_ON_NODE"] == "2"
+
+
+def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
+    tmp_path: Path, two_nodes: tuple[str, ...]
+) -> None:
+    source = tmp_path / "05_several_nodes.ipynb"
+    shutil.copy(NOTEBOOKS / source.name, source)
+    _, values = execute(source, tmp_path, "{'ranks': ranks}", cluster="slurm")
+    check_several_nodes(values)
+    assert {rank["node"] for rank in values["ranks"]} == set(two_nodes[:2])
