@@ -183,6 +183,8 @@ class Controller:
             return 0
 
     def _start_run(self, restart: int) -> _Run:
+        # An interrupt that came after the last run ended was meant for that run, not this one.
+        self.interrupt_requested = False
         with contextlib.suppress(FileNotFoundError):
             self.paths.signal_request.unlink()
         remove_stale_temp_files(self.paths.folder, self.info.job_id)
