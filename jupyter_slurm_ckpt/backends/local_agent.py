@@ -11,9 +11,11 @@ agent's key: a submitter whose context differs gets an agent started from its ow
 forked controller is exactly the process ``python -m
 jupyter_slurm_ckpt.backends.local_controller`` would have been, in its own session.
 
-Safety: the socket lives in a 0700 folder of the user's, and the agent serves only peers of its
-own uid (``SO_PEERCRED``). It exits after :data:`IDLE_EXIT_S` without requests. When anything
-about the agent fails, the submission falls back to starting the controller directly.
+Safety: the socket lives in a 0700 folder of the user's (a real folder: a symbolic link in its
+place is refused), the agent serves only peers of its own uid, and the client sends nothing
+before it has checked that its peer runs as itself (``SO_PEERCRED``, both ways). It exits after
+:data:`IDLE_EXIT_S` without requests. When anything about the agent fails, the submission falls
+back to starting the controller directly.
 """
 
 from __future__ import annotations
@@ -89,11 +91,16 @@ def _agent_key() -> str:
 
 
 def agent_folder() -> Path:
-    """The user's private folder for agent sockets (created 0700, checked like a job folder)."""
+    """The user's private folder for agent sockets (created 0700, checked like a job folder).
+
+    Its name may sit in the shared /tmp: one that is a symbolic link is refused (another user
+    could have created it first).
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     folder = Path(base) / f"jupyter-slurm-ckpt-{os.getuid()}"
-    folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-    check_folder_is_safe(folder)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, PRIVATE_DIR_MODE)
+    check_folder_is_safe(folder, follow_symlinks=False)
     return folder
 
 
@@ -131,10 +138,18 @@ def _receive_exactly(connection: socket.socket, size: int) -> bytes:
 # -- the submitting side -------------------------------------------------------------------------
 
 
+class ForeignAgentError(ConnectionError):
+    """The socket is served by another user's process: nothing was sent to it."""
+
+
 def _ask(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(_CONNECT_TIMEOUT_S)
         connection.connect(str(path))
+        # The request holds the whole environment (tokens, keys): for our own agent only.
+        owner = _peer_uid(connection)
+        if owner != os.getuid():
+            raise ForeignAgentError(f"{path} is served by uid {owner}, not by you")
         _send(connection, request)
         return _receive(connection)
 
