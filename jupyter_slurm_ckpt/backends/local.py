@@ -67,7 +67,8 @@ class LocalJob(Job[Any]):
         alive = processes.is_alive(record["pid"], record.get("start_time"))
         if not alive and not self._orphans(record):
             # Nothing of this job writes any more: a temporary left by a killed writer is junk.
-            remove_stale_temp_files(self.paths.folder, self.job_id)
+            if not self.read_only:
+                remove_stale_temp_files(self.paths.folder, self.job_id)
             # The folder is read again: the process may have just written its last event.
             self._events.read()
             return self._folder_state() or "FAILED"

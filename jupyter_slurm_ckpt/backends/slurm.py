@@ -148,6 +148,8 @@ class SlurmJob(Job[Any]):
         state = str(record.state)
         if state in _FINAL_AS_FAILED or state == "COMPLETED":  # COMPLETED: yet no result
             state = "FAILED"
+        if self.read_only:  # the end is recorded by the user's processes, not by a view
+            return state
         with _end_lock:
             summary = self.summary()
             if summary.terminal is None:

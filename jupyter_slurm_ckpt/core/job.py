@@ -79,6 +79,11 @@ class Job(Generic[R]):
         self._info: JobInfo | None = None
         self._events = EventReader(self.paths.events)
         self._final_state: str | None = None
+        #: Set by views that only read (the Jupyter server's GETs and listings): reading this
+        #: job's state then never unpickles a result, never records what it sees (an end
+        #: event) and never removes temporaries. The user's own processes may do those; the
+        #: actions asked of the job (``cancel``, ``_interrupt``) still act.
+        self.read_only = False
 
     # -- what the folder says -------------------------------------------------------------
 
@@ -121,7 +126,9 @@ class Job(Generic[R]):
         tasks = self._task_ids()
         results = [self.paths.for_task(t).result_pickle for t in tasks]
         if all(path.exists() for path in results):
-            return "FAILED" if any(not self._succeeded(t) for t in tasks) else "COMPLETED"
+            succeeded = [self._succeeded(t) for t in tasks]
+            if None not in succeeded:
+                return "COMPLETED" if all(succeeded) else "FAILED"
         terminal = self.summary().terminal
         if terminal is None or terminal["event"] == "completed":
             return None
@@ -129,12 +136,15 @@ class Job(Generic[R]):
             return "CANCELLED"
         return str(terminal.get("state", "FAILED"))
 
-    def _succeeded(self, task: int) -> bool:
+    def _succeeded(self, task: int) -> bool | None:
         """Whether the task's result is a success: told by its event when there is one, so
-        that no result is unpickled (a reader in another Python could not load it anyway)."""
+        that no result is unpickled (a reader in another Python could not load it anyway).
+        None when only unpickling the result could tell and this job is :attr:`read_only`."""
         for record in reversed(self._events.read()):
             if record.get("task", 0) == task and record.get("event") in ("completed", "failed"):
                 return bool(record["event"] == "completed")
+        if self.read_only:
+            return None
         return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
     def _outcome(self, path: Path) -> tuple[str, Any]:
@@ -253,6 +263,7 @@ class Job(Generic[R]):
         if not 0 <= task_id < self.num_tasks:
             raise ValueError(f"job {self.job_id} has tasks 0..{self.num_tasks - 1}, not {task_id}")
         view = type(self)(self._folder_template, self.job_id, task_id)
+        view.read_only = self.read_only
         return view
 
     def awaitable(self) -> AsyncJobProxy[R]:
