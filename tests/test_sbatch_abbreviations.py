@@ -75,7 +75,7 @@ def _ours(prefix: str) -> tuple[str, tuple[str, ...]]:
 @pytest.mark.slurm  # needs the Slurm client (installed with the cluster)
 def test_the_list_resolves_every_prefix_as_the_installed_sbatch_does(tmp_path: Path) -> None:
     version = subprocess.run(["sbatch", "--version"], capture_output=True, text=True).stdout
-    assert shutil.which("sbatch") and version.startswith("slurm 22.05"), version
+    assert shutil.which("sbatch") and " 22.05." in version, version  # "slurm-wlm 22.05.8"
     # sbatch parses its options before it needs a controller: a config that names one will do.
     conf = tmp_path / "slurm.conf"
     conf.write_text("ClusterName=probe\nSlurmctldHost=localhost\n")

@@ -116,6 +116,9 @@ class LocalJob(Job[Any]):
         os.kill(record["pid"], signal.SIGUSR1)
 
     def _cancel(self) -> None:
+        # Recorded first: the event is what keeps a pending array element's launcher from
+        # starting it (and a local kill cannot fail the way a scancel can).
+        self._record_cancelled()
         record = self._process()
         if record is not None and record.get("role") == "controller":
             pid = record["pid"]

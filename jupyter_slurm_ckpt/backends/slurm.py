@@ -203,14 +203,23 @@ class SlurmJob(Job[Any]):
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"job {self.job_id}: its worker has not started yet")
             time.sleep(0.05)
-        request = {"reason": reason, "by": "user", "t": time.time()}
-        atomic_write_text(self.paths.signal_request, json.dumps(request))
+        request = json.dumps({"reason": reason, "by": "user", "t": time.time()})
+        atomic_write_text(self.paths.signal_request, request)
         # One task: the worker is the batch shell (exec), reached with --full. Several: srun
         # steps, reached by a plain --signal.
         scope = [] if slurm_script.uses_srun(self.info.num_tasks) else ["--full"]
-        done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
-        if done.returncode != 0:
-            raise SchedulerError(f"scancel --signal=USR2 {self.job_id}: {done.stderr.strip()}")
+        try:
+            done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
+            if done.returncode != 0:
+                raise SchedulerError(
+                    f"scancel --signal=USR2 {self.job_id}: {done.stderr.strip()}"
+                )
+        except SchedulerError:
+            # No signal went out: the reason must not be read for the next, real one.
+            with contextlib.suppress(OSError):
+                if self.paths.signal_request.read_text() == request:
+                    self.paths.signal_request.unlink()
+            raise
 
     def _last_lifecycle(self) -> str | None:
         for record in reversed(self._events.read()):

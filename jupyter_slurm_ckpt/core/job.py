@@ -247,11 +247,25 @@ class Job(Generic[R]):
         return _read_text(self.paths.for_task(task).stderr)
 
     def cancel(self, check: bool = True) -> None:
-        """Cancel the job (its whole process tree); a finished job is left as it is."""
+        """Cancel the job (its whole process tree); a finished job is left as it is.
+
+        The job is recorded as cancelled once its backend has cancelled it.
+
+        Raises
+        ------
+        Exception
+            What the backend raised when it could not cancel (e.g. a ``scancel`` that failed:
+            ``SchedulerError`` with its message); nothing is recorded then, the job runs on.
+        """
         if self.done():
             return
-        append_event(self.paths.events, "cancelled", by="user")
         self._cancel()
+        self._record_cancelled()
+
+    def _record_cancelled(self) -> None:
+        """Record the user's cancel, unless the job's end is recorded already."""
+        if self.summary().terminal is None:
+            append_event(self.paths.events, "cancelled", by="user")
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""
