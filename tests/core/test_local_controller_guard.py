@@ -120,24 +120,37 @@ def test_workers_die_with_their_controller(local: submitit.LocalExecutor, tmp_pa
     wait_for(lambda: job.state == "FAILED", "the job to be seen dead")
 
 
-def test_a_job_is_dead_only_when_no_process_of_it_lives(
+def _orphans_of_a_killed_controller(
     local: submitit.LocalExecutor, tmp_path: Path
-) -> None:
+) -> tuple[submitit.Job[object], list[int]]:
+    """A job whose worker started a child and a grandchild, then lost its controller
+    (SIGKILL) and so died itself: the job and the two processes that outlived both."""
     pid_file = tmp_path / "pids"
     job = local.submit(spawn_tree, str(pid_file))
     wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 3, "pids")
-    worker, child, grandchild = (int(p) for p in pid_file.read_text().split())
+    worker, *orphans = (int(p) for p in pid_file.read_text().split())
     try:
         os.kill(_controller(job), signal.SIGKILL)
         wait_for(lambda: not processes.is_alive(worker), "the worker to die with its controller")
+    except BaseException:
+        processes.terminate(orphans, 1.0)
+        raise
+    return job, orphans
+
+
+def test_a_job_is_dead_only_when_no_process_of_it_lives(
+    local: submitit.LocalExecutor, tmp_path: Path
+) -> None:
+    job, orphans = _orphans_of_a_killed_controller(local, tmp_path)
+    try:
         # What the worker started lives on and may still write the job's files.
         temporary = job.paths.folder / f".tmp-{job.job_id}_0_result.pkl.0123abcd"
         temporary.write_bytes(b"partial")
-        assert processes.is_alive(child) and processes.is_alive(grandchild)
+        assert all(processes.is_alive(pid) for pid in orphans)
         assert job.state == "RUNNING"
         assert temporary.exists()
     finally:
-        processes.terminate([child, grandchild], 1.0)
+        processes.terminate(orphans, 1.0)
     wait_for(lambda: job.state == "FAILED", "the job to be seen dead")
     assert not temporary.exists()  # junk once nothing of the job can write any more
 
@@ -145,12 +158,7 @@ def test_a_job_is_dead_only_when_no_process_of_it_lives(
 def test_cancel_stops_what_outlived_a_dead_controller(
     local: submitit.LocalExecutor, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "pids"
-    job = local.submit(spawn_tree, str(pid_file))
-    wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 3, "pids")
-    worker, child, grandchild = (int(p) for p in pid_file.read_text().split())
-    os.kill(_controller(job), signal.SIGKILL)
-    wait_for(lambda: not processes.is_alive(worker), "the worker to die with its controller")
+    job, orphans = _orphans_of_a_killed_controller(local, tmp_path)
     job.cancel()
     assert job.state == "CANCELLED"
-    assert not processes.is_alive(child) and not processes.is_alive(grandchild)
+    assert not any(processes.is_alive(pid) for pid in orphans)
