@@ -24,6 +24,7 @@ from .files import WriteError
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
+from .unpicklable import explain_unpicklable
 
 #: The signal a scheduler sends before preempting or timing out a job (submitit's convention).
 CHECKPOINT_SIGNAL = signal.SIGUSR2
@@ -75,7 +76,10 @@ class SignalHandler:
         self.busy = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.busy:  # a second signal while checkpointing changes nothing
+        if self.busy:
+            # A second signal while checkpointing: the checkpoint under way decides the
+            # requeue, but this signal is recorded with its own reason (a timeout counts).
+            self._event("signal", reason=self.runtime.signal_reason(), task=self.paths.task_id)
             return
         self.busy = True
         try:
@@ -127,9 +131,27 @@ class SignalHandler:
                 "expected a DelayedSubmission or None"
             )
             return
-        size = payload.dump(replacement, self.paths.submitted_pickle)
+        try:
+            size = payload.dump(replacement, self.paths.submitted_pickle)
+        except OSError as error:  # the previous checkpoint is left as it was
+            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
+            self._refuse(f"the new payload could not be written: {error}")
+            return
+        except Exception as error:  # raised here, not in the user's code the signal interrupted
+            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
+            self._refuse(self._unpicklable(replacement, error))
+            return
         self._event("checkpoint", seconds=round(seconds, 4), requeue=True, bytes=size)
         self._requeue(summary.timeouts, limit, from_scratch=False)
+
+    def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
+        # Named as the checkpoint method sees them: `self` when it resubmits itself.
+        function = "self" if replacement.function is self.delayed.function else "function"
+        roots = [(function, replacement.function)]
+        roots += [(f"args[{index}]", arg) for index, arg in enumerate(replacement.args)]
+        roots += [(f"kwargs[{key!r}]", value) for key, value in replacement.kwargs.items()]
+        why = explain_unpicklable(roots, error, "the DelayedSubmission")
+        return f"checkpoint() returned a payload that cannot be pickled: {why}"
 
     def _refuse(self, reason: str) -> None:
         print(f"jupyter_slurm_ckpt: not requeued: {reason}", file=sys.stderr, flush=True)
