@@ -12,17 +12,15 @@ past the size limit is written or held in memory: an oversized payload is counte
 from __future__ import annotations
 
 import contextlib
-import dis
 import functools
 import importlib
 import inspect
-import sys
 import threading
 import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, FunctionType
+from types import FunctionType
 from typing import Any
 
 import cloudpickle
@@ -31,16 +29,19 @@ from .core import payload
 from .core.errors import JobFolderError
 from .core.files import WriteError
 from .core.helpers import DelayedSubmission
+from .core.unpicklable import (
+    Node,
+    children,
+    class_children,
+    explain_unpicklable,
+    function_children,
+    is_by_value,
+)
 
 MB = 1024**2
 
 # Registering a module by value is process-wide: one submission at a time may do it.
 _BY_VALUE_LOCK = threading.RLock()
-
-_MAX_CHILDREN = 200  # per container, when searching for a culprit
-_MAX_DEPTH = 40
-_CLASS_SKIP = frozenset({"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"})
-_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"})
 
 
 class SerializationError(ValueError):
@@ -77,146 +78,6 @@ def pickled_by_value(modules: Iterable[str]) -> Iterator[None]:
                 cloudpickle.unregister_pickle_by_value(module)
 
 
-def is_by_value(obj: Any) -> bool:
-    """Whether cloudpickle ships ``obj`` (a function or class) by value rather than by name."""
-    module_name = getattr(obj, "__module__", None)
-    if not isinstance(module_name, str) or module_name == "__main__":
-        return True
-    registered = cloudpickle.list_registry_pickle_by_value()
-    if any(module_name == m or module_name.startswith(m + ".") for m in registered):
-        return True
-    if "<locals>" in getattr(obj, "__qualname__", ""):
-        return True
-    return module_name not in sys.modules
-
-
-def _global_names(code: CodeType) -> Iterator[str]:
-    for instruction in dis.get_instructions(code):
-        if instruction.opname in _GLOBAL_OPS and isinstance(instruction.argval, str):
-            yield instruction.argval
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            yield from _global_names(const)
-
-
-@dataclass
-class _Node:
-    """One object reachable from a payload, with the expression that reaches it."""
-
-    path: str
-    obj: Any
-    note: str = ""  # set where the path restarts at a global or a class
-
-
-def _function_children(node: _Node) -> Iterator[_Node]:
-    function = node.obj
-    if not is_by_value(function):
-        return
-    code = function.__code__
-    cells = function.__closure__ or ()
-    for name, cell in zip(code.co_freevars, cells):
-        with contextlib.suppress(ValueError):  # an empty cell
-            yield _Node(name, cell.cell_contents, f"a variable captured by {function.__qualname__}")
-    namespace = function.__globals__
-    where = "notebook" if namespace.get("__name__") == "__main__" else "module"
-    seen = set()
-    for name in _global_names(code):
-        if name in namespace and name not in seen:
-            seen.add(name)
-            note = f"a {where} global used by {function.__qualname__}"
-            yield _Node(name, namespace[name], note)
-    for index, default in enumerate(function.__defaults__ or ()):
-        yield _Node(f"{node.path}.__defaults__[{index}]", default)
-
-
-def _class_children(node: _Node) -> Iterator[_Node]:
-    cls = node.obj
-    if not is_by_value(cls):
-        return
-    for name, value in vars(cls).items():
-        if name in _CLASS_SKIP:
-            continue
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        elif isinstance(value, property):
-            value = value.fget
-        yield _Node(f"{cls.__qualname__}.{name}", value)
-    for base in cls.__bases__:
-        if base is not object and is_by_value(base):
-            yield _Node(base.__qualname__, base, f"a base class of {cls.__qualname__}")
-
-
-def _instance_children(node: _Node) -> Iterator[_Node]:
-    obj, path = node.obj, node.path
-    cls = type(obj)
-    custom = getattr(cls, "__getstate__", None)
-    if custom is not None and custom is not getattr(object, "__getstate__", None):
-        try:
-            state = obj.__getstate__()
-        except Exception:
-            state = None
-        if isinstance(state, dict):
-            for key, value in state.items():
-                yield _Node(f"{path}.__getstate__()[{key!r}]", value)
-        elif state is not None:
-            yield _Node(f"{path}.__getstate__()", state)
-    else:
-        attributes = getattr(obj, "__dict__", None)
-        if isinstance(attributes, dict):
-            for key, value in list(attributes.items()):
-                yield _Node(f"{path}.{key}", value)
-        for klass in cls.__mro__:
-            slots = getattr(klass, "__slots__", ())
-            for slot in [slots] if isinstance(slots, str) else slots:
-                if slot not in ("__dict__", "__weakref__") and hasattr(obj, slot):
-                    yield _Node(f"{path}.{slot}", getattr(obj, slot))
-    if is_by_value(cls):
-        yield _Node(cls.__qualname__, cls, f"the class of {path}")
-
-
-def children(node: _Node) -> Iterator[_Node]:
-    """What pickling ``node.obj`` pickles in turn (the parts worth naming to a user)."""
-    obj, path = node.obj, node.path
-    if isinstance(obj, (str, bytes, bytearray, int, float, complex, bool, type(None))):
-        return
-    if isinstance(obj, DelayedSubmission):
-        yield _Node(f"{path}.function", obj.function)
-        for index, arg in enumerate(obj.args):
-            yield _Node(f"{path}.args[{index}]", arg)
-        for key, value in obj.kwargs.items():
-            yield _Node(f"{path}.kwargs[{key!r}]", value)
-    elif isinstance(obj, dict):
-        for key, value in list(obj.items())[:_MAX_CHILDREN]:
-            yield _Node(f"{path}[{key!r}]", value)
-    elif isinstance(obj, (list, tuple)):
-        for index, value in enumerate(obj[:_MAX_CHILDREN]):
-            yield _Node(f"{path}[{index}]", value)
-    elif isinstance(obj, (set, frozenset)):
-        for value in list(obj)[:_MAX_CHILDREN]:
-            yield _Node(f"an element of {path}", value)
-    elif isinstance(obj, types.MethodType):
-        yield _Node(f"{path}.__self__", obj.__self__)
-        yield _Node(f"{path}.__func__", obj.__func__)
-    elif isinstance(obj, FunctionType):
-        yield from _function_children(node)
-    elif isinstance(obj, type):
-        yield from _class_children(node)
-    elif isinstance(obj, types.ModuleType):
-        return  # pickled by name
-    else:
-        yield from _instance_children(node)
-
-
-# Sizes are measured by pickling into a byte counter: a part of several GB costs no memory.
-
-
-def _pickle_error(obj: Any) -> Exception | None:
-    try:
-        payload.pickled_size(obj)
-    except Exception as error:
-        return error
-    return None
-
 
 def _pickled_size(obj: Any) -> int | None:
     try:
@@ -225,62 +86,13 @@ def _pickled_size(obj: Any) -> int | None:
         return None
 
 
-def find_unpicklable(roots: list[tuple[str, Any]]) -> tuple[list[_Node], Exception] | None:
-    """The chain of objects down to the innermost one that cannot be pickled, and its error."""
-    for label, obj in roots:
-        error = _pickle_error(obj)
-        if error is None:
-            continue
-        chain = [_Node(label, obj)]
-        seen = {id(obj)}
-        while len(chain) < _MAX_DEPTH:
-            for child in children(chain[-1]):
-                if id(child.obj) in seen:
-                    continue
-                seen.add(id(child.obj))
-                child_error = _pickle_error(child.obj)
-                if child_error is not None:
-                    chain.append(child)
-                    error = child_error
-                    break
-            else:
-                break
-        return chain, error
-    return None
-
-
-def _error_text(error: Exception) -> str:
-    text = " ".join(str(error).split())
-    if len(text) > 160:
-        text = text[:157] + "..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _unpicklable_message(chain: list[_Node], error: Exception) -> str:
-    culprit = chain[-1]
-    note = next((node.note for node in reversed(chain) if node.note), "")
-    where = f" ({note})" if note else ""
-    advice = "make it picklable, or create it inside the job (in __call__) instead of here"
-    # The user's own class closest to the culprit is the one to give a __getstate__.
-    for owner, below in zip(reversed(chain[:-1]), reversed(chain[1:])):
-        cls = type(owner.obj)
-        is_instance = not isinstance(owner.obj, (type, FunctionType, types.MethodType))
-        if is_instance and is_by_value(cls) and below.path.startswith(owner.path + "."):
-            attribute = below.path[len(owner.path) + 1 :].split(".")[0].split("[")[0]
-            advice = (
-                f"give {cls.__qualname__} a __getstate__ that leaves out {attribute!r} "
-                "(and recreate it in __setstate__ or in __call__)"
-            )
-            break
-    return f"cannot pickle {culprit.path}{where}: {_error_text(error)}; {advice}"
-
 
 def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> list[tuple[str, int]]:
     """The largest parts of a payload, followed down as long as one part dominates its parent."""
     threshold = max(total // 20, 64 * 1024)
     seen: set[int] = set()
 
-    def expand(node: _Node, size: int, depth: int) -> list[tuple[str, int]]:
+    def expand(node: Node, size: int, depth: int) -> list[tuple[str, int]]:
         if depth >= 6 or size < threshold:
             return [(node.path, size)]
         big = []
@@ -302,7 +114,7 @@ def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> lis
         seen.add(id(obj))
         size = _pickled_size(obj)
         if size is not None:
-            parts.extend(expand(_Node(label, obj), size, 0))
+            parts.extend(expand(Node(label, obj), size, 0))
     return sorted(parts, key=lambda item: -item[1])[:top]
 
 
@@ -318,7 +130,7 @@ def format_size(size: int) -> str:
 def captured_globals(roots: list[tuple[str, Any]]) -> list[tuple[str, Any, str]]:
     """Notebook globals pickled along with the code that uses them: (name, value, used by)."""
     found: dict[str, tuple[str, Any, str]] = {}
-    stack = [_Node(label, obj) for label, obj in roots]
+    stack = [Node(label, obj) for label, obj in roots]
     seen: set[int] = set()
     while stack:
         node = stack.pop()
@@ -327,18 +139,18 @@ def captured_globals(roots: list[tuple[str, Any]]) -> list[tuple[str, Any, str]]
         seen.add(id(node.obj))
         obj = node.obj
         if isinstance(obj, FunctionType):
-            for child in _function_children(node):
+            for child in function_children(node):
                 value = child.obj
                 if isinstance(value, (FunctionType, type, types.ModuleType)):
                     stack.append(child)
                 elif child.note.startswith("a notebook global"):
                     found.setdefault(child.path, (child.path, value, obj.__qualname__))
         elif isinstance(obj, type):
-            stack.extend(_class_children(node))
+            stack.extend(class_children(node))
         elif isinstance(obj, types.MethodType):
-            stack.append(_Node(node.path, obj.__func__))
+            stack.append(Node(node.path, obj.__func__))
         elif not isinstance(obj, types.ModuleType) and is_by_value(type(obj)):
-            stack.append(_Node(type(obj).__qualname__, type(obj)))
+            stack.append(Node(type(obj).__qualname__, type(obj)))
     return list(found.values())
 
 
@@ -476,10 +288,6 @@ def _pickle_once(
     except WriteError as error:
         raise SerializationError(f"cannot write {which} into {folder}: {error.strerror}") from None
     except Exception as error:
-        found = find_unpicklable(roots)
-        if found is None:
-            message = f"cannot pickle the submission: {_error_text(error)}"
-            raise SerializationError(message) from None
-        raise SerializationError(_unpicklable_message(*found)) from None
+        raise SerializationError(explain_unpicklable(roots, error, "the submission")) from None
     report.pickled.append(pickled)
     return pickled.size

@@ -177,7 +177,16 @@ def _pending_reason(job: Job[Any]) -> str | None:
 
 
 def _outcome(job: Job[Any]) -> tuple[str | None, str | None]:
-    """(result repr, None) for a success, (None, traceback or reason) otherwise."""
+    """(result repr, None) for a success, (None, traceback or reason) otherwise.
+
+    A :attr:`~Job.read_only` job (the server's) is never unpickled: its events tell.
+    """
+    if job.read_only:
+        terminal = job.summary().terminal
+        if terminal is not None and terminal["event"] == "completed":
+            return "<not loaded here: call job.result() to load it>", None
+        reason = (terminal or {}).get("reason") or job.summary().not_requeued_reason
+        return None, f"{job.state}: {reason or 'no reason recorded'}"
     for task in range(job.num_tasks):
         path = job.paths.for_task(task).result_pickle
         size = path.stat().st_size if path.exists() else 0

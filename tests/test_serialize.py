@@ -15,10 +15,10 @@ import pytest
 
 from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
+from jupyter_slurm_ckpt.core.unpicklable import find_unpicklable
 from jupyter_slurm_ckpt.serialize import (
     SerializationError,
     biggest_parts,
-    find_unpicklable,
     pickled_by_value,
     preflight,
 )

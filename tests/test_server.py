@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,10 @@ from support import cancel_leftover_jobs, wait_for
 from tornado.httpclient import HTTPClientError
 
 import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.server.handlers import SETTINGS_KEY
 from jupyter_slurm_ckpt.server.jobs import JobService
+from jupyter_slurm_ckpt.status import collect_status
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 API = "jupyter-slurm-ckpt"
@@ -379,3 +382,54 @@ def test_malformed_requests_are_400(api: Api, executor: submitit.LocalExecutor) 
     for params in ({"stream": "in"}, {"lines": 0}, {"lines": "ten"}, {"task": 5}):
         assert api.status(*log, params={"folder": folder, **params}) == 400, params
     assert api.status("jobs", "L12345", "events", params={"folder": folder}) == 404
+
+
+# -- reads only -----------------------------------------------------------------------------------
+
+
+class Trap:
+    """Unpickling it creates ``marker``: it shows whether the server unpickled a result."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (Path.touch, (self.marker,))
+
+
+def test_reads_never_unpickle_delete_or_record(
+    api: Api, executor: submitit.LocalExecutor, job_folder: Path, tmp_path: Path
+) -> None:
+    # A finished job whose end event is missing (its worker was killed right after writing the
+    # result): only the result pickle could tell success from failure.
+    finished = executor.submit(pow, 2, 5)
+    assert finished.result(timeout=WAIT_S) == 32
+    marker = tmp_path / "result-unpickled"
+    payload.dump(("success", Trap(marker)), finished.paths.result_pickle)
+    lines = finished.paths.events.read_text().splitlines(keepends=True)
+    finished.paths.events.write_text("".join(ln for ln in lines if '"completed"' not in ln))
+    # A job whose processes were all killed, with a temporary its writer left behind.
+    dead = running(executor)
+    worker = int(dead.events()[-1]["pid"])
+    os.kill(int(json.loads(dead.paths.local_process.read_text())["pid"]), signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{worker}").exists(), "the worker to die", WAIT_S)
+    temporary = job_folder / f".tmp-{dead.job_id}_0_result.pkl.deadbeef"
+    temporary.write_bytes(b"partial")
+    before = {path: path.read_bytes() for path in job_folder.iterdir() if path.is_file()}
+
+    rows = api.get("jobs")
+    for job in (finished, dead):
+        params = {"folder": _real(job)}
+        api.get("jobs", job.job_id, "events", **params)
+        api.get("jobs", job.job_id, "log", **params)
+
+    assert not marker.exists()  # before the fix: unpickled inside the Jupyter server
+    assert temporary.exists()  # before the fix: deleted by the listing
+    assert {path: path.read_bytes() for path in job_folder.iterdir() if path.is_file()} == before
+    assert row_of(rows, dead)["state"] == "FAILED"
+    viewed = submitit.Job(job_folder, finished.job_id)
+    viewed.read_only = True  # as the server opens jobs: its status snapshot unpickles nothing
+    assert collect_status(viewed).state == "FAILED" and not marker.exists()
+    # The user's own process may record and tidy: it is the one that runs the user's code.
+    assert submitit.Job(job_folder, dead.job_id).state == "FAILED"
+    assert not temporary.exists()

@@ -64,9 +64,11 @@ class LocalJob(Job[Any]):
             if time.time() - self.info.submitted_at < 30:
                 return "PENDING"  # the launcher is starting
             return "FAILED"
-        if not processes.is_alive(record["pid"], record.get("start_time")):
+        alive = processes.is_alive(record["pid"], record.get("start_time"))
+        if not alive and not self._orphans(record):
             # Nothing of this job writes any more: a temporary left by a killed writer is junk.
-            remove_stale_temp_files(self.paths.folder, self.job_id)
+            if not self.read_only:
+                remove_stale_temp_files(self.paths.folder, self.job_id)
             # The folder is read again: the process may have just written its last event.
             self._events.read()
             return self._folder_state() or "FAILED"
@@ -75,6 +77,26 @@ class LocalJob(Job[Any]):
         if last.last is not None and last.last.get("event") == "requeued":
             return "REQUEUED"
         return "RUNNING"
+
+    def _orphans(self, record: dict[str, Any]) -> list[int]:
+        """Processes of the job that outlived its controller (``record``): they may still
+        write its files. Its process group (the controller led one; its pid, if reused by
+        another process, is not counted), and those that left it with the job's id."""
+        leader, started = record["pid"], record.get("start_time")
+        group = [
+            pid
+            for pid in processes.in_process_group(leader)
+            if pid != leader or processes.start_time(pid) == started
+        ]
+        return group + self._escaped_processes()
+
+    def _escaped_processes(self) -> list[int]:
+        """Processes that left the job's process group but carry its id in their environment."""
+        return [
+            pid
+            for pid in processes.processes_with_env(ENV_JOB_ID, self.job_id)
+            if _environ_value(pid, ENV_FOLDER) == str(self.paths.folder)
+        ]
 
     def _why_no_result(self, task: int) -> str:
         record = self._process()
@@ -94,6 +116,9 @@ class LocalJob(Job[Any]):
         os.kill(record["pid"], signal.SIGUSR1)
 
     def _cancel(self) -> None:
+        # Recorded first: the event is what keeps a pending array element's launcher from
+        # starting it (and a local kill cannot fail the way a scancel can).
+        self._record_cancelled()
         record = self._process()
         if record is not None and record.get("role") == "controller":
             pid = record["pid"]
@@ -102,13 +127,9 @@ class LocalJob(Job[Any]):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGTERM)
                 processes.terminate(group, _CANCEL_GRACE_S)
-        # Processes the job moved out of its process group still carry its id.
-        escaped = [
-            pid
-            for pid in processes.processes_with_env(ENV_JOB_ID, self.job_id)
-            if _environ_value(pid, ENV_FOLDER) == str(self.paths.folder)
-        ]
-        processes.terminate(escaped, _CANCEL_GRACE_S)
+            else:  # what outlived a dead controller
+                processes.terminate(self._orphans(record), _CANCEL_GRACE_S)
+        processes.terminate(self._escaped_processes(), _CANCEL_GRACE_S)
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)

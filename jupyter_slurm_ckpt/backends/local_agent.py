@@ -2,15 +2,20 @@
 
 Starting a controller with ``python -m`` costs a Python start-up (about 50 ms of CPU); fifty
 submissions at once make fifty interpreters boot on the same cores, and each ``submit`` waits
-for its child to be scheduled. The agent is one long-lived process per user and code version
+for its child to be scheduled. The agent is one long-lived process per user and start context
 that has imported the controller already: a submission sends it one small request over a Unix
 socket and it forks the controller (a millisecond), with the submitter's working directory,
-environment and umask. The forked controller is exactly the process ``python -m
+environment and umask. What a fork cannot change (what the dynamic loader and Python read at
+start-up, rlimits, cgroup, CPU affinity, the imported code and cloudpickle) is part of the
+agent's key: a submitter whose context differs gets an agent started from its own. So the
+forked controller is exactly the process ``python -m
 jupyter_slurm_ckpt.backends.local_controller`` would have been, in its own session.
 
-Safety: the socket lives in a 0700 folder of the user's, and the agent serves only peers of its
-own uid (``SO_PEERCRED``). It exits after :data:`IDLE_EXIT_S` without requests. When anything
-about the agent fails, the submission falls back to starting the controller directly.
+Safety: the socket lives in a 0700 folder of the user's (a real folder: a symbolic link in its
+place is refused), the agent serves only peers of its own uid, and the client sends nothing
+before it has checked that its peer runs as itself (``SO_PEERCRED``, both ways). It exits after
+:data:`IDLE_EXIT_S` without requests. When anything about the agent fails, the submission falls
+back to starting the controller directly.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -29,6 +35,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+import cloudpickle
 
 from ..core.errors import JobFolderError
 from ..core.files import PRIVATE_DIR_MODE, check_folder_is_safe, open_private_append
@@ -47,27 +55,58 @@ _CODE_FILES = sorted(
 )
 
 
-def _code_signature() -> str:
+# Environment variables read once, when a process starts (by the dynamic loader, Python's
+# start-up, the C library): a forked job keeps its agent's, whatever its request says.
+_STARTUP_VARIABLES = ("LD_", "PYTHON", "GLIBC_TUNABLES", "MALLOC_", "LANG", "LC_", "TZ")
+_RLIMITS = sorted(
+    value for name, value in vars(resource).items() if name.startswith("RLIMIT_")
+)
+
+
+def _agent_key() -> str:
+    """What a forked job inherits from its agent rather than from its request.
+
+    The code it runs (the interpreter, our modules, the cloudpickle it imported) and the
+    process context fixed at start-up (start-up variables, rlimits, cgroup, CPU affinity,
+    priority). A submitter whose key differs from an agent's gets an agent of its own,
+    started from its own context.
+    """
     digest = hashlib.sha1(sys.executable.encode())
     for path in _CODE_FILES:
         with contextlib.suppress(OSError):
             info = os.stat(path)
             digest.update(f"{path}:{info.st_mtime_ns}:{info.st_size}".encode())
+    startup = sorted(item for item in os.environ.items() if item[0].startswith(_STARTUP_VARIABLES))
+    context = [
+        cloudpickle.__version__,
+        startup,
+        [resource.getrlimit(limit) for limit in _RLIMITS],
+        sorted(os.sched_getaffinity(0)),
+        os.getpriority(os.PRIO_PROCESS, 0),
+    ]
+    digest.update(json.dumps(context).encode())
+    with contextlib.suppress(OSError):
+        digest.update(Path("/proc/self/cgroup").read_bytes())
     return digest.hexdigest()[:16]
 
 
 def agent_folder() -> Path:
-    """The user's private folder for agent sockets (created 0700, checked like a job folder)."""
+    """The user's private folder for agent sockets (created 0700, checked like a job folder).
+
+    Its name may sit in the shared /tmp: one that is a symbolic link is refused (another user
+    could have created it first).
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     folder = Path(base) / f"jupyter-slurm-ckpt-{os.getuid()}"
-    folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-    check_folder_is_safe(folder)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, PRIVATE_DIR_MODE)
+    check_folder_is_safe(folder, follow_symlinks=False)
     return folder
 
 
 def socket_path() -> Path:
-    """The socket of the agent that runs this Python and this version of the code."""
-    return agent_folder() / f"agent-{_code_signature()}.sock"
+    """The socket of the agent whose forked jobs run as this process would start them."""
+    return agent_folder() / f"agent-{_agent_key()}.sock"
 
 
 def _send(connection: socket.socket, message: dict[str, Any]) -> None:
@@ -99,16 +138,24 @@ def _receive_exactly(connection: socket.socket, size: int) -> bytes:
 # -- the submitting side -------------------------------------------------------------------------
 
 
+class ForeignAgentError(ConnectionError):
+    """The socket is served by another user's process: nothing was sent to it."""
+
+
 def _ask(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(_CONNECT_TIMEOUT_S)
         connection.connect(str(path))
+        # The request holds the whole environment (tokens, keys): for our own agent only.
+        owner = _peer_uid(connection)
+        if owner != os.getuid():
+            raise ForeignAgentError(f"{path} is served by uid {owner}, not by you")
         _send(connection, request)
         return _receive(connection)
 
 
 def _start_agent(path: Path) -> None:
-    subprocess.Popen(
+    agent = subprocess.Popen(
         [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_agent", str(path)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -117,7 +164,8 @@ def _start_agent(path: Path) -> None:
         close_fds=True,
     )
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not path.exists() and time.monotonic() < deadline:
+    # An agent that finds itself unlike its key (see serve) exits at once: stop waiting then.
+    while not path.exists() and agent.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
 
 
@@ -155,8 +203,12 @@ def stop_agents() -> None:
     """Ask every agent of this user to exit now (running jobs are not affected)."""
     with contextlib.suppress(OSError, JobFolderError):
         for path in agent_folder().glob("agent-*.sock"):
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 _ask(path, {"op": "stop"})
+            except (OSError, ValueError):  # nobody answers: a killed agent's socket
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
             deadline = time.monotonic() + _CONNECT_TIMEOUT_S
             while path.exists() and time.monotonic() < deadline:  # gone when this returns
                 time.sleep(0.005)
@@ -211,7 +263,14 @@ def _fork_controller(request: dict[str, Any], listener: socket.socket) -> int:
 
 
 def serve(path: Path) -> None:
-    """Answer launch requests on ``path`` until idle for :data:`IDLE_EXIT_S` or stopped."""
+    """Answer launch requests on ``path`` until idle for :data:`IDLE_EXIT_S` or stopped.
+
+    Returns at once, serving nothing, when this process does not have the key ``path`` names
+    (e.g. cloudpickle was upgraded since the submitter imported it): its jobs would not run
+    as that submitter's would.
+    """
+    if path.name != f"agent-{_agent_key()}.sock":
+        return
     signal.signal(signal.SIGCHLD, _reap)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")

@@ -10,6 +10,7 @@ several ids (an array) it forks one controller per job, at most PARALLELISM at a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -31,7 +32,12 @@ from ..core.environment import (
     ENV_TASK_ID,
 )
 from ..core.events import append_event, read_events, summarize
-from ..core.files import atomic_write_text, open_private_append, remove_stale_temp_files
+from ..core.files import (
+    PRIVATE_FILE_MODE,
+    atomic_write_text,
+    open_private_append,
+    remove_stale_temp_files,
+)
 from ..core.info import JobInfo
 from ..core.paths import JobPaths, resolve_folder
 from . import processes
@@ -40,6 +46,8 @@ from . import processes
 REQUEUE_EXIT_CODE = 121
 #: SIGTERM to SIGKILL, when a run is killed at its time limit (Slurm's KillWait, shortened).
 KILL_WAIT_S = 1.0
+#: What a duplicate controller says in the job's log before it leaves the job alone.
+DUPLICATE_NOTE = "already has a controller: this duplicate launch leaves it alone"
 
 
 class LocalRuntime:
@@ -74,6 +82,33 @@ def write_process_record(paths: JobPaths, role: str) -> None:
     pid = os.getpid()
     record = {"pid": pid, "start_time": processes.start_time(pid), "role": role}
     atomic_write_text(paths.local_process, json.dumps(record))
+
+
+def claim_job(paths: JobPaths) -> int | None:
+    """Lock the job for this process before it writes anything about the job.
+
+    Returns the lock's descriptor, to keep open while the job runs (forked processes inherit
+    it, so the lock lives as long as any of them), or None when this process must leave the
+    job alone: another controller holds it (a launch was duplicated, e.g. by an agent that
+    answered too late), or it has run or been cancelled already.
+    """
+    fd = os.open(paths.local_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        print(f"jupyter_slurm_ckpt: job {paths.job_id} {DUPLICATE_NOTE}", file=sys.stderr)
+        return None
+    except OSError:  # a filesystem without locks: no guard, but the job still runs
+        pass
+    summary = summarize(read_events(paths.events))
+    if summary.runs or summary.terminal is not None:
+        os.close(fd)
+        if summary.terminal is None or summary.terminal["event"] != "cancelled":
+            print(f"jupyter_slurm_ckpt: job {paths.job_id} has run already: not run again",
+                  file=sys.stderr)
+        return None
+    return fd
 
 
 def _worker_environment(info: JobInfo, paths: JobPaths, task: int, restart: int) -> None:
@@ -111,11 +146,14 @@ def _redirect_output(info: JobInfo, paths: JobPaths) -> None:
 def _fork_task(
     info: JobInfo, paths: JobPaths, task: int, restart: int, wake_fds: tuple[int, int]
 ) -> int:
+    controller = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        # A worker without its controller has no time limit and nobody to requeue it.
+        processes.die_with_parent(controller)
         signal.set_wakeup_fd(-1)
         for fd in wake_fds:
             os.close(fd)
@@ -159,8 +197,9 @@ class _Run:
 class Controller:
     """Plays the scheduler for one local job (see the module docstring)."""
 
-    def __init__(self, paths: JobPaths) -> None:
+    def __init__(self, paths: JobPaths, lock: int | None = None) -> None:
         self.paths = paths
+        self.lock = lock  # the job's lock when a launcher took it already (see claim_job)
         self.info = JobInfo.read(paths.info)
         self.delay = self.info.effective_signal_delay_s()
         self.limit = None if self.info.timeout_min is None else self.info.timeout_min * 60.0
@@ -174,6 +213,10 @@ class Controller:
 
     def run(self) -> int:
         """Run the job to its end, requeue after requeue; returns the exit code."""
+        if self.lock is None:
+            self.lock = claim_job(self.paths)
+            if self.lock is None:
+                return 0
         write_process_record(self.paths, "controller")
         if summarize(read_events(self.paths.events)).terminal is not None:
             return 0  # cancelled before it started
@@ -192,6 +235,8 @@ class Controller:
             return 0
 
     def _start_run(self, restart: int) -> _Run:
+        # An interrupt that came after the last run ended was meant for that run, not this one.
+        self.interrupt_requested = False
         with contextlib.suppress(FileNotFoundError):
             self.paths.signal_request.unlink()
         remove_stale_temp_files(self.paths.folder, self.info.job_id)
@@ -276,26 +321,36 @@ class Controller:
 
 def _launch_array(folder: str, parallelism: int, job_ids: list[str]) -> None:
     """Fork one controller per job, at most ``parallelism`` at a time."""
-    for job_id in job_ids:
-        write_process_record(JobPaths(resolve_folder(folder, job_id), job_id), "launcher")
+    locks: dict[str, int] = {}
+    for job_id in job_ids:  # each job is locked before anything is written about it
+        paths = JobPaths(resolve_folder(folder, job_id), job_id)
+        lock = claim_job(paths)
+        if lock is not None:
+            locks[job_id] = lock
+            write_process_record(paths, "launcher")
     running: set[int] = set()
-    for job_id in job_ids:
+    for job_id, lock in list(locks.items()):
+        del locks[job_id]  # what is left: the locks of the jobs not launched yet
         while len(running) >= parallelism:
             pid, _ = os.wait()
             running.discard(pid)
         paths = JobPaths(resolve_folder(folder, job_id), job_id)
         if summarize(read_events(paths.events)).terminal is not None:
+            os.close(lock)
             continue  # cancelled while pending
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 os.setsid()
-                code = Controller(paths).run()
+                for other in locks.values():  # their controllers will hold them
+                    os.close(other)
+                code = Controller(paths, lock).run()
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(code)
+        os.close(lock)  # the controller holds the job's lock now
         running.add(pid)
     while running:
         pid, _ = os.wait()

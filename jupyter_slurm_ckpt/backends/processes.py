@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import time
@@ -24,6 +25,12 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def parent_of(pid: int) -> int | None:
+    """The pid of the process's parent (None if it does not exist)."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
 def started_at(pid: int) -> float | None:
     """The process's start as unix time (None if it does not exist)."""
     ticks = start_time(pid)
@@ -40,6 +47,33 @@ def is_alive(pid: int, started: int | None = None) -> bool:
     if fields is None or fields[0] in ("Z", "X"):
         return False
     return started is None or int(fields[19]) == started
+
+
+def in_process_group(group: int) -> list[int]:
+    """The live processes of process group ``group`` (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields and int(fields[2]) == group and fields[0] not in ("Z", "X"):
+                found.append(int(entry))
+    return found
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent ``parent`` dies (Linux prctl).
+
+    Call it right after ``fork`` in the child: if the parent died before the call, this
+    process exits at once.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def descendants(pid: int) -> list[int]:

@@ -166,6 +166,8 @@ class SlurmJob(Job[Any]):
         state = str(record.state)
         if state in _FINAL_AS_FAILED or state == "COMPLETED":  # COMPLETED: yet no result
             state = "FAILED"
+        if self.read_only:  # the end is recorded by the user's processes, not by a view
+            return state
         with _end_lock:
             summary = self.summary()
             if summary.terminal is None:
@@ -221,13 +223,22 @@ class SlurmJob(Job[Any]):
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"job {self.job_id}: its worker has not started yet")
             time.sleep(0.05)
-        request = {"reason": reason, "by": "user", "t": time.time()}
-        atomic_write_text(self.paths.signal_request, json.dumps(request))
+        request = json.dumps({"reason": reason, "by": "user", "t": time.time()})
+        atomic_write_text(self.paths.signal_request, request)
         scope = slurm_script.interrupt_scope(self.info.parameters, self.info.num_tasks)
         STATES.expire(self.job_id)
-        done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
-        if done.returncode != 0:
-            raise SchedulerError(f"scancel --signal=USR2 {self.job_id}: {done.stderr.strip()}")
+        try:
+            done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
+            if done.returncode != 0:
+                raise SchedulerError(
+                    f"scancel --signal=USR2 {self.job_id}: {done.stderr.strip()}"
+                )
+        except SchedulerError:
+            # No signal went out: the reason must not be read for the next, real one.
+            with contextlib.suppress(OSError):
+                if self.paths.signal_request.read_text() == request:
+                    self.paths.signal_request.unlink()
+            raise
 
     def _last_lifecycle(self) -> str | None:
         for record in reversed(self._events.read()):

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.executor import DEFAULT_SIGNAL_DELAY_S
+from .sbatch_long_options import resolve_long_option
 
 #: Named parameters that map one to one to an sbatch flag of the same name (dashes for "_").
 _PLAIN_FLAGS = (
@@ -113,15 +114,17 @@ def flag_name(key: str) -> str:
 def check_additional_parameters(value: Any) -> dict[str, Any]:
     """Validate ``additional_parameters`` / ``--sbatch KEY=VALUE``; returns a clean copy.
 
-    Keys are sbatch long options without dashes (``mail_type`` or ``mail-type``). A value
-    ``True`` is a flag without value, ``False``/``None`` leaves the flag out, numbers and strings
-    are its value.
+    Keys are sbatch long options without dashes (``mail_type`` or ``mail-type``), checked as
+    the option sbatch reads them as (``out`` is ``output``: see :mod:`.sbatch_long_options`).
+    A value ``True`` is a flag without value, ``False``/``None`` leaves the flag out, numbers and
+    strings are its value.
 
     Raises
     ------
     ValueError
         On a key that is not an option name, a flag the backend sets itself or that has a named
-        parameter, or a value with a newline or other control character.
+        parameter (or an abbreviation of one, or of several), or a value with a newline or other
+        control character.
     """
     if not isinstance(value, Mapping):
         raise ValueError(f"additional_parameters must be a dict, not {type(value).__name__}")
@@ -130,11 +133,14 @@ def check_additional_parameters(value: Any) -> dict[str, Any]:
         if not isinstance(key, str) or not _FLAG_NAME.match(flag_name(key)):
             raise ValueError(f"sbatch option {key!r} is not an option name (e.g. mail_type)")
         flag = flag_name(key)
-        if flag in _RESERVED_FLAGS:
-            raise ValueError(f"sbatch option --{flag} is set by jupyter_slurm_ckpt: "
-                             f"{_RESERVED_FLAGS[flag]}")
-        if flag in _NAMED_FLAGS:
-            raise ValueError(f"sbatch option --{flag}: use the parameter {_NAMED_FLAGS[flag]}")
+        # Checked as sbatch reads it: an unambiguous prefix (--out) is the option (--output).
+        option = flag if flag in _NAMED_FLAGS else resolve_long_option(flag) or flag
+        said = f"--{flag}" if option == flag else f"--{flag} (sbatch reads it as --{option})"
+        if option in _RESERVED_FLAGS:
+            raise ValueError(f"sbatch option {said} is set by jupyter_slurm_ckpt: "
+                             f"{_RESERVED_FLAGS[option]}")
+        if option in _NAMED_FLAGS:
+            raise ValueError(f"sbatch option {said}: use the parameter {_NAMED_FLAGS[option]}")
         if isinstance(item, str):
             _check_text(f"sbatch option --{flag}", item)
         elif item is not None and not isinstance(item, (bool, int, float)):

@@ -23,6 +23,8 @@ from typing import Any
 from .files import append_line
 
 MAX_LINE_BYTES = 3500  # below PIPE_BUF (4096): one write() is one unbroken line
+_KEPT = ("t", "event")  # never shortened
+_MIN_SHORTENED = 16  # text this short is not halved again
 
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 
@@ -66,18 +68,47 @@ def is_valid_event(record: Any) -> bool:
 
 
 def append_event(path: Path, event: str, **fields: Any) -> dict[str, Any]:
-    """Append one event and return it; over-long text fields are shortened, never split."""
-    record: dict[str, Any] = {"t": round(time.time(), 3), "event": event, **fields}
-    line = json.dumps(record, default=str)
+    """Append one event and return it; over-long text fields are shortened, never split.
+
+    Values JSON does not know are stored as their ``str`` (text, so shortened like text).
+
+    Raises
+    ------
+    ValueError
+        When the event does not fit in one line even with its text shortened (a long list,
+        many fields): nothing is written.
+    """
+    record: dict[str, Any] = json.loads(
+        json.dumps({"t": round(time.time(), 3), "event": event, **fields}, default=str)
+    )
+    line = json.dumps(record)
     while len(line.encode("utf-8")) > MAX_LINE_BYTES:
+        # Halve the longest text that is still worth shortening: each pass makes one shorter,
+        # so the loop ends (the name and the time are never touched).
         longest = max(
-            (key for key, value in record.items() if isinstance(value, str)),
+            (k for k, v in record.items() if k not in _KEPT and isinstance(v, str)),
             key=lambda key: len(record[key]),
+            default=None,
         )
+        if longest is None or len(record[longest]) <= _MIN_SHORTENED:
+            raise ValueError(_too_large(event, record, len(line.encode("utf-8"))))
         record[longest] = record[longest][: len(record[longest]) // 2] + "…"
-        line = json.dumps(record, default=str)
+        line = json.dumps(record)
     append_line(path, line)
     return record
+
+
+def _too_large(event: str, record: dict[str, Any], size: int) -> str:
+    largest = max(
+        (key for key in record if key not in _KEPT),
+        key=lambda key: len(json.dumps(record[key])),
+        default="event",
+    )
+    return (
+        f"the {event!r} event takes {size} bytes as JSON, over the {MAX_LINE_BYTES} bytes a line "
+        f"of the event log holds (largest field {largest!r}): record a summary of it instead, "
+        "e.g. the last value of a list"
+    )
 
 
 class EventReader:

@@ -63,9 +63,28 @@ def ensure_private_folder(folder: Path) -> Path:
     return folder
 
 
-def check_folder_is_safe(folder: Path) -> None:
-    """Refuse a folder owned by someone else, or writable by group or others."""
-    info = os.stat(folder)
+def check_folder_is_safe(folder: Path, *, follow_symlinks: bool = True) -> None:
+    """Refuse a folder owned by someone else, or writable by group or others.
+
+    With ``follow_symlinks=False`` a symbolic link is refused too, whoever it points to (a
+    name in a shared folder such as /tmp that someone else created first, and may swap).
+    """
+    if follow_symlinks:
+        info = os.stat(folder)
+    else:
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            if os.path.islink(folder):
+                raise JobFolderError(
+                    f"{folder} is a symbolic link (to {os.readlink(folder)}), not a folder of "
+                    "yours: remove it"
+                ) from None
+            raise
+        try:
+            info = os.fstat(fd)
+        finally:
+            os.close(fd)
     if info.st_uid != os.getuid():
         raise JobFolderError(
             f"job folder {folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}); "

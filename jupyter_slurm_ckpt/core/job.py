@@ -81,6 +81,11 @@ class Job(Generic[R]):
         self._events = EventReader(self.paths.events)
         self._final_state: str | None = None
         self._cancel_at_deletion = False
+        #: Set by views that only read (the Jupyter server's GETs and listings): reading this
+        #: job's state then never unpickles a result, never records what it sees (an end
+        #: event) and never removes temporaries. The user's own processes may do those; the
+        #: actions asked of the job (``cancel``, ``_interrupt``) still act.
+        self.read_only = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A job pickles as what re-attaches it: its folder, id and task.
@@ -127,7 +132,9 @@ class Job(Generic[R]):
         tasks = self._task_ids()
         results = [self.paths.for_task(t).result_pickle for t in tasks]
         if all(path.exists() for path in results):
-            return "FAILED" if any(not self._succeeded(t) for t in tasks) else "COMPLETED"
+            succeeded = [self._succeeded(t) for t in tasks]
+            if None not in succeeded:
+                return "COMPLETED" if all(succeeded) else "FAILED"
         terminal = self.summary().terminal
         if terminal is None or terminal["event"] == "completed":
             return None
@@ -135,12 +142,15 @@ class Job(Generic[R]):
             return "CANCELLED"
         return str(terminal.get("state", "FAILED"))
 
-    def _succeeded(self, task: int) -> bool:
+    def _succeeded(self, task: int) -> bool | None:
         """Whether the task's result is a success: told by its event when there is one, so
-        that no result is unpickled (a reader in another Python could not load it anyway)."""
+        that no result is unpickled (a reader in another Python could not load it anyway).
+        None when only unpickling the result could tell and this job is :attr:`read_only`."""
         for record in reversed(self._events.read()):
             if record.get("task", 0) == task and record.get("event") in ("completed", "failed"):
                 return bool(record["event"] == "completed")
+        if self.read_only:
+            return None
         return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
     def _outcome(self, path: Path) -> tuple[str, Any]:
@@ -272,15 +282,30 @@ class Job(Generic[R]):
         check
             Raise when the backend fails to cancel (the default, as submitit); with False a
             failure is ignored (for clean-up code).
+
+        The job is recorded as cancelled once its backend has cancelled it: a cancel that
+        failed records nothing, and the job runs on.
+
+        Raises
+        ------
+        Exception
+            With ``check``, what the backend raised when it could not cancel (e.g. a
+            ``scancel`` that failed: ``SchedulerError`` with its message).
         """
         if self.done():
             return
-        append_event(self.paths.events, "cancelled", by="user")
         try:
             self._cancel()
         except Exception:
             if check:
                 raise
+            return
+        self._record_cancelled()
+
+    def _record_cancelled(self) -> None:
+        """Record the user's cancel, unless the job's end is recorded already."""
+        if self.summary().terminal is None:
+            append_event(self.paths.events, "cancelled", by="user")
 
     def cancel_at_deletion(self, value: bool = True) -> Job[R]:
         """Cancel the job when this object is garbage-collected (submitit's option); returns
@@ -322,7 +347,9 @@ class Job(Generic[R]):
             )
         if self.num_tasks == 1 and self._task_id is None:
             return self
-        return type(self)(self._folder_template, self.job_id, task_id)
+        view = type(self)(self._folder_template, self.job_id, task_id)
+        view.read_only = self.read_only
+        return view
 
     def awaitable(self) -> AsyncJobProxy[R]:
         """The same job for ``await``: ``await job.awaitable().result()``."""

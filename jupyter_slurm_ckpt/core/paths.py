@@ -106,3 +106,8 @@ class JobPaths:
     def local_process(self) -> Path:
         """The local backend's controller process (pid and start time), for re-attach."""
         return self._file("local.json")
+
+    @property
+    def local_lock(self) -> Path:
+        """Locked by the local job's controller and its forked processes while they live."""
+        return self._file("local.lock")

@@ -27,7 +27,9 @@ def report_progress(**fields: Any) -> None:
     Raises
     ------
     ValueError
-        If a field is named ``t``, ``event`` or ``run`` (the event's own keys).
+        If a field is named ``t``, ``event`` or ``run`` (the event's own keys), or if the
+        fields do not fit in one line of the event log (about 3 kB as JSON; long text is
+        shortened, but a long list is refused: report a summary of it).
     """
     clash = sorted(_RESERVED & set(fields))
     if clash:

@@ -28,6 +28,7 @@ from .files import WriteError, open_private_append
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
+from .unpicklable import explain_unpicklable
 
 #: The signal a scheduler sends before preempting or timing out a job (submitit's convention).
 CHECKPOINT_SIGNAL = signal.SIGUSR2
@@ -127,7 +128,10 @@ class SignalHandler:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         """The checkpoint signal (USR2): the scheduler warns before a preemption or the limit."""
-        if self.busy:  # a second signal while checkpointing changes nothing
+        if self.busy:
+            # A second signal while checkpointing: the checkpoint under way decides the
+            # requeue, but this signal is recorded with its own reason (a timeout counts).
+            self._event("signal", reason=self.runtime.signal_reason(), task=self.paths.task_id)
             return
         self.busy = True
         try:
@@ -214,7 +218,16 @@ class SignalHandler:
                 "expected a DelayedSubmission or None"
             )
             return
-        size = payload.dump(replacement, self.paths.submitted_pickle)
+        try:
+            size = payload.dump(replacement, self.paths.submitted_pickle)
+        except OSError as error:  # the previous checkpoint is left as it was
+            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
+            self._refuse(f"the new payload could not be written: {error}")
+            return
+        except Exception as error:  # raised here, not in the user's code the signal interrupted
+            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
+            self._refuse(self._unpicklable(replacement, error))
+            return
         self._event("checkpoint", seconds=round(seconds, 4), requeue=True, bytes=size)
         if reason == "unknown":  # the scheduler could not be asked: a requeue could revive
             self._refuse("the scheduler could not be asked why the run ends; checkpoint kept")
@@ -227,6 +240,15 @@ class SignalHandler:
             delay = self.info.effective_signal_delay_s()
             return max(delay - default_margin(delay), 1.0)
         return DEFAULT_REQUEUE_WINDOW_S  # Slurm's default KillWait; its SIGKILL cuts it short
+
+    def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
+        # Named as the checkpoint method sees them: `self` when it resubmits itself.
+        function = "self" if replacement.function is self.delayed.function else "function"
+        roots = [(function, replacement.function)]
+        roots += [(f"args[{index}]", arg) for index, arg in enumerate(replacement.args)]
+        roots += [(f"kwargs[{key!r}]", value) for key, value in replacement.kwargs.items()]
+        why = explain_unpicklable(roots, error, "the DelayedSubmission")
+        return f"checkpoint() returned a payload that cannot be pickled: {why}"
 
     def _refuse(self, reason: str) -> None:
         say(f"not requeued: {reason}")

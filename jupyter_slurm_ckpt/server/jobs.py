@@ -4,7 +4,9 @@ Everything that touches the filesystem or the scheduler runs in worker threads, 
 server's event loop. The listing asks every live job for its state, which may mean scheduler
 calls, so it is protected: one refresh at a time (a single-thread pool), its result reused for
 ``min_poll_interval_s``, and concurrent requests for the same folders share the refresh in
-flight. Jobs are read only through the core's public objects and the job folder.
+flight. Jobs are read only through the core's public objects and the job folder, opened
+``read_only``: the server never unpickles a result, removes a file or records an end (a dead
+job's end is recorded by the job's own processes or the user's kernel).
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ class JobService:
         jobs: dict[tuple[Path, str], Job[Any]] = {}
         for key in keys:
             with contextlib.suppress(Exception):  # _describe reports the broken ones
-                jobs[key] = self._jobs.get(key) or Job(*key)
+                jobs[key] = self._jobs.get(key) or _read_only(Job(*key))
                 self._jobs[key] = jobs[key]
         states = poll_states(list(jobs.values()))
         return {key: states[job.job_id] for key, job in jobs.items() if job.job_id in states}
@@ -194,7 +196,7 @@ class JobService:
             return {**_broken(row), "error": unsafe}
         key = (folder, job_id)
         try:
-            job = self._jobs.get(key) or Job(folder, job_id)
+            job = self._jobs.get(key) or _read_only(Job(folder, job_id))
             self._jobs[key] = job
             info = job.info
             state = job.state if state is None else state
@@ -255,7 +257,7 @@ class JobService:
         if not marker.is_file() or marker.is_symlink():
             raise JobRequestError(404, f"no job {job_id} in {folder!r}")
         try:
-            return Job(real, job_id)
+            return _read_only(Job(real, job_id))
         except JobFolderError as error:
             raise JobRequestError(404, str(error)) from None
 
@@ -298,6 +300,13 @@ class JobService:
             raise JobRequestError(501, f"the {job.info.cluster} backend cannot cancel") from None
         self.invalidate()
         return {"id": job_id, "action": "cancel", "ok": True, "state": job.state}
+
+
+def _read_only(job: Job[Any]) -> Job[Any]:
+    """The server reads jobs only: it never unpickles a result (no size cap, code the job
+    wrote), never removes files and never records an end; the user's processes do."""
+    job.read_only = True
+    return job
 
 
 def _unsafe_reason(folder: Path) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,8 +45,8 @@ def test_controllers_are_forked_by_the_agent_with_the_submitters_context(
     assert stat.S_ISSOCK(agent_socket.stat().st_mode)
     assert stat.S_IMODE(agent_socket.parent.stat().st_mode) == 0o700
     controller = json.loads(job.paths.local_process.read_text())["pid"]
-    # The result lands just before the controller exits: it is gone soon after.
-    wait_for(lambda: not is_alive(controller), "the finished job's controller to exit")
+    # It exits just after the result lands (a live one is checked below).
+    wait_for(lambda: not is_alive(controller), "the controller to exit")
 
 
 def test_a_running_controller_is_a_child_of_the_agent(local: submitit.LocalExecutor) -> None:
@@ -79,3 +81,88 @@ def test_stop_agents_stops_them(local: submitit.LocalExecutor) -> None:
     local_agent.stop_agents()
     assert not path.exists()
     assert local.submit(len, "again").result(timeout=60) == 5  # a new agent starts on demand
+
+
+# -- what a job needs from its process start (item 5 of #17) ---------------------------------------
+# A forked controller keeps what its agent read when it started: the dynamic loader's
+# variables, sys.path, rlimits, cgroup, CPU affinity, the cloudpickle it imported. When the
+# submitter's differ, the job must not be forked from that agent.
+
+
+def _load_library(name: str) -> str:
+    import ctypes
+
+    ctypes.CDLL(name)
+    return "loaded"
+
+
+def _import_value(module: str) -> object:
+    import importlib
+
+    return importlib.import_module(module).VALUE
+
+
+def _open_files_limit() -> tuple[int, int]:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def test_a_library_path_set_after_the_agent_started_reaches_the_job(
+    local: submitit.LocalExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local.submit(len, "warm").result(timeout=60)  # an agent runs, started without the path
+    library = tmp_path / "lib"  # as `module load` would add one: a real library, renamed
+    library.mkdir()
+    (library / "libjscprobe.so").write_bytes(Path("/lib/x86_64-linux-gnu/libz.so.1").read_bytes())
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(library))
+    assert local.submit(_load_library, "libjscprobe.so").result(timeout=60) == "loaded"
+
+
+def test_a_pythonpath_set_after_the_agent_started_reaches_the_job(
+    local: submitit.LocalExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local.submit(len, "warm").result(timeout=60)
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "jsc_probe_module.py").write_text("VALUE = 42\n")
+    monkeypatch.setenv("PYTHONPATH", str(modules))
+    assert local.submit(_import_value, "jsc_probe_module").result(timeout=60) == 42
+
+
+def test_the_submitters_rlimits_reach_the_job(local: submitit.LocalExecutor) -> None:
+    import resource
+
+    local.submit(len, "warm").result(timeout=60)
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = (min(before[0], 4096) - 7, before[1])
+    resource.setrlimit(resource.RLIMIT_NOFILE, lowered)
+    try:
+        limit = local.submit(_open_files_limit).result(timeout=60)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
+    assert tuple(limit) == lowered
+
+
+OLD_AGENT = """
+import sys
+import cloudpickle
+cloudpickle.__version__ = "0.0-old"  # an agent started before cloudpickle was upgraded
+from jupyter_slurm_ckpt.backends import local_agent
+local_agent.serve(local_agent.socket_path())
+"""
+
+
+def test_an_agent_with_another_cloudpickle_is_not_used(local: submitit.LocalExecutor) -> None:
+    local_agent.stop_agents()
+    old = subprocess.Popen([sys.executable, "-c", OLD_AGENT])
+    try:
+        # It serves where an agent of *its* cloudpickle is looked for.
+        wait_for(lambda: any(local_agent.agent_folder().glob("agent-*.sock")), "the old agent")
+        job = local.submit(len, "four")
+        # Before the fix it forked the job, which then refused the payload ("written by
+        # cloudpickle 3..., but this is cloudpickle 0.0-old").
+        assert job.result(timeout=60) == 4
+    finally:
+        old.terminate()
+        old.wait(timeout=30)
