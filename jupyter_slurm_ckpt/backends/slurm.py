@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -64,6 +65,19 @@ def _environment_for_sbatch() -> dict[str, str]:
     }
     env["SLURM_UMASK"] = "0077"
     return env
+
+
+def _sbatch(options: list[str], script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sbatch`` with ``options`` and the script on stdin; its stderr as the error."""
+    try:
+        done = run_command(
+            ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
+        )
+    except SchedulerError as error:
+        raise FailedSubmissionError(str(error)) from None
+    if done.returncode != 0:
+        raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
+    return done
 
 
 class SlurmJob(Job[Any]):
@@ -381,14 +395,11 @@ class SlurmExecutor(Executor):
         except ValueError as error:
             raise FailedSubmissionError(str(error)) from None
         self._script = script
-        try:
-            done = run_command(
-                ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
-            )
-        except SchedulerError as error:
-            raise FailedSubmissionError(str(error)) from None
-        if done.returncode != 0:
-            raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
+        # A held job is not checked against the nodes: one that no node can ever run (more GPUs
+        # than any has) would wait as PENDING/BadConstraints forever. --test-only checks it as
+        # a plain sbatch would, at once, without submitting (about 10 ms).
+        _sbatch(["--test-only", *options], script)
+        done = _sbatch(options, script)
         job_id = done.stdout.strip().split(";")[0]
         if not job_id.isdigit():
             raise FailedSubmissionError(f"sbatch printed no job id: {done.stdout.strip()!r}")

@@ -25,9 +25,11 @@ class Gated(Checkpointable):
         self.runs: list[int] = []
         self.resumed_from: list[int] = []
 
-    def __call__(self, gate: str, minimum: int = 1) -> dict[str, Any]:
+    def __call__(self, gate: str, minimum: int = 1, ready: str = "") -> dict[str, Any]:
         self.runs.append(JobEnvironment().restart_count)
         self.resumed_from.append(self.count)
+        if ready:  # the run's bookkeeping is done: an interrupt from now on is seen in it
+            print(ready, flush=True)
         while self.count < minimum or not Path(gate).exists():
             self.count += 1
             if self.verbose:
@@ -89,7 +91,8 @@ def rendezvous(address: str, port: int, rank: int, message: str, timeout_s: floa
 
 class NodeReport(Gated):
     """A ``Gated`` counter that also reports, per rank, its node and its peer's node (reached
-    through ``helpers.TorchDistributedEnvironment``'s MASTER_ADDR/MASTER_PORT)."""
+    through ``helpers.TorchDistributedEnvironment``'s MASTER_ADDR/MASTER_PORT). Each rank
+    prints ``ready <run>`` once it has met its peer and counts."""
 
     def __call__(self, gate: str, minimum: int = 1) -> dict[str, Any]:
         from jupyter_slurm_ckpt.helpers import TorchDistributedEnvironment
@@ -97,7 +100,8 @@ class NodeReport(Gated):
         dist = TorchDistributedEnvironment().export()
         node = os.environ.get("SLURMD_NODENAME", "?")
         peer = rendezvous(dist.master_addr, dist.master_port, dist.rank, node)
-        result = super().__call__(gate, minimum)
+        self.verbose = False
+        result = super().__call__(gate, minimum, ready=f"ready {JobEnvironment().restart_count}")
         result.update(
             rank=dist.rank,
             world_size=dist.world_size,

@@ -38,10 +38,17 @@ def two_nodes(slurm_cluster: Any) -> tuple[str, ...]:
     return tuple(slurm_cluster.nodes)
 
 
+def all_job_ids() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True,
+                          text=True, check=True).stdout.split()
+
+
 def all_started(job: submitit.Job[Any], run: int) -> bool:
-    """Whether both ranks of run ``run`` have started (each records its start)."""
+    """Whether both ranks of run ``run`` have started (each records its start) and met (each
+    prints ``ready <run>``: an interrupt from then on lands while they count)."""
     tasks = {e.get("task", 0) for e in job.events() if e["event"] == "started" and e["run"] == run}
-    return tasks == {0, 1} and job.state == "RUNNING"
+    met = all(f"ready {run}" in (job.stdout(task) or "") for task in (0, 1))
+    return tasks == {0, 1} and met and job.state == "RUNNING"
 
 
 def test_a_two_node_job_resumes_on_both_nodes_after_interrupt_and_preemption(
@@ -88,10 +95,12 @@ def test_gpus_are_scheduled_and_visible_to_the_job(executor: submitit.AutoExecut
 def test_busy_gpus_show_slurms_reason_and_impossible_ones_a_clear_error(
     executor: submitit.AutoExecutor, gate: Path, two_nodes: tuple[str, ...]
 ) -> None:
-    # More GPUs than any node has: sbatch refuses, and says why.
+    # More GPUs than any node has: refused at once with Slurm's words, nothing submitted.
+    before = set(all_job_ids())
     executor.update_parameters(gpus_per_node=8)
     with pytest.raises(FailedSubmissionError, match="Requested node configuration is not avail"):
         executor.submit(gpu_view)
+    assert set(all_job_ids()) == before
     # Every GPU of the node taken: the next job waits, and the widget says why.
     node = two_nodes[0]
     executor.update_parameters(gpus_per_node=2, slurm_nodelist=node)

@@ -1,9 +1,9 @@
 """Polite polling: the watcher reads the job folder often and asks Slurm only what it cannot say.
 
-The cadence is shortened for the tests (``PollPolicy``: pending jobs every 2 s, running ones
-every 6 s instead of 10 s and 60 s) so that each window of a test spans several periods; the
-real defaults are measured by ``benchmarks/bench_polling.py``. Scheduler calls are counted by
-the backend's own counter (every Slurm command of this process goes through it).
+The cadence is shortened for the tests (``conftest.QUICK_POLLING``: pending jobs every 2 s,
+running ones every 6 s instead of 10 s and 60 s) so that each window of a test spans several
+periods; the real defaults are measured by ``benchmarks/bench_polling.py``. Scheduler calls are
+counted by the backend's own counter (every Slurm command of this process goes through it).
 """
 
 from __future__ import annotations
@@ -12,32 +12,24 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import QUICK_POLLING
 from slurm_jobs_for_tests import Gated, square_or_fail
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import COUNTER, STATES, PollPolicy
+from jupyter_slurm_ckpt.backends.slurm_state import COUNTER, STATES
 from jupyter_slurm_ckpt.status import JobStatus
 from jupyter_slurm_ckpt.watcher import Watcher
 
 pytestmark = pytest.mark.slurm
 
 WAIT_S = 120.0
-POLICY = PollPolicy(first_s=0.5, pending_s=2.0, liveness_s=6.0)
+POLICY = QUICK_POLLING
 QUERIES = ("sacct", "squeue", "scontrol")
-
-
-@pytest.fixture(autouse=True)
-def policy() -> Iterator[PollPolicy]:
-    saved = STATES.policy
-    STATES.policy = POLICY
-    yield POLICY
-    STATES.policy = saved
 
 
 def queries() -> int:
