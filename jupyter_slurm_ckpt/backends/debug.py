@@ -22,6 +22,7 @@ from ..core.executor import Executor
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..core.paths import template_root
+from ..core.progress import flush_progress
 from ..core.worker import SignalHandler
 
 
@@ -88,7 +89,10 @@ class DebugJob(Job[Any]):
         self._running = True
         try:
             with self._job_environment():
-                value = delayed.result()
+                try:
+                    value = delayed.result()
+                finally:
+                    flush_progress()  # the last step reached, before the end is recorded
         except Exception:
             trace = traceback.format_exc()
             payload.dump(("error", trace), self.paths.result_pickle)
