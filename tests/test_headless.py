@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pytest
 from support import cancel_leftover_jobs, venv_notebook_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ def saved_job_outputs(notebook: nbformat.NotebookNode) -> tuple[dict[str, Any], 
     return data, states[model_id]["state"]
 
 
+@pytest.mark.kernel
 def test_the_saved_output_shows_the_state_result_returned(
     tmp_path: Path, venv_kernel_dir: Path
 ) -> None:

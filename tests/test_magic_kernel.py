@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pytest
 from support import venv_notebook_client
 
 import jupyter_slurm_ckpt
+
+pytestmark = pytest.mark.kernel
 
 NOTEBOOK = Path(__file__).parent / "notebooks" / "magic_checkpoint_roundtrip.ipynb"
 

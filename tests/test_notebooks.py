@@ -17,6 +17,8 @@ import nbformat
 import pytest
 from support import venv_notebook_client
 
+pytestmark = pytest.mark.kernel
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
