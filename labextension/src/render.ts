@@ -211,6 +211,7 @@ export class JobListRenderer {
     const text = progressText(progress, isLive(row.state));
     if (words.textContent !== text) {
       words.textContent = text;
+      words.title = text; // the whole line, where the sidebar is too narrow for it
     }
   }
 }
