@@ -69,6 +69,31 @@ def wait_for_saved_html(path: Path, text: str) -> str:
     raise AssertionError(f"no saved text/html output with {text!r} in {path}")
 
 
+def preempt_with_the_widget(page: Any, screenshots: Path) -> Any:
+    """With the notebook of ``submission_cells`` running: wait for its job to run, click the
+    widget's *Simulate preemption*, and wait for the requeue and the resume in its timeline.
+    Saves ``1-running.png`` and ``2-after-preemption.png``; returns the widget's locator."""
+    from playwright.sync_api import expect
+
+    widget = page.locator(".jsc-job-widget")
+    preempt = widget.get_by_role("button", name="Simulate preemption")
+    expect(widget.locator(".jsc-state")).to_have_text("RUNNING", timeout=WAIT_MS)
+    expect(preempt).to_be_enabled(timeout=WAIT_MS)
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "1-running.png"))
+
+    preempt.click()
+    timeline = widget.locator(".jsc-timeline")
+    expect(timeline).to_contain_text("preemption signal", timeout=WAIT_MS)
+    expect(timeline).to_contain_text("requeued", timeout=WAIT_MS)
+    expect(timeline).to_contain_text("resumed", timeout=WAIT_MS)
+    expect(widget.locator(".jsc-counters")).to_contain_text(
+        "requeued 1×: 1 preemption, 0 timeouts of 3 allowed", timeout=WAIT_MS
+    )
+    screenshot(widget, screenshots / "2-after-preemption.png")
+    return widget
+
+
 def color_of(locator: Any) -> str:
     """The computed CSS colour of an element ("rgb(r, g, b)")."""
     return str(locator.evaluate("element => getComputedStyle(element).color"))

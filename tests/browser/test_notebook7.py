@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pages import WAIT_MS, run_all_cells, screenshot, write_notebook
+from pages import WAIT_MS, preempt_with_the_widget, run_all_cells, screenshot, write_notebook
 from test_widget_helpers import submission_cells
 
 pytestmark = pytest.mark.browser
@@ -28,22 +28,7 @@ def test_widget_and_sidebar_in_notebook7(notebook7: Any, page: Any, screenshots:
     page.goto(notebook7.open_url("notebooks/widget_demo.ipynb"))
     run_all_cells(page)
 
-    widget = page.locator(".jsc-job-widget")
-    expect(widget.locator(".jsc-state")).to_have_text("RUNNING", timeout=WAIT_MS)
-    preempt = widget.get_by_role("button", name="Simulate preemption")
-    expect(preempt).to_be_enabled(timeout=WAIT_MS)
-    widget.scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshots / "1-running.png"))
-
-    preempt.click()
-    timeline = widget.locator(".jsc-timeline")
-    expect(timeline).to_contain_text("preemption signal", timeout=WAIT_MS)
-    expect(timeline).to_contain_text("requeued", timeout=WAIT_MS)
-    expect(timeline).to_contain_text("resumed", timeout=WAIT_MS)
-    expect(widget.locator(".jsc-counters")).to_contain_text(
-        "requeued 1×: 1 preemption", timeout=WAIT_MS
-    )
-    screenshot(widget, screenshots / "2-after-preemption.png")
+    widget = preempt_with_the_widget(page, screenshots)
 
     # Notebook 7 lists its side panels under View › Left Sidebar.
     page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
