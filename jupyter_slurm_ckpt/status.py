@@ -213,8 +213,8 @@ def job_times(events: Sequence[dict[str, Any]], done: bool) -> JobTimes:
     """The job's start and end times from its events.
 
     A job ends with its last terminal event, only once its state is final (``done``): in a job
-    of several tasks, one task may finish long before the others. A run ends with its requeue
-    (or refusal), or with the job.
+    of several tasks, one task may finish long before the others. A run ends with its requeue,
+    or with the job.
     """
     started_at = run_started_at = run_ended_at = ended_at = None
     for record in events:
