@@ -29,6 +29,8 @@ LOG_TAIL_LINES = 20
 LOG_TAIL_BYTES = 16_384
 #: A compact view (table, sidebar) reads this much of a log's end to find a tqdm bar.
 PROGRESS_TAIL_BYTES = 4_096
+#: A running job whose last progress report is this old shows its age instead of a time left.
+STALE_REPORT_S = 30.0
 RESULT_MAX_CHARS = 2_000
 FAILURE_MAX_CHARS = 4_000
 TIMELINE_MAX_ROWS = 60
@@ -451,16 +453,37 @@ def format_rate(rate: float) -> str:
     return f"{1 / rate:.3g} s each"
 
 
-def progress_text(progress: Progress) -> str:
+def time_left_text(status: JobStatus, now: float | None = None) -> str:
+    """'25 s left' (counted down since the last report) while the job runs, 'last report
+    2 min 10 s ago' once its reports stopped for a while, "" when there is nothing to say."""
+    progress = status.progress
+    if progress is None or status.done:
+        return ""
+    if progress.at is not None:
+        since = max((time.time() if now is None else now) - progress.at, 0.0)
+        if since >= STALE_REPORT_S:
+            return f"last report {format_duration(since)} ago"
+    else:  # a tqdm bar read from a log: tqdm's own estimate
+        since = 0.0
+    if progress.eta_s is None or (progress.fraction or 0.0) >= 1:
+        return ""
+    return f"{format_duration(max(progress.eta_s - since, 0.0))} left"
+
+
+def progress_text(status: JobStatus, now: float | None = None) -> str:
     """'train 120/200 (60%) · 3.2/s · 25 s left · resumed at 100 in run #1 · loss=0.3'."""
+    progress = status.progress
+    if progress is None:
+        return ""
     count = format_count(progress.step)
     if progress.total is not None:
         count += f"/{format_count(progress.total)} ({progress.fraction or 0.0:.0%})"
     parts = [f"{progress.desc} {count}" if progress.desc else count]
     if progress.rate is not None:
         parts.append(format_rate(progress.rate))
-    if progress.eta_s is not None and (progress.fraction or 0.0) < 1:
-        parts.append(f"{format_duration(progress.eta_s)} left")
+    left = time_left_text(status, now)
+    if left:
+        parts.append(left)
     if progress.resumed_from is not None:
         parts.append(f"resumed at {format_count(progress.resumed_from)} in run #{progress.run}")
     if progress.details:
@@ -473,12 +496,9 @@ def progress_brief(status: JobStatus) -> str:
     progress = status.progress
     if progress is None:
         return ""
-    if progress.fraction is None:
-        return format_count(progress.step)
-    words = f"{progress.fraction:.0%}"
-    if progress.eta_s is not None and progress.fraction < 1 and not status.done:
-        words += f" · {format_duration(progress.eta_s)} left"
-    return words
+    words = format_count(progress.step) if progress.fraction is None else f"{progress.fraction:.0%}"
+    left = time_left_text(status)
+    return f"{words} · {left}" if left else words
 
 
 def progress_bar_text(progress: Progress, width: int = 20) -> str:
@@ -503,8 +523,8 @@ def render_text(status: JobStatus) -> str:
     lines.append(f"  elapsed {elapsed_text(status)} · node {status.node or '–'}")
     lines.append(f"  {counters_text(status)}")
     if status.progress is not None:
-        progress = status.progress
-        lines.append(f"  progress {progress_bar_text(progress)}{progress_text(progress)}")
+        bar = progress_bar_text(status.progress)
+        lines.append(f"  progress {bar}{progress_text(status)}")
     if status.problem:
         lines.append(f"  watcher: {status.problem}")
     rows = status.timeline[-TIMELINE_MAX_ROWS:]
@@ -625,7 +645,7 @@ def progress_html(status: JobStatus) -> str:
         return ""
     return (
         f"<div class='jsc-progress' style='font-size:12px'>{progress_bar_html(status)} "
-        f"<span class='jsc-progress-text'>{_e(progress_text(status.progress))}</span></div>"
+        f"<span class='jsc-progress-text'>{_e(progress_text(status))}</span></div>"
     )
 
 

@@ -376,7 +376,7 @@ class JobWidget(_LiveView):
         self.progress_bar.layout.display = None if known else "none"
         self.progress_bar.value = progress.fraction or 0.0
         self.progress_bar.bar_style = _BAR_STYLES.get(status.state, "info")
-        words = _escape(progress_text(progress))
+        words = _escape(progress_text(status))
         self._progress_label.value = f"<span style='font-size:12px'>{words}</span>"
 
     def _render_log(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,17 @@ from test_widget_helpers import (  # the fixtures register as executor and watch
 from test_widget_jobs import Stepper, Waiter, tqdm_loop
 
 import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.core.progress import Progress
 from jupyter_slurm_ckpt.magic import list_jobs
-from jupyter_slurm_ckpt.status import collect_status, elapsed_text, render_html, render_text
+from jupyter_slurm_ckpt.status import (
+    JobStatus,
+    collect_status,
+    elapsed_text,
+    progress_text,
+    render_html,
+    render_text,
+    time_left_text,
+)
 from jupyter_slurm_ckpt.watcher import Watcher
 from jupyter_slurm_ckpt.widget import JobTableWidget, JobWidget
 
@@ -171,3 +181,16 @@ def test_elapsed_counts_the_whole_job_and_the_current_run(
     done: Any = collect_status(job, now=end + 1000.0)  # finished: the clock stopped at the end
     assert done.elapsed_s == end - first and done.run_elapsed_s == end - second
     assert done.elapsed_s > 0
+
+
+def test_the_time_left_counts_down_and_a_silent_job_says_so() -> None:
+    progress = Progress(step=100, total=200, at=1000.0, rate=2.0, eta_s=50.0)
+    running = JobStatus("L1", "train", "local", "RUNNING", progress=progress)
+
+    assert time_left_text(running, now=1010.0) == "40 s left"
+    assert progress_text(running, now=1010.0) == "100/200 (50%) · 2/s · 40 s left"
+    assert time_left_text(running, now=1100.0) == "last report 1 min 40 s ago"
+    finished = replace(running, state="CANCELLED", done=True)
+    assert time_left_text(finished, now=1010.0) == ""
+    from_log = replace(running, progress=replace(progress, at=None, source="log"))
+    assert time_left_text(from_log, now=5000.0) == "50 s left"  # tqdm's own estimate
