@@ -24,6 +24,7 @@ from .files import WriteError
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
+from .progress import flush_progress
 from .unpicklable import explain_unpicklable
 
 #: The signal a scheduler sends before preempting or timing out a job (submitit's convention).
@@ -91,6 +92,7 @@ class SignalHandler:
         append_event(self.paths.events, name, **fields)
 
     def _handle(self) -> None:
+        flush_progress()  # the step reached, recorded before the signal that interrupts it
         reason = self.runtime.signal_reason()
         task = self.paths.task_id
         self._event("signal", reason=reason, task=task)
@@ -207,6 +209,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         value = delayed.result()
     except Exception:
         signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)  # finished: nothing left to requeue
+        flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
         _write_outcome(paths.result_pickle, "error", trace)
@@ -214,6 +217,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
         return 0
     signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)
+    flush_progress()
     _write_outcome(paths.result_pickle, "success", value)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0
