@@ -2,7 +2,9 @@
 
 One snapshot (:class:`JobStatus`) feeds every view: the live widget builds its children from the
 same HTML pieces, a plain IPython terminal gets :func:`render_text`, and :func:`render_html` is the
-fallback a saved notebook shows without a kernel. Imports neither IPython nor ipywidgets.
+fallback a saved notebook shows without a kernel. Log tails are rendered as a terminal shows them
+(``terminal``); progress comes from the job's ``report_progress`` events or, failing those, from
+the last tqdm bar of its log (``core.progress``). Imports neither IPython nor ipywidgets.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from typing import Any
 
 from .core.budget import check_budget
 from .core.errors import FailedJobError, UncompletedJobError
-from .core.events import summarize
+from .core.events import TERMINAL_EVENTS, summarize
 from .core.job import FINAL_STATES, Job
+from .core.paths import JobPaths
+from .core.progress import Progress, progress_from_events, progress_from_log, step_reports
+from .terminal import Screen, read_tail
 
 LOG_TAIL_LINES = 20
 LOG_TAIL_BYTES = 16_384
+#: A compact view (table, sidebar) reads this much of a log's end to find a tqdm bar.
+PROGRESS_TAIL_BYTES = 4_096
+#: A running job whose last progress report is this old shows its age instead of a time left.
+STALE_REPORT_S = 30.0
 RESULT_MAX_CHARS = 2_000
 FAILURE_MAX_CHARS = 4_000
 TIMELINE_MAX_ROWS = 60
@@ -62,8 +71,10 @@ class TimelineRow:
 class JobStatus:
     """Everything a view shows about one job at one moment.
 
-    ``elapsed_s`` is left out of comparisons: two snapshots are equal when nothing but the clock
-    moved, which is what the watcher's back-off needs.
+    ``elapsed_s`` (since the first start, or queued since the submission) and ``run_elapsed_s``
+    (since the current run started) are left out of comparisons: two snapshots are equal when
+    nothing but the clock moved, which is what the watcher's back-off needs. The log tails are
+    kept as plain text (``*_tail``) and as HTML with their colours (``*_html``).
     """
 
     job_id: str
@@ -85,11 +96,15 @@ class JobStatus:
     timeline: tuple[TimelineRow, ...] = ()
     stdout_tail: str = ""
     stderr_tail: str = ""
+    stdout_html: str = ""
+    stderr_html: str = ""
+    progress: Progress | None = None
     result: str | None = None
     failure: str | None = None
     problem: str | None = None
     scheduler_problem: str | None = None
     elapsed_s: float | None = field(default=None, compare=False)
+    run_elapsed_s: float | None = field(default=None, compare=False)
 
 
 # -- collecting ---------------------------------------------------------------------------------
@@ -116,7 +131,7 @@ def collect_status(
     previous
         The last snapshot of the same job: a finished job's result is not loaded twice.
     now
-        The clock used for the elapsed time (default: ``time.time()``).
+        The clock used for the elapsed times (default: ``time.time()``).
     """
     now = time.time() if now is None else now
     info = job.info
@@ -124,12 +139,17 @@ def collect_status(
     events = job.events()
     summary = summarize(events)
     done = state in FINAL_STATES
-    if summary.started_at is not None:
-        elapsed: float | None = (summary.ended_at or now) - summary.started_at
-    elif done:
-        elapsed = None
-    else:  # still queued: show how long it has waited
+    times = job_times(events, done)
+    elapsed, run_elapsed = times.elapsed(now)
+    if elapsed is None and not done:  # still queued: show how long it has waited
         elapsed = now - (summary.submitted_at or info.submitted_at)
+    stdout = read_tail(job.paths.stdout) if details else Screen()
+    stderr = read_tail(job.paths.stderr) if details else Screen()
+    progress = progress_from_events(events)
+    if progress is None:  # the zero-effort path: the job's own tqdm bar, if it has one
+        progress = (
+            progress_from_log(stderr.text, stdout.text) if details else log_progress(job.paths)
+        )
     result = failure = None
     if done:
         # Reuse the loaded outcome only once the folder has recorded the end (a result file
@@ -160,13 +180,71 @@ def collect_status(
         budget_warnings=tuple(warning.message for warning in check_budget(events, info)),
         terminal_seen=summary.terminal is not None,
         timeline=tuple(timeline_rows(events, info.num_tasks)) if details else (),
-        stdout_tail=tail(job.paths.stdout) if details else "",
-        stderr_tail=tail(job.paths.stderr) if details else "",
+        stdout_tail=stdout.text,
+        stderr_tail=stderr.text,
+        stdout_html=stdout.html,
+        stderr_html=stderr.html,
+        progress=progress,
         result=result,
         failure=failure,
         problem=problem,
         scheduler_problem=job.scheduler_problem if not done else None,
         elapsed_s=elapsed,
+        run_elapsed_s=run_elapsed,
+    )
+
+
+@dataclass(frozen=True)
+class JobTimes:
+    """When the job first started, when its current (or last) run started and ended, and when
+    the job ended; None for what has not happened."""
+
+    started_at: float | None = None
+    run_started_at: float | None = None
+    run_ended_at: float | None = None
+    ended_at: float | None = None
+
+    def elapsed(self, now: float) -> tuple[float | None, float | None]:
+        """(since the first start, since the current run started), as of ``now``."""
+        if self.started_at is None:
+            return None, None
+        job = (self.ended_at or now) - self.started_at
+        run = None
+        if self.run_started_at is not None:
+            run = (self.run_ended_at or self.ended_at or now) - self.run_started_at
+        return max(job, 0.0), None if run is None else max(run, 0.0)
+
+
+def job_times(events: Sequence[dict[str, Any]], done: bool) -> JobTimes:
+    """The job's start and end times from its events.
+
+    A job ends with its last terminal event, only once its state is final (``done``): in a job
+    of several tasks, one task may finish long before the others. A run ends with its requeue,
+    or with the job.
+    """
+    started_at = run_started_at = run_ended_at = ended_at = None
+    for record in events:
+        name = record.get("event")
+        t = float(record.get("t", 0.0))
+        if name == "started":
+            started_at = t if started_at is None else started_at
+            run_started_at, run_ended_at = t, None
+        elif name == "requeued" and run_started_at is not None:
+            run_ended_at = run_ended_at or t
+        elif name in TERMINAL_EVENTS and done:
+            ended_at = t
+    if done and ended_at is None and events:  # ended without a word (killed): its last event
+        ended_at = float(events[-1].get("t", 0.0))
+    if done and started_at is not None and ended_at is not None:
+        ended_at = max(ended_at, started_at)
+    return JobTimes(started_at, run_started_at, run_ended_at, ended_at)
+
+
+def log_progress(paths: JobPaths) -> Progress | None:
+    """The last tqdm bar in the ends of a job's stderr and stdout (a few kB of each)."""
+    return progress_from_log(
+        read_tail(paths.stderr, max_bytes=PROGRESS_TAIL_BYTES).text,
+        read_tail(paths.stdout, max_bytes=PROGRESS_TAIL_BYTES).text,
     )
 
 
@@ -205,20 +283,9 @@ def _outcome(job: Job[Any]) -> tuple[str | None, str | None]:
 
 
 def tail(path: Any, lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_BYTES) -> str:
-    """The last ``lines`` lines of a text file (read from its end only), or "" if none."""
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(0, 2)
-            size = stream.tell()
-            stream.seek(max(0, size - max_bytes))
-            chunk = stream.read()
-    except OSError:
-        return ""
-    text = chunk.decode("utf-8", errors="replace")
-    kept = text.splitlines()
-    if size > max_bytes and kept:
-        kept = kept[1:]  # the first line was cut by the seek
-    return "\n".join(kept[-lines:])
+    """The last ``lines`` lines of a log as a terminal shows them, as plain text (read from its
+    end only: ``terminal.read_tail``), or "" if none."""
+    return read_tail(path, lines, max_bytes).text
 
 
 def truncate(text: str, limit: int, keep: str = "start") -> str:
@@ -235,11 +302,47 @@ def truncate(text: str, limit: int, keep: str = "start") -> str:
 
 
 def timeline_rows(events: Sequence[dict[str, Any]], num_tasks: int = 1) -> list[TimelineRow]:
-    """The event timeline: one readable row per recorded event."""
-    return [
-        TimelineRow(float(record.get("t", 0.0)), *describe_event(record, num_tasks))
-        for record in events
-    ]
+    """The event timeline: one readable row per recorded event.
+
+    ``step`` reports (one a second while a loop runs) are folded: the first of each run says
+    where the run began or resumed, a checkpoint signal says the step it interrupted, and the
+    progress bar shows the rest.
+    """
+    steps = {id(record) for record in step_reports(events)}
+    rows = []
+    latest: dict[str, Any] | None = None
+    runs_seen: set[int] = set()
+    for record in events:
+        t = float(record.get("t", 0.0))
+        if id(record) in steps:
+            latest = record
+            run = int(record.get("run", 0))
+            if run not in runs_seen:
+                runs_seen.add(run)
+                began = "resumed at" if run else "began at"
+                rows.append(TimelineRow(t, "progress", f"run #{run} {began} {step_words(record)}"))
+            continue
+        event, details = describe_event(record, num_tasks)
+        if record.get("event") == "signal" and latest is not None and not record.get("task"):
+            details = ", ".join(filter(None, [details, f"at {step_words(latest)}"]))
+        rows.append(TimelineRow(t, event, details))
+    return rows
+
+
+def format_count(value: float) -> str:
+    """A step count: 1,200 for whole numbers, 3.25 otherwise."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def step_words(record: dict[str, Any]) -> str:
+    """'step 120 of 200' for a progress event with a step (and maybe a total)."""
+    words = f"step {format_count(float(record['step']))}"
+    total = record.get("total")
+    if isinstance(total, (int, float)) and not isinstance(total, bool) and total > 0:
+        words += f" of {format_count(float(total))}"
+    return words
 
 
 def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str]:
@@ -323,16 +426,24 @@ def state_text(status: JobStatus) -> str:
 
 
 def elapsed_text(status: JobStatus) -> str:
-    """'12 s' while running or after the end; 'queued 12 s' before the first start."""
+    """'12 s' while running or after the end, since the first start; with the current run's
+    own time once the job was requeued ('3 min 04 s (run #1: 12 s)'); 'queued 12 s' before
+    the first start."""
     if status.elapsed_s is None:
         return "–"
     duration = format_duration(status.elapsed_s)
-    return duration if status.started else f"queued {duration}"
+    if not status.started:
+        return f"queued {duration}"
+    if status.runs > 1 and status.run_elapsed_s is not None:
+        duration += f" (run #{status.runs - 1}: {format_duration(status.run_elapsed_s)})"
+    return duration
 
 
 def format_duration(seconds: float) -> str:
-    """A short human duration: 12 s, 3 min 04 s, 2 h 05 min, 1 d 03 h."""
-    whole = max(0, int(seconds))
+    """A short human duration: 0.4 s, 12 s, 3 min 04 s, 2 h 05 min, 1 d 03 h."""
+    if seconds < 10:  # a short job's time to the tenth: "0.4 s", not "0 s"
+        return f"{max(0.0, int(seconds * 10) / 10):.1f} s"
+    whole = int(seconds)
     if whole < 60:
         return f"{whole} s"
     minutes, secs = divmod(whole, 60)
@@ -360,6 +471,69 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def format_rate(rate: float) -> str:
+    """'12.5/s', or '4.2 s each' when a step takes longer than a second."""
+    if rate >= 1 or rate <= 0:
+        return f"{rate:.3g}/s"
+    return f"{1 / rate:.3g} s each"
+
+
+def time_left_text(status: JobStatus, now: float | None = None) -> str:
+    """'25 s left' (counted down since the last report) while the job runs, 'last report
+    2 min 10 s ago' once its reports stopped for a while, "" when there is nothing to say."""
+    progress = status.progress
+    if progress is None or status.done:
+        return ""
+    if progress.at is not None:
+        since = max((time.time() if now is None else now) - progress.at, 0.0)
+        if since >= STALE_REPORT_S:
+            return f"last report {format_duration(since)} ago"
+    else:  # a tqdm bar read from a log: tqdm's own estimate
+        since = 0.0
+    if progress.eta_s is None or (progress.fraction or 0.0) >= 1:
+        return ""
+    return f"{format_duration(max(progress.eta_s - since, 0.0))} left"
+
+
+def progress_text(status: JobStatus, now: float | None = None) -> str:
+    """'train 120/200 (60%) · 3.2/s · 25 s left · resumed at 100 in run #1 · loss=0.3'."""
+    progress = status.progress
+    if progress is None:
+        return ""
+    count = format_count(progress.step)
+    if progress.total is not None:
+        count += f"/{format_count(progress.total)} ({progress.fraction or 0.0:.0%})"
+    parts = [f"{progress.desc} {count}" if progress.desc else count]
+    if progress.rate is not None:
+        parts.append(format_rate(progress.rate))
+    left = time_left_text(status, now)
+    if left:
+        parts.append(left)
+    if progress.resumed_from is not None:
+        parts.append(f"resumed at {format_count(progress.resumed_from)} in run #{progress.run}")
+    if progress.details:
+        parts.append(progress.details)
+    return " · ".join(parts)
+
+
+def progress_brief(status: JobStatus) -> str:
+    """The progress in a table cell: '60% · 25 s left', a bare step count without a total."""
+    progress = status.progress
+    if progress is None:
+        return ""
+    words = format_count(progress.step) if progress.fraction is None else f"{progress.fraction:.0%}"
+    left = time_left_text(status)
+    return f"{words} · {left}" if left else words
+
+
+def progress_bar_text(progress: Progress, width: int = 20) -> str:
+    """'[████████░░░░░░░░░░░░] ' for a known total, '' otherwise."""
+    if progress.fraction is None:
+        return ""
+    filled = round(progress.fraction * width)
+    return f"[{'█' * filled}{'░' * (width - filled)}] "
+
+
 # -- text -----------------------------------------------------------------------------------------
 
 
@@ -373,6 +547,9 @@ def render_text(status: JobStatus) -> str:
     lines = [headline(status)]
     lines.append(f"  elapsed {elapsed_text(status)} · node {status.node or '–'}")
     lines.append(f"  {counters_text(status)}")
+    if status.progress is not None:
+        bar = progress_bar_text(status.progress)
+        lines.append(f"  progress {bar}{progress_text(status)}")
     if status.problem:
         lines.append(f"  watcher: {status.problem}")
     rows = status.timeline[-TIMELINE_MAX_ROWS:]
@@ -389,11 +566,13 @@ def render_text(status: JobStatus) -> str:
 def render_table_text(statuses: Sequence[JobStatus]) -> str:
     """A job array or list of jobs as a text table."""
     lines = [summary_text(statuses)]
+    with_progress = any(status.progress is not None for status in statuses)
     for status in statuses:
         outcome = status.result if status.result is not None else _last_line(status.failure)
+        progress = f"{progress_brief(status):<18} " if with_progress else ""
         lines.append(
             f"  {status.job_id:<10} {state_text(status):<12} {elapsed_text(status):<14} "
-            f"requeued {status.requeues}×  {outcome or ''}".rstrip()
+            f"{progress}requeued {status.requeues}×  {outcome or ''}".rstrip()
         )
     return "\n".join(lines)
 
@@ -463,11 +642,36 @@ def timeline_html(rows: Sequence[TimelineRow]) -> str:
     return f"<table class='jsc-timeline' style='{_TABLE_STYLE}'>{more}{body}</table>"
 
 
-def log_html(text: str, stream: str) -> str:
-    """A log tail in a scrollable block."""
-    if not text:
+def log_html(status: JobStatus, stream: str) -> str:
+    """The tail of ``stream`` ("stdout" or "stderr") as a terminal shows it, colours included."""
+    rendered = status.stdout_html if stream == "stdout" else status.stderr_html
+    if not rendered:
         return f"<i style='font-size:12px'>no {_e(stream)} yet</i>"
-    return f"<pre class='jsc-log' style='{_PRE_STYLE}'>{_e(text)}</pre>"
+    return f"<pre class='jsc-log' style='{_PRE_STYLE}'>{rendered}</pre>"
+
+
+def progress_bar_html(status: JobStatus, width: str = "240px") -> str:
+    """The progress as a bar (only when the total is known), in the state's colour."""
+    progress = status.progress
+    if progress is None or progress.fraction is None:
+        return ""
+    color = STATE_COLORS.get(status.state, _DEFAULT_COLOR)
+    return (
+        f"<span class='jsc-progress-bar' style='display:inline-block;width:{width};height:10px;"
+        f"background:rgba(127,127,127,0.2);border-radius:3px;overflow:hidden;"
+        f"vertical-align:middle'><span style='display:block;height:100%;"
+        f"width:{progress.fraction * 100:.1f}%;background:{color}'></span></span>"
+    )
+
+
+def progress_html(status: JobStatus) -> str:
+    """Bar and words ('120/200 (60%) · 3.2/s · 25 s left'), or "" when nothing reports."""
+    if status.progress is None:
+        return ""
+    return (
+        f"<div class='jsc-progress' style='font-size:12px'>{progress_bar_html(status)} "
+        f"<span class='jsc-progress-text'>{_e(progress_text(status))}</span></div>"
+    )
 
 
 def outcome_html(status: JobStatus) -> str:
@@ -486,30 +690,40 @@ def outcome_html(status: JobStatus) -> str:
 def render_html(status: JobStatus) -> str:
     """The whole status as static HTML (what a saved notebook shows without a kernel)."""
     logs = "".join(
-        f"<details><summary>{name} (last lines)</summary>{log_html(text, name)}</details>"
+        f"<details><summary>{name} (last lines)</summary>{log_html(status, name)}</details>"
         for name, text in (("stdout", status.stdout_tail), ("stderr", status.stderr_tail))
         if text
     )
     return (
         f"<div class='jsc-job'><div>{header_html(status)}</div><div>{counters_html(status)}</div>"
-        f"{timeline_html(status.timeline)}{logs}{outcome_html(status)}</div>"
+        f"{progress_html(status)}{timeline_html(status.timeline)}{logs}{outcome_html(status)}"
+        "</div>"
     )
 
 
 def table_html(statuses: Sequence[JobStatus]) -> str:
     """A job array or list of jobs as one compact table."""
+    with_progress = any(status.progress is not None for status in statuses)
+    names = ("job", "name", "state", "elapsed", "progress", "node", "requeues", "outcome")
     head = "".join(
         f"<th style='{_CELL_STYLE}'>{name}</th>"
-        for name in ("job", "name", "state", "elapsed", "node", "requeues", "outcome")
+        for name in names
+        if with_progress or name != "progress"
     )
     rows = []
     for status in statuses:
         outcome = status.result if status.result is not None else _last_line(status.failure)
+        progress = (
+            [f"{progress_bar_html(status, '80px')} {_e(progress_brief(status))}"]
+            if with_progress
+            else []
+        )
         cells = (
             f"<code>{_e(status.job_id)}</code>",
             _e(status.name),
             badge_html(status),
             _e(elapsed_text(status)),
+            *progress,
             _e(status.node or "–"),
             _e(f"{status.requeues} ({status.preemptions} P, {status.timeouts} T)"),
             _e(truncate(outcome or "", 80)),

@@ -4,11 +4,14 @@
 job array or list of jobs. The watcher thread calls the widgets' update methods, which only set
 traits (ipykernel >= 6 sends trait changes made from any thread), so the view keeps moving while
 other cells run. Button actions run in a short-lived thread so the kernel's comm handling is free
-again at once; a failing action shows its error in the widget.
+again at once; a failing action shows its error in the widget. After each executed cell the main
+thread re-reads the jobs whose folder shows their end, so a saved notebook (nbclient, papermill)
+never keeps a RUNNING that ``result()`` already disproved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
@@ -31,6 +34,7 @@ from .status import (
     header_html,
     log_html,
     outcome_html,
+    progress_text,
     render_html,
     render_table_html,
     render_table_text,
@@ -171,9 +175,40 @@ class ActionBar(widgets.HBox):
 
 
 class _LiveView(widgets.VBox):
-    """What both views share: a watcher subscription that ends when the widget is closed."""
+    """What both views share: a watcher subscription that ends when the widget is closed, and
+    a re-read of the jobs that have ended (see :meth:`sync_ended`)."""
 
     _subscription: Subscription | None = None  # also set when __init__ failed half-way
+    _details = True
+
+    @property
+    def jobs_shown(self) -> list[Job[Any]]:
+        """The jobs of the view, in the order of :meth:`statuses`."""
+        raise NotImplementedError
+
+    def statuses(self) -> list[JobStatus]:
+        """The last status of every job shown."""
+        raise NotImplementedError
+
+    def update(self, statuses: Sequence[JobStatus]) -> None:
+        """Show new statuses."""
+        raise NotImplementedError
+
+    def sync_ended(self) -> None:
+        """Re-read now the jobs whose folder shows their end (a result, or an end event).
+
+        Runs in the main thread after each cell: the watcher may not have polled since
+        ``result()`` returned. The folder alone proves such a state: no scheduler call.
+        """
+        old = self.statuses()
+        new = [
+            collect_status(job, details=self._details, previous=status)
+            if not (status.done and status.terminal_seen) and _ended_in_folder(job)
+            else status
+            for job, status in zip(self.jobs_shown, old)
+        ]
+        if new != old:
+            self.update(new)
 
     def close(self) -> None:
         """Stop watching and close the widget with all its children."""
@@ -182,6 +217,22 @@ class _LiveView(widgets.VBox):
             self._subscription = None
         _close_children(self)
         super().close()
+
+
+def _ended_in_folder(job: Job[Any]) -> bool:
+    """Whether the job folder records the job's end: every task's result, or an end event."""
+    paths = job.paths
+    if all(paths.for_task(task).result_pickle.exists() for task in range(job.num_tasks)):
+        return True
+    return job.summary().terminal is not None
+
+
+def _newer(old: JobStatus, new: JobStatus) -> JobStatus:
+    """``new``, unless ``old`` already showed the job's recorded end (a watcher tick read
+    before the main thread's re-read must not bring back RUNNING)."""
+    if old.done and old.terminal_seen and not (new.done and new.terminal_seen):
+        return old
+    return new
 
 
 def _close_children(box: widgets.Box) -> None:
@@ -215,6 +266,8 @@ class JobWidget(_LiveView):
     counters = Unicode("").tag(sync=True)
     job_done = Bool(False).tag(sync=True)
     timeline = List(Dict()).tag(sync=True)
+    #: ``Progress.as_dict()`` of the job's progress ({} when it reports none).
+    progress = Dict().tag(sync=True)
     result = Unicode("").tag(sync=True)
     failure = Unicode("").tag(sync=True)
 
@@ -226,6 +279,15 @@ class JobWidget(_LiveView):
         self._header = widgets.HTML()
         self._counters = widgets.HTML()
         self.actions = ActionBar(lambda: self.job, self._watcher)
+        self.progress_bar = widgets.FloatProgress(
+            min=0.0, max=1.0, layout=widgets.Layout(width="260px", margin="0 8px 0 0")
+        )
+        self._progress_label = widgets.HTML()
+        self._progress = widgets.HBox(
+            [self.progress_bar, self._progress_label],
+            layout=widgets.Layout(align_items="center", display="none"),
+        )
+        self._progress.add_class("jsc-progress")
         self._timeline = widgets.HTML()
         self.log_stream = widgets.ToggleButtons(
             options=["stdout", "stderr"],
@@ -240,6 +302,7 @@ class JobWidget(_LiveView):
             children=[
                 self._header,
                 self._counters,
+                self._progress,
                 self.actions,
                 self._timeline,
                 self.log_stream,
@@ -260,15 +323,19 @@ class JobWidget(_LiveView):
         """The last status shown."""
         return self._status
 
+    @property
+    def jobs_shown(self) -> list[Job[Any]]:
+        """The job, as a list (the common interface with the table)."""
+        return [self.job]
+
     def statuses(self) -> list[JobStatus]:
         """The last status, as a list (the common interface with the table)."""
         return [self._status]
 
     def update(self, statuses: Sequence[JobStatus]) -> None:
         """Show a new status (called by the watcher thread: sets traits only)."""
-        status = statuses[0]
         with self._lock:
-            self._status = status
+            status = self._status = _newer(self._status, statuses[0])
             with self.hold_sync():
                 self.job_id = status.job_id
                 self.job_name = status.name
@@ -287,10 +354,12 @@ class JobWidget(_LiveView):
                         {"t": row.t, "time": row.clock, "event": row.event, "details": row.details}
                         for row in status.timeline
                     ]
+                self.progress = status.progress.as_dict() if status.progress else {}
                 self.result = status.result or ""
                 self.failure = status.failure or ""
             self._header.value = header_html(status)
             self._counters.value = counters_html(status)
+            self._show_progress(status)
             self._timeline.value = timeline_html(status.timeline)
             self._render_log()
             self._outcome.value = outcome_html(status)
@@ -298,11 +367,21 @@ class JobWidget(_LiveView):
             self.actions.update(status)
         _saved_outputs.changed(self)
 
+    def _show_progress(self, status: JobStatus) -> None:
+        progress = status.progress
+        self._progress.layout.display = "none" if progress is None else None
+        if progress is None:
+            return
+        known = progress.fraction is not None
+        self.progress_bar.layout.display = None if known else "none"
+        self.progress_bar.value = progress.fraction or 0.0
+        self.progress_bar.bar_style = _BAR_STYLES.get(status.state, "info")
+        words = _escape(progress_text(status))
+        self._progress_label.value = f"<span style='font-size:12px'>{words}</span>"
+
     def _render_log(self) -> None:
         with self._lock:
-            stream = str(self.log_stream.value)
-            text = self._status.stdout_tail if stream == "stdout" else self._status.stderr_tail
-            self._log.value = log_html(text, stream)
+            self._log.value = log_html(self._status, str(self.log_stream.value))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = super()._repr_mimebundle_(**kwargs) or {}
@@ -359,6 +438,13 @@ class JobTableWidget(_LiveView):
             self.jobs, self.update, details=False
         )
 
+    _details = False
+
+    @property
+    def jobs_shown(self) -> list[Job[Any]]:
+        """The jobs, one row each."""
+        return self.jobs
+
     def statuses(self) -> list[JobStatus]:
         """The last status of every row."""
         return list(self._statuses)
@@ -366,7 +452,8 @@ class JobTableWidget(_LiveView):
     def update(self, statuses: Sequence[JobStatus]) -> None:
         """Show new statuses (called by the watcher thread: sets traits only)."""
         with self._lock:
-            self._statuses = list(statuses)
+            statuses = [_newer(old, new) for old, new in zip(self._statuses, statuses)]
+            self._statuses = statuses
             self.rows = [
                 {
                     "job_id": s.job_id,
@@ -377,6 +464,7 @@ class JobTableWidget(_LiveView):
                     "preemptions": s.preemptions,
                     "timeouts": s.timeouts,
                     "done": s.done,
+                    "progress": s.progress.as_dict() if s.progress else None,
                 }
                 for s in statuses
             ]
@@ -483,6 +571,10 @@ class _SavedOutputs:
             shown_now = list(self._shown)
         for shown in shown_now:
             widget = shown.widget
+            if widget.comm is not None:
+                # A deleted job folder, say, fails here: the watcher shows that problem.
+                with contextlib.suppress(Exception):
+                    widget.sync_ended()
             key = _saved_key(widget)
             finished = all(s.done and s.terminal_seen for s in widget.statuses())
             if widget.comm is not None and key != shown.key:
@@ -494,6 +586,16 @@ class _SavedOutputs:
 
 
 _saved_outputs = _SavedOutputs()
+
+#: The progress bar's colour by state (ipywidgets' bar styles); running: "info".
+_BAR_STYLES = {
+    "COMPLETED": "success",
+    "FAILED": "danger",
+    "OUT_OF_MEMORY": "danger",
+    "CANCELLED": "warning",
+    "TIMEOUT": "warning",
+    "PREEMPTED": "warning",
+}
 
 
 def _escape(text: str) -> str:

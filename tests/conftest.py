@@ -15,19 +15,24 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+#: The interpreter the test kernels run: this one, or another environment's, e.g. one with
+#: ipykernel 6 (scripts/test.sh runs the kernel tests a second time that way).
+KERNEL_PYTHON = os.environ.get("JSC_KERNEL_PYTHON") or sys.executable
+
 
 @pytest.fixture(scope="session")
 def venv_kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kernelspec folder holding ``jsc-venv``: a kernel running this very interpreter.
+    """A kernelspec folder holding ``jsc-venv``: a kernel running :data:`KERNEL_PYTHON`.
 
-    Use it with ``KernelSpecManager(kernel_dirs=[str(venv_kernel_dir)])``; it needs no
-    ``ipykernel install`` step, so it works on a fresh CI machine whatever other kernels exist.
+    Use it with ``KernelSpecManager(kernel_dirs=[str(venv_kernel_dir)])``, or through
+    ``support.venv_kernel``/``support.venv_notebook_client``; it needs no ``ipykernel install``
+    step, so it works on a fresh CI machine whatever other kernels exist.
     """
-    kernels = tmp_path_factory.mktemp("kernels")
+    kernels = tmp_path_factory.mktemp("jupyter-data") / "kernels"  # a Jupyter data folder's
     spec_dir = kernels / "jsc-venv"
-    spec_dir.mkdir()
+    spec_dir.mkdir(parents=True)
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [KERNEL_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "jupyter_slurm_ckpt tests",
         "language": "python",
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,10 +13,18 @@ from typing import Any
 
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+from nbformat import NotebookNode
 
 import jupyter_slurm_ckpt as submitit
 
+# The demo's own kernel set-up: kernels over IPC (Unix sockets), as scripts/run_notebook.py runs.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from run_notebook import ipc_transport
+
 WAIT_S = 60.0  # generous: other test runs share the 2 cores
+#: The name of the kernelspec of the ``venv_kernel_dir`` fixture.
+VENV_KERNEL = "jsc-venv"
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
@@ -39,18 +49,44 @@ def cancel_leftover_jobs(folder: Path) -> None:
 
 @contextlib.contextmanager
 def venv_kernel(cwd: Path, kernel_dir: Path, jobs: Path) -> Iterator[KernelManager]:
-    """A real kernel of this venv (the ``venv_kernel_dir`` fixture's spec) started in ``cwd``;
-    shut down afterwards, and no job of the ``jobs`` folder left running."""
-    manager = KernelManager(
-        kernel_name="jsc-venv",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]),
-    )
-    manager.start_kernel(cwd=str(cwd))
+    """A real kernel of the test interpreter (the ``venv_kernel_dir`` fixture's spec) started in
+    ``cwd``, over IPC; shut down afterwards, and no job of the ``jobs`` folder left running."""
+    with ipc_transport() as config:
+        manager = KernelManager(
+            kernel_name=VENV_KERNEL,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]),
+            config=config,
+        )
+        manager.start_kernel(cwd=str(cwd))
+        try:
+            yield manager
+        finally:
+            manager.shutdown_kernel(now=True)
+            cancel_leftover_jobs(jobs)
+
+
+@contextlib.contextmanager
+def venv_notebook_client(
+    notebook: NotebookNode, kernel_dir: Path, cwd: Path, **options: Any
+) -> Iterator[NotebookClient]:
+    """An nbclient ``NotebookClient`` whose kernel is the ``venv_kernel_dir`` fixture's, run in
+    ``cwd`` over IPC (nbclient starts and stops it); ``options`` go to ``NotebookClient``."""
+    saved = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernel_dir.parent), saved]))
     try:
-        yield manager
+        with ipc_transport() as config:
+            yield NotebookClient(
+                notebook,
+                config=config,
+                kernel_name=VENV_KERNEL,
+                resources={"metadata": {"path": str(cwd)}},
+                **options,
+            )
     finally:
-        manager.shutdown_kernel(now=True)
-        cancel_leftover_jobs(jobs)
+        if saved is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = saved
 
 
 def rewrite_payload_header(path: Path, **fields: str) -> None:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
+import pytest
+from support import venv_notebook_client
 
 import jupyter_slurm_ckpt
+
+pytestmark = pytest.mark.kernel
 
 NOTEBOOK = Path(__file__).parent / "notebooks" / "magic_checkpoint_roundtrip.ipynb"
 
@@ -33,20 +34,12 @@ def test_notebook_class_checkpoints_requeues_and_comes_back(
     venv_kernel_dir: Path, tmp_path: Path
 ) -> None:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    km = AsyncKernelManager(
-        kernel_name="jsc-venv",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(venv_kernel_dir)]),
-    )
-    client = NotebookClient(
-        notebook,
-        km=km,
-        timeout=300,  # per cell; generous for a loaded 2-core machine
-        kernel_name="jsc-venv",
-        resources={"metadata": {"path": str(tmp_path)}},  # the kernel's cwd
-    )
     folder = tmp_path / "slurm_jobs"
     try:
-        client.execute()  # raises CellExecutionError if an assertion of the notebook fails
+        # Per cell 300 s: generous for a loaded 2-core machine. Raises CellExecutionError if an
+        # assertion of the notebook fails.
+        with venv_notebook_client(notebook, venv_kernel_dir, tmp_path, timeout=300) as client:
+            client.execute()
     finally:
         for info in folder.glob("*_job.json"):
             with contextlib.suppress(Exception):

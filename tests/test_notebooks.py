@@ -15,7 +15,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from support import venv_notebook_client
+
+pytestmark = pytest.mark.kernel
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -94,33 +96,35 @@ PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
 
 
 def execute(
-    source: Path, workdir: Path, promise: str, cluster: str = "local"
+    source: Path, workdir: Path, promise: str, kernel_dir: Path, cluster: str = "local"
 ) -> tuple[nbformat.NotebookNode, Any]:
     notebook = nbformat.read(source, as_version=4)
     notebook.cells.append(
         nbformat.v4.new_code_cell(f"import json as _json\nprint(_json.dumps({promise}))")
     )
-    client = NotebookClient(
+    with venv_notebook_client(
         notebook,
+        kernel_dir,
+        workdir,
         timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(workdir)}},
         store_widget_state=True,
         extra_arguments=[f"--SlurmMagics.cluster={cluster}"],
-    )
-    client.execute()
+    ) as client:
+        client.execute()
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
     return notebook, json.loads(printed)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
-def test_notebook_runs_and_keeps_its_promises(name: str, tmp_path: Path) -> None:
+def test_notebook_runs_and_keeps_its_promises(
+    name: str, tmp_path: Path, venv_kernel_dir: Path
+) -> None:
     if name not in PROMISES:
         pytest.fail(f"{name} has no promises checked in tests/test_notebooks.py")
     source = tmp_path / name
     shutil.copy(NOTEBOOKS / name, source)
     promise, check = PROMISES[name]
-    notebook, values = execute(source, tmp_path, promise)
+    notebook, values = execute(source, tmp_path, promise, venv_kernel_dir)
     check(values)
     # The jobs went to slurm_jobs/ beside the notebook.
     assert list((tmp_path / "slurm_jobs").glob("*_job.json"))

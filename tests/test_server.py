@@ -22,6 +22,7 @@ from jupyter_server.auth import Authorizer
 # plugin they would add autouse event-loop and ServerApp fixtures to every test of the session.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 from support import cancel_leftover_jobs, wait_for
+from test_widget_jobs import Stepper, tqdm_loop
 from tornado.httpclient import HTTPClientError
 
 import jupyter_slurm_ckpt as submitit
@@ -222,6 +223,41 @@ def test_events_and_log_tail(api: Api, executor: submitit.LocalExecutor) -> None
     assert tail["text"].splitlines() == ["line 47", "line 48", "line 49"]
     errors = api.get("jobs", job.job_id, "log", folder=folder, stream="err")
     assert errors["stream"] == "err" and "line 49" not in (errors["text"] or "")
+
+
+def test_rows_carry_progress_and_logs_read_like_a_terminal(
+    api: Api, executor: submitit.LocalExecutor, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    stepper = executor.submit(Stepper(), 200, str(release), 50)
+    looping = executor.submit(tqdm_loop, 200, str(release), 120)
+
+    def progress_at(job: submitit.Job[Any], step: int) -> dict[str, Any] | None:
+        row = row_of(api.get("jobs"), job)
+        progress = row["progress"]
+        return row if progress is not None and progress["step"] == step else None
+
+    reported = wait_for(lambda: progress_at(stepper, 50), "the reported step 50", WAIT_S)
+    assert reported["progress"]["fraction"] == 0.25 and reported["progress"]["source"] == "report"
+    assert reported["run_elapsed_s"] == reported["elapsed_s"]  # one run so far
+    logged = wait_for(lambda: progress_at(looping, 120), "the tqdm bar at 120", WAIT_S)
+    assert (logged["progress"]["total"], logged["progress"]["source"]) == (200, "log")
+    assert logged["progress"]["desc"] == "train"
+
+    folder = _real(looping)
+    errors = api.get("jobs", looping.job_id, "log", folder=folder, stream="err", lines=50)
+    bars = [line for line in errors["text"].splitlines() if line.startswith("train:")]
+    assert len(bars) == 1 and "120/200" in bars[0]  # one line, not 120 redraws
+    output = api.get("jobs", looping.job_id, "log", folder=folder, stream="out")
+    assert output["text"] == "training started on the local backend"
+    assert '<span style="color:#00a250;font-weight:bold">training started</span>' in output["html"]
+
+    release.touch()
+    stepper.result(WAIT_S)
+    looping.result(WAIT_S)
+    finished = wait_for(lambda: progress_at(stepper, 200), "the last step", WAIT_S)
+    assert finished["state"] == "COMPLETED" and finished["ended_at"] is not None
+    assert finished["elapsed_s"] == round(finished["ended_at"] - finished["started_at"], 1)
 
 
 def test_simulate_preemption_then_timeout_requeue_the_job(

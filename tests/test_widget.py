@@ -203,8 +203,9 @@ def test_display_job_needs_jobs() -> None:
 
 
 def test_small_helpers(tmp_path: Path) -> None:
-    assert [format_duration(s) for s in (5, 65, 3700, 90000)] == [
-        "5 s", "1 min 05 s", "1 h 01 min", "1 d 01 h"
+    # Tenths below 10 s: a job of 0.9 s did not take "0 s".
+    assert [format_duration(s) for s in (0.96, 5, 12.7, 65, 3700, 90000)] == [
+        "0.9 s", "5.0 s", "12 s", "1 min 05 s", "1 h 01 min", "1 d 01 h"
     ]
     log = tmp_path / "log"
     log.write_text("".join(f"line {i}\n" for i in range(5000)))

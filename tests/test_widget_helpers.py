@@ -33,6 +33,19 @@ def submission_cells(release: Path) -> list[str]:
     ]
 
 
+def progress_cells(release: Path) -> list[str]:
+    """Notebook cells that submit a ``tqdm_loop`` (paused at 120 of 200) and a ``Stepper``
+    reporting ``step``/``total`` (paused at 50 of 200) with ``%%slurm``."""
+    waiting = f"{str(release)!r}"
+    return [
+        "%load_ext jupyter_slurm_ckpt",
+        f"%%slurm --cluster local --folder jobs --name tqdm-loop\n{JOB_SOURCE}\n"
+        f"looping = tqdm_loop(200, {waiting}, 120)",
+        f"%%slurm --cluster local --folder jobs --name stepper\n"
+        f"stepping = Stepper()(200, {waiting}, 50)",
+    ]
+
+
 @pytest.fixture(name="executor")
 def executor_fixture(tmp_path: Path) -> Iterator[submitit.LocalExecutor]:
     """A local executor named "waiter"; its jobs are cancelled afterwards."""

@@ -7,6 +7,7 @@ the frontend by reading the widget comms on iopub and sending a button's click m
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ import pytest
 from jupyter_client.manager import KernelManager
 from support import venv_kernel
 from test_widget_helpers import submission_cells
+
+pytestmark = pytest.mark.kernel
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 
@@ -99,6 +102,17 @@ def frontend(tmp_path: Path, venv_kernel_dir: Path) -> Iterator[Frontend]:
             yield fe
         finally:
             fe.client.stop_channels()
+
+
+def test_the_kernel_runs_the_ipykernel_under_test(frontend: Frontend) -> None:
+    # scripts/test.sh runs the kernel tests twice: ipykernel 7 (.venv), then 6 (a second venv,
+    # JSC_KERNEL_PYTHON, with JSC_KERNEL_IPYKERNEL=6 saying which major it must be).
+    frontend.execute("import ipykernel; print(ipykernel.version_info[0])")
+    major = int("".join(frontend.streams).split()[-1])
+    assert major >= 6
+    expected = os.environ.get("JSC_KERNEL_IPYKERNEL")
+    if expected:
+        assert major == int(expected), f"the kernel runs ipykernel {major}, not {expected}"
 
 
 def _events(state: dict[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from ..core.files import next_counter_value
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..core.paths import template_root
+from ..core.progress import flush_progress
 from ..core.worker import SignalHandler, Termination
 
 
@@ -109,7 +110,10 @@ class DebugJob(Job[Any]):
         self._running = True
         try:
             with self._job_environment():
-                value = delayed.result()
+                try:
+                    value = delayed.result()
+                finally:
+                    flush_progress()  # the last step reached, before the end is recorded
         except Exception as error:
             self._error = error
             trace = traceback.format_exc()

@@ -28,6 +28,7 @@ from .files import WriteError, open_private_append
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
+from .progress import flush_progress
 from .unpicklable import explain_unpicklable
 
 #: The signal a scheduler sends before preempting or timing out a job (submitit's convention).
@@ -171,6 +172,7 @@ class SignalHandler:
         say("cancelled")
 
     def _handle(self, reason: str, via: str | None, requeued: bool) -> None:
+        flush_progress()  # the step reached, recorded before the signal that interrupts it
         self.signalled = reason
         window_end = time.monotonic() + self._window_s(via)
         task = self.paths.task_id
@@ -411,6 +413,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         value = delayed.result()
     except Exception:
         _ignore_signals()  # finished: nothing left to requeue
+        flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
         _write_outcome(paths.result_pickle, "error", trace)
@@ -418,6 +421,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
         return 0
     _ignore_signals()
+    flush_progress()
     _write_outcome(paths.result_pickle, "success", value)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0

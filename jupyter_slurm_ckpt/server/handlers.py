@@ -2,7 +2,8 @@
 
 - ``GET  jobs[?folder=F...]``                         the job rows (JSON list), newest first
 - ``GET  jobs/<id>/events?folder=F``                   the job's events (JSON list)
-- ``GET  jobs/<id>/log?folder=F&stream=out|err&lines=N[&task=T]``   a log tail
+- ``GET  jobs/<id>/log?folder=F&stream=out|err&lines=N[&task=T]``   a log tail, as a terminal
+  shows it: ``text`` (plain) and ``html`` (escaped, ANSI colours as inline styles)
 - ``POST jobs/<id>/interrupt``  body ``{"folder": F, "timeout": false}``
 - ``POST jobs/<id>/cancel``     body ``{"folder": F}``
 """
@@ -103,7 +104,7 @@ class EventsHandler(_Handler):
 
 
 class LogHandler(_Handler):
-    """``GET jobs/<id>/log``: the tail of a task's stdout or stderr."""
+    """``GET jobs/<id>/log``: the tail of a task's stdout or stderr (``\r`` redraws applied)."""
 
     @web.authenticated
     @authorized

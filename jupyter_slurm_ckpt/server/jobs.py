@@ -25,7 +25,9 @@ from ..core.errors import JobFolderError, UncompletedJobError
 from ..core.files import check_folder_is_safe
 from ..core.job import FINAL_STATES, Job
 from ..core.paths import is_valid_job_id
-from ..status import tail
+from ..core.progress import progress_from_events
+from ..status import JobTimes, job_times, log_progress
+from ..terminal import read_tail
 from ..watcher import poll_states
 from .config import SlurmJobsConfig
 from .discovery import MARKER_SUFFIX, OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
@@ -109,7 +111,7 @@ class JobService:
             raise JobRequestError(404, str(error)) from None
 
     async def list_jobs(self, scope: tuple[Path, ...]) -> list[dict[str, Any]]:
-        """Rows of the jobs below ``scope``, newest first, ``elapsed_s`` as of now."""
+        """Rows of the jobs below ``scope``, newest first, elapsed times as of now."""
         cached = self._listings.get(scope)
         if cached is None or time.monotonic() - cached.at >= self.config.min_poll_interval_s:
             cached = await asyncio.shield(self._refresh_once(scope))
@@ -200,14 +202,16 @@ class JobService:
             self._jobs[key] = job
             info = job.info
             state = job.state if state is None else state
+            events = job.events()
             summary = job.summary()
         except Exception as error:  # a corrupt job is shown as such, not a broken listing
             self._jobs.pop(key, None)
             return {**_broken(row), "error": f"{type(error).__name__}: {error}"}
-        last = summary.last
-        finished_at = summary.ended_at
-        if finished_at is None and state in FINAL_STATES and last is not None:
-            finished_at = last.get("t")
+        times = job_times(events, state in FINAL_STATES)
+        progress = progress_from_events(events)
+        logs = (job.paths.stderr, job.paths.stdout)
+        if progress is None and not any(path.is_symlink() for path in logs):
+            progress = log_progress(job.paths)  # the job's own tqdm bar
         row.update(
             name=info.name,
             backend=info.cluster,
@@ -219,10 +223,13 @@ class JobService:
             node=summary.node,
             num_tasks=info.num_tasks,
             submitted_at=summary.submitted_at or info.submitted_at,
-            started_at=summary.started_at,
-            ended_at=finished_at,
-            last_event=last,
+            started_at=times.started_at,
+            run_started_at=times.run_started_at,
+            run_ended_at=times.run_ended_at,
+            ended_at=times.ended_at,
+            last_event=summary.last,
             not_requeued_reason=summary.not_requeued_reason,
+            progress=progress.as_dict() if progress else None,
         )
         return row
 
@@ -268,16 +275,18 @@ class JobService:
     def log_tail(
         self, folder: str | None, job_id: str, stream: str, lines: int, task: int
     ) -> dict[str, Any]:
-        """The last ``lines`` lines of a task's stdout (``out``) or stderr (``err``)."""
+        """The last ``lines`` lines of a task's stdout (``out``) or stderr (``err``) as a terminal
+        shows them: ``text`` (colours stripped) and ``html`` (escaped, colours as styles)."""
         job = self.open_job(folder, job_id)
         if not 0 <= task < job.num_tasks:
             raise JobRequestError(400, f"job {job_id} has tasks 0..{job.num_tasks - 1}")
         paths = job.paths.for_task(task)
         path = paths.stdout if stream == "out" else paths.stderr
-        text = (
-            tail(path, lines, MAX_LOG_BYTES) if path.is_file() and not path.is_symlink() else None
-        )
-        return {"id": job_id, "task": task, "stream": stream, "path": str(path), "text": text}
+        answer = {"id": job_id, "task": task, "stream": stream, "path": str(path)}
+        if not path.is_file() or path.is_symlink():
+            return {**answer, "text": None, "html": None}
+        screen = read_tail(path, lines, MAX_LOG_BYTES)
+        return {**answer, "text": screen.text, "html": screen.html}
 
     def interrupt(self, folder: str | None, job_id: str, timeout: bool) -> dict[str, Any]:
         """Simulate a preemption (or a timeout) of a running job."""
@@ -331,15 +340,22 @@ def _broken(row: dict[str, Any]) -> dict[str, Any]:
         "num_tasks": None,
         "submitted_at": None,
         "started_at": None,
+        "run_started_at": None,
+        "run_ended_at": None,
         "ended_at": None,
         "last_event": None,
         "not_requeued_reason": None,
+        "progress": None,
     }
 
 
 def _with_elapsed(row: dict[str, Any], now: float) -> dict[str, Any]:
-    started = row.get("started_at")
-    if started is None:
-        return {**row, "elapsed_s": None}
-    end = row.get("ended_at") or now
-    return {**row, "elapsed_s": round(max(end - started, 0.0), 1)}
+    """The row with ``elapsed_s`` (since the first start) and ``run_elapsed_s`` (the current
+    run's), as of ``now``."""
+    times = JobTimes(row["started_at"], row["run_started_at"], row["run_ended_at"], row["ended_at"])
+    elapsed, run_elapsed = times.elapsed(now)
+    return {
+        **row,
+        "elapsed_s": None if elapsed is None else round(elapsed, 1),
+        "run_elapsed_s": None if run_elapsed is None else round(run_elapsed, 1),
+    }

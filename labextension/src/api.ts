@@ -16,7 +16,10 @@ export interface ILogTail {
   task: number;
   stream: 'out' | 'err';
   path: string;
+  /** The tail as a terminal shows it (`\r` redraws applied), colours stripped. */
   text: string | null;
+  /** The same as HTML: text escaped by the server, ANSI colours as inline styles. */
+  html: string | null;
 }
 
 async function request<T>(path: string, init: RequestInit = {}): Promise<T> {

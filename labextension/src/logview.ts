@@ -69,7 +69,13 @@ export class JobLogView extends Widget {
       const tail = await jobLog(this.job, this._stream, this.lines());
       const atBottom =
         this._pre.scrollTop + this._pre.clientHeight >= this._pre.scrollHeight - 4;
-      this._pre.textContent = tail.text ?? '(no output yet)';
+      if (tail.html === null) {
+        this._pre.textContent = '(no output yet)';
+      } else {
+        // Rendered by the server (jupyter_slurm_ckpt.terminal): every character of the log is
+        // escaped there; the only markup is <span style="..."> for the ANSI colours.
+        this._pre.innerHTML = tail.html;
+      }
       this._status.textContent = tail.path;
       if (atBottom) {
         this._pre.scrollTop = this._pre.scrollHeight;

@@ -16,12 +16,42 @@ export interface IJobRow {
   node: string | null;
   num_tasks: number | null;
   submitted_at: number | null;
+  /** The first run's start. */
   started_at: number | null;
+  /** The current (or last) run's start and, once it was requeued, its end. */
+  run_started_at: number | null;
+  run_ended_at: number | null;
   ended_at: number | null;
+  /** Seconds since the first start (to the end, for a finished job), as of the fetch. */
   elapsed_s: number | null;
+  /** Seconds of the current (or last) run, as of the fetch. */
+  run_elapsed_s: number | null;
   last_event: IJobEvent | null;
   not_requeued_reason: string | null;
+  progress: IJobProgress | null;
   error: string | null;
+}
+
+/**
+ * How far a job got (the server's `Progress.as_dict()`): from its `report_progress(step=...,
+ * total=...)` events, or, when it reports nothing, from the last tqdm bar of its log.
+ */
+export interface IJobProgress {
+  step: number;
+  total: number | null;
+  /** step / total in [0, 1], when the total is known. */
+  fraction: number | null;
+  /** The run (0 = the first) of the latest report. */
+  run: number;
+  /** Steps per second in the current run. */
+  rate: number | null;
+  /** Seconds left at the latest report. */
+  eta_s: number | null;
+  /** The step the current run resumed from (a requeued run). */
+  resumed_from: number | null;
+  desc: string;
+  details: string;
+  source: 'report' | 'log';
 }
 
 /** One line of a job's `<id>_events.jsonl`. */
@@ -64,12 +94,16 @@ export function sortNewestFirst(rows: readonly IJobRow[]): IJobRow[] {
   });
 }
 
-/** `42s`, `3m 05s`, `2h 03m`, `1d 04h`; `—` before the job has started. */
+/** `0.4s`, `42s`, `3m 05s`, `2h 03m`, `1d 04h`; `—` before the job has started. */
 export function formatElapsed(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {
     return '—';
   }
-  const total = Math.max(0, Math.floor(seconds));
+  if (seconds < 10) {
+    // A short job's time to the tenth: "0.4s", not "0s".
+    return `${(Math.floor(Math.max(0, seconds) * 10) / 10).toFixed(1)}s`;
+  }
+  const total = Math.floor(seconds);
   const pad = (n: number) => String(n).padStart(2, '0');
   if (total < 60) {
     return `${total}s`;
@@ -93,6 +127,63 @@ export function elapsedNow(row: IJobRow, fetchedAtMs: number, nowMs: number): nu
   }
   const extra = isLive(row.state) ? Math.max(0, nowMs - fetchedAtMs) / 1000 : 0;
   return row.elapsed_s + extra;
+}
+
+/** The current run's time now (it stops when the run was requeued or the job ended). */
+export function runElapsedNow(row: IJobRow, fetchedAtMs: number, nowMs: number): number | null {
+  if (row.run_elapsed_s === null || row.run_elapsed_s === undefined) {
+    return null;
+  }
+  const running = isLive(row.state) && row.run_ended_at === null;
+  const extra = running ? Math.max(0, nowMs - fetchedAtMs) / 1000 : 0;
+  return row.run_elapsed_s + extra;
+}
+
+/** The elapsed cell: the whole job's time, and the current run's once it was requeued. */
+export function elapsedText(row: IJobRow, fetchedAtMs: number, nowMs: number): string {
+  const text = formatElapsed(elapsedNow(row, fetchedAtMs, nowMs));
+  const run = runElapsedNow(row, fetchedAtMs, nowMs);
+  if (row.runs > 1 && run !== null) {
+    return `${text} (run #${row.runs - 1}: ${formatElapsed(run)})`;
+  }
+  return text;
+}
+
+/** A step count: `1,200` for whole numbers, `3.25` otherwise. */
+export function formatCount(value: number): string {
+  return Number.isInteger(value)
+    ? value.toLocaleString('en-US')
+    : String(Number(value.toPrecision(4)));
+}
+
+/** `12.5/s`, or `4.2s each` when a step takes longer than a second. */
+export function formatRate(rate: number): string {
+  if (rate >= 1 || rate <= 0) {
+    return `${Number(rate.toPrecision(3))}/s`;
+  }
+  return `${Number((1 / rate).toPrecision(3))}s each`;
+}
+
+/** `train 120/200 (60%) · 3.2/s · 25s left · resumed at 100 in run #1 · loss=0.3`. */
+export function progressText(progress: IJobProgress, live: boolean): string {
+  let count = formatCount(progress.step);
+  if (progress.total !== null && progress.fraction !== null) {
+    count += `/${formatCount(progress.total)} (${Math.round(progress.fraction * 100)}%)`;
+  }
+  const parts = [progress.desc ? `${progress.desc} ${count}` : count];
+  if (progress.rate !== null) {
+    parts.push(formatRate(progress.rate));
+  }
+  if (live && progress.eta_s !== null && (progress.fraction ?? 0) < 1) {
+    parts.push(`${formatElapsed(progress.eta_s)} left`);
+  }
+  if (progress.resumed_from !== null) {
+    parts.push(`resumed at ${formatCount(progress.resumed_from)} in run #${progress.run}`);
+  }
+  if (progress.details) {
+    parts.push(progress.details);
+  }
+  return parts.join(' · ');
 }
 
 function text(value: unknown): string {
@@ -123,6 +214,16 @@ export function describeEvent(event: IJobEvent | null | undefined): string {
       return `not requeued: ${text(event.reason)}`;
     case 'failed':
       return `failed${event.reason ? `: ${text(event.reason)}` : ''}`;
+    case 'progress': {
+      if (typeof event.step === 'number') {
+        const total = typeof event.total === 'number' ? ` of ${formatCount(event.total)}` : '';
+        return `progress: step ${formatCount(event.step)}${total}`;
+      }
+      const fields = Object.entries(event)
+        .filter(([key]) => !['t', 'event', 'run'].includes(key))
+        .map(([key, value]) => `${key}=${String(value)}`);
+      return `progress: ${fields.join(', ')}`;
+    }
     default:
       return event.event;
   }

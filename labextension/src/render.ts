@@ -8,9 +8,10 @@ import {
   JobAction,
   availableActions,
   describeEvent,
-  elapsedNow,
-  formatElapsed,
-  jobKey
+  elapsedText,
+  isLive,
+  jobKey,
+  progressText
 } from './model';
 
 /** Called when the user clicks a row action. */
@@ -84,7 +85,7 @@ export class JobListRenderer {
       const item = this.find(row);
       const cell = item?.querySelector('.jp-SlurmJobs-elapsed');
       if (cell) {
-        cell.textContent = formatElapsed(elapsedNow(row, fetchedAtMs, nowMs));
+        cell.textContent = elapsedText(row, fetchedAtMs, nowMs);
       }
     }
   }
@@ -105,6 +106,17 @@ export class JobListRenderer {
     head.className = 'jp-SlurmJobs-head';
     const meta = document.createElement('div');
     meta.className = 'jp-SlurmJobs-meta';
+    // The progress bar (hidden until the job reports progress or shows a tqdm bar).
+    const progress = document.createElement('div');
+    progress.className = 'jp-SlurmJobs-progress';
+    const bar = document.createElement('div');
+    bar.className = 'jp-SlurmJobs-bar';
+    const fill = document.createElement('div');
+    fill.className = 'jp-SlurmJobs-fill';
+    bar.append(fill);
+    const words = document.createElement('span');
+    words.className = 'jp-SlurmJobs-progresstext';
+    progress.append(bar, words);
     const last = document.createElement('div');
     last.className = 'jp-SlurmJobs-last';
     const cells = {} as Record<Field, HTMLElement>;
@@ -133,7 +145,7 @@ export class JobListRenderer {
       });
       actions.append(button);
     }
-    item.append(head, meta, last, actions);
+    item.append(head, meta, progress, last, actions);
     return item;
   }
 
@@ -161,7 +173,8 @@ export class JobListRenderer {
       `${row.requeues} requeue${row.requeues === 1 ? '' : 's'}`,
       `requeued ${row.requeues} times (${row.preemptions} preemptions, ${row.timeouts} timeouts)`
     );
-    set('elapsed', formatElapsed(elapsedNow(row, fetchedAtMs, nowMs)), 'elapsed');
+    set('elapsed', elapsedText(row, fetchedAtMs, nowMs), 'elapsed: the whole job (the run)');
+    this.showProgress(item, row);
     set(
       'last',
       row.error ?? describeEvent(row.last_event),
@@ -175,6 +188,30 @@ export class JobListRenderer {
       item.querySelectorAll<HTMLButtonElement>('.jp-SlurmJobs-action')
     )) {
       button.disabled = !allowed[button.dataset.action as JobAction];
+    }
+  }
+
+  private showProgress(item: HTMLElement, row: IJobRow): void {
+    const block = item.querySelector('.jp-SlurmJobs-progress') as HTMLElement;
+    const progress = row.progress ?? null;
+    block.hidden = progress === null;
+    if (progress === null) {
+      return;
+    }
+    const bar = block.querySelector('.jp-SlurmJobs-bar') as HTMLElement;
+    const fill = block.querySelector('.jp-SlurmJobs-fill') as HTMLElement;
+    bar.hidden = progress.fraction === null;
+    const width = `${((progress.fraction ?? 0) * 100).toFixed(1)}%`;
+    if (fill.style.width !== width) {
+      fill.style.width = width;
+    }
+    bar.dataset.fraction = String(progress.fraction ?? '');
+    bar.title = progress.source === 'log' ? "from the job's tqdm bar" : 'from report_progress()';
+    const words = block.querySelector('.jp-SlurmJobs-progresstext') as HTMLElement;
+    const text = progressText(progress, isLive(row.state));
+    if (words.textContent !== text) {
+      words.textContent = text;
+      words.title = text; // the whole line, where the sidebar is too narrow for it
     }
   }
 }

@@ -1,7 +1,9 @@
-"""Shared fixtures of the browser tests: JupyterLab from PyPI on localhost, Debian's chromium.
+"""Shared fixtures of the browser tests: JupyterLab and Notebook 7 from PyPI on localhost,
+Debian's chromium.
 
 - ``lab``: a JupyterLab server (token auth, private config/data/settings folders) serving the
   repository's freshly built labextension and the ``jupyter_slurm_ckpt.server`` extension.
+- ``notebook7``: the same, served by Notebook 7 (``jupyter notebook``).
 - ``page``: a Playwright page in ``/usr/bin/chromium`` (``apt-get install -y chromium``; no
   browser download, ever).
 - ``screenshots``: where a test saves what a person would see (``out/browser/<test>/``).
@@ -46,7 +48,7 @@ WAIT_S = 180.0  # generous: JupyterLab, jobs and other engineers' tests share 2 
 
 @dataclass
 class Lab:
-    """A running JupyterLab: its URL, token and root folder."""
+    """A running Jupyter server (JupyterLab or Notebook 7): its URL, token and root folder."""
 
     url: str
     token: str
@@ -116,17 +118,31 @@ def _wait_for_server(url: str, token: str, server: subprocess.Popen[bytes], log:
     )
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"JupyterLab exited:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"the Jupyter server exited:\n{log.read_text()[-3000:]}")
         with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=5) as answer:
             if answer.status == 200:
                 return
         time.sleep(0.2)
-    raise AssertionError(f"JupyterLab did not answer:\n{log.read_text()[-3000:]}")
+    raise AssertionError(f"the Jupyter server did not answer:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
 def lab(tmp_path: Path, built_labextension: Path) -> Iterator[Lab]:
     """JupyterLab on 127.0.0.1 with this repository's sidebar and server extension."""
+    with _serve(tmp_path, built_labextension, "jupyterlab", "LabApp") as server:
+        yield server
+
+
+@pytest.fixture
+def notebook7(tmp_path: Path, built_labextension: Path) -> Iterator[Lab]:
+    """Notebook 7 on 127.0.0.1 with this repository's sidebar and server extension."""
+    with _serve(tmp_path, built_labextension, "notebook", "JupyterNotebookApp") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serve(tmp_path: Path, built_labextension: Path, module: str, app: str) -> Iterator[Lab]:
+    """Run ``python -m <module>`` (whose application class is ``app``) until the block ends."""
     root = tmp_path / "root"
     root.mkdir()
     config = tmp_path / "config"
@@ -134,8 +150,10 @@ def lab(tmp_path: Path, built_labextension: Path) -> Iterator[Lab]:
     (config / "jupyter_server_config.json").write_text(
         json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_slurm_ckpt.server": True}}})
     )
-    labextensions = tmp_path / "labextensions"
-    labextensions.mkdir()
+    # On JUPYTER_PATH, searched before every other place (the venv may hold an older build):
+    # both front ends load and serve it from there.
+    labextensions = tmp_path / "jupyter-path" / "labextensions"
+    labextensions.mkdir(parents=True)
     (labextensions / "jupyter-slurm-ckpt").symlink_to(built_labextension)
     _write_settings(tmp_path / "settings")
     port, token = _free_port(), secrets.token_hex(24)
@@ -143,18 +161,20 @@ def lab(tmp_path: Path, built_labextension: Path) -> Iterator[Lab]:
         os.environ,
         JUPYTER_CONFIG_DIR=str(config),
         JUPYTER_DATA_DIR=str(tmp_path / "data"),
+        JUPYTER_PATH=os.pathsep.join(
+            filter(None, [str(labextensions.parent), os.environ.get("JUPYTER_PATH")])
+        ),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
     )
-    log_path = tmp_path / "jupyterlab.log"
+    log_path = tmp_path / f"{module}.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
+        sys.executable, "-m", module, "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        f"--LabApp.extra_labextensions_path={labextensions}",
-        "--LabApp.expose_app_in_browser=True",
+        f"--{app}.expose_app_in_browser=True",
         *(["--allow-root"] if os.geteuid() == 0 else []),  # CI runs as root
     ]  # fmt: skip
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)

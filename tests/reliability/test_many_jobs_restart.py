@@ -26,6 +26,8 @@ JOBS = 200
 SLEEPERS = 20
 WAIT_S = 300.0  # generous: 440 processes start on 2 shared cores
 
+pytestmark = pytest.mark.kernel
+
 
 class Kernel:
     """A real kernel and a client that runs cells and returns what they printed."""

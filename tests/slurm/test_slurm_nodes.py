@@ -115,10 +115,10 @@ def test_busy_gpus_show_slurms_reason_and_impossible_ones_a_clear_error(
 
 
 def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
-    tmp_path: Path, two_nodes: tuple[str, ...]
+    tmp_path: Path, two_nodes: tuple[str, ...], venv_kernel_dir: Path
 ) -> None:
     source = tmp_path / "05_several_nodes.ipynb"
     shutil.copy(NOTEBOOKS / source.name, source)
-    _, values = execute(source, tmp_path, "{'ranks': ranks}", cluster="slurm")
+    _, values = execute(source, tmp_path, "{'ranks': ranks}", venv_kernel_dir, cluster="slurm")
     check_several_nodes(values)
     assert {rank["node"] for rank in values["ranks"]} == set(two_nodes[:2])

@@ -96,6 +96,47 @@ describe('JobListRenderer', () => {
     expect(text(broken, 'name')).toBe('(unreadable job)');
   });
 
+  it('shows a progress bar once the job reports progress, and hides it otherwise', () => {
+    const { list, renderer } = setup();
+    const progress = {
+      step: 50,
+      total: 200,
+      fraction: 0.25,
+      run: 1,
+      rate: 5,
+      eta_s: 30,
+      resumed_from: 50,
+      desc: '',
+      details: '',
+      source: 'report' as const
+    };
+    renderer.render([row({ progress }), row({ id: 'L2' })], 0, 0);
+    const [reporting, silent] = Array.from(list.children) as HTMLElement[];
+    const block = reporting.querySelector('.jp-SlurmJobs-progress') as HTMLElement;
+    expect(block.hidden).toBe(false);
+    expect((reporting.querySelector('.jp-SlurmJobs-fill') as HTMLElement).style.width).toBe(
+      '25.0%'
+    );
+    expect(text(reporting, 'progresstext')).toBe(
+      '50/200 (25%) · 5/s · 30s left · resumed at 50 in run #1'
+    );
+    expect((silent.querySelector('.jp-SlurmJobs-progress') as HTMLElement).hidden).toBe(true);
+
+    // A tqdm bar without a total: the words only.
+    renderer.render(
+      [
+        row({
+          progress: { ...progress, total: null, fraction: null, eta_s: null, source: 'log' }
+        })
+      ],
+      0,
+      0
+    );
+    const bar = list.children[0].querySelector('.jp-SlurmJobs-bar') as HTMLElement;
+    expect(bar.hidden).toBe(true);
+    expect(text(list.children[0], 'progresstext')).toBe('50 · 5/s · resumed at 50 in run #1');
+  });
+
   it('ticks the elapsed time of live jobs between fetches', () => {
     const { list, renderer } = setup();
     const rows = [row({ elapsed_s: 10 }), row({ id: 'L2', state: 'COMPLETED', elapsed_s: 10 })];

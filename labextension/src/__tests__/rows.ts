@@ -16,10 +16,14 @@ export function row(overrides: Partial<IJobRow> = {}): IJobRow {
     num_tasks: 1,
     submitted_at: 1000,
     started_at: 1001,
+    run_started_at: 1001,
+    run_ended_at: null,
     ended_at: null,
     elapsed_s: 65,
+    run_elapsed_s: 65,
     last_event: { t: 1001, event: 'started', run: 0, node: 'n1' },
     not_requeued_reason: null,
+    progress: null,
     error: null,
     ...overrides
   };
