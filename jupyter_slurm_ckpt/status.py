@@ -356,7 +356,11 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
             parts.append(f"element of an array of {record['array_size']}")
         if "bytes" in record:
             parts.append(f"payload {format_bytes(int(record['bytes']))}")
+        if record.get("resubmission_of"):
+            parts.append(f"continues job {record['resubmission_of']} from its last checkpoint")
         return name, ", ".join(parts)
+    if name == "resubmitted":
+        return name, f"as job {record.get('job_id', '?')}, from the last checkpoint"
     if name == "started":
         run = int(record.get("run", 0))
         where = f"run #{run} on {record.get('node', '?')}"

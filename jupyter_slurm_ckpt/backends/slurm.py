@@ -309,6 +309,11 @@ class SlurmExecutor(Executor):
         self._held: str | None = None
         self._script = ""
 
+    @classmethod
+    def _from_info(cls, info: JobInfo) -> Executor:
+        """The job's interpreter too (see ``Executor.for_job``)."""
+        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
+
     def update_parameters(self, **kwargs: Any) -> None:
         """Set parameters: submitit's Slurm names (``job_name``, ``time``, ``mem``,
         ``ntasks_per_node``, ``setup``, ``teardown``, ``additional_parameters``...; see

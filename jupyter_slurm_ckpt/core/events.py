@@ -7,7 +7,8 @@ checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left; ``by: schedu
 requeued the job itself, ``before_call`` when the signal came before the callable was called,
 ``reason: unknown`` + ``lost_progress`` + ``worked_s`` for a run that ended without a word),
 not_requeued (reason),
-completed, failed (state, reason), cancelled.
+completed, failed (state, reason), cancelled; resubmitted (job_id: the new job that continues
+from the last checkpoint, ``job.resubmit()``; whose ``submitted`` has ``resubmission_of``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "by": str,
     "cluster": str,
     "name": str,
+    "resubmission_of": str,
+    "job_id": str,
 }
 _FREE_FORM_EVENTS = ("progress",)
 

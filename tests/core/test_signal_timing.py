@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
@@ -17,16 +19,17 @@ from jupyter_slurm_ckpt.core.events import append_event, read_events, summarize
 from jupyter_slurm_ckpt.core.paths import JobPaths
 from jupyter_slurm_ckpt.core.worker import record_lost_runs
 
-from .jobs_for_tests import SlowToLoad
+from .conftest import wait_running_run
+from .jobs_for_tests import Counter, SlowToLoad
 
 
 def test_a_signal_before_the_call_requeues_the_payload_as_it_is(
     local: submitit.LocalExecutor,
 ) -> None:
-    # A preemption while the run still loads its payload (2 s), as a scheduler may send one
+    # A preemption while the run still loads its payload (5 s), as a scheduler may send one
     # right after a job starts: checkpoint() is not called (it would fail: __call__ has not
     # run), the unchanged payload is requeued.
-    job = local.submit(SlowToLoad(2.0))
+    job = local.submit(SlowToLoad(5.0))
     controller = wait_for(lambda: _controller(job), "the job's controller")
     worker = wait_for(lambda: processes.descendants(controller), "the worker process")[0]
     assert job.state == "PENDING"  # loading: not started yet
@@ -71,3 +74,31 @@ def test_a_lost_run_that_had_checkpointed_kept_its_progress(tmp_path: Path) -> N
     record_lost_runs(paths, restart=1)
     (requeued,) = [e for e in read_events(paths.events) if e["event"] == "requeued"]
     assert requeued["lost_progress"] is False
+
+
+def test_an_ended_job_is_resubmitted_from_its_last_checkpoint(folder: Path) -> None:
+    # A preemption checkpoints (count > 0), then a timeout is refused (max_num_timeout=0): the
+    # run is killed at its limit and the job ends TIMEOUT, its checkpoint on disk.
+    executor = submitit.LocalExecutor(folder, max_num_timeout=0)
+    executor.update_parameters(signal_delay_s=1)
+    job = executor.submit(Counter(step_s=0.05), 80)
+    wait_running_run(job, 0)
+    wait_for(lambda: job.summary().runs == 1 and time.sleep(0.5) is None, "some counting")
+    job._interrupt()
+    wait_running_run(job, 1)
+    job._interrupt(timeout=True)
+    job.wait(timeout=60)
+    assert job.state == "TIMEOUT"
+    with pytest.raises(submitit.UncompletedJobError, match="only a job that ended"):
+        executor.submit(Counter(), 1).resubmit()
+    again = job.resubmit()
+    assert again.job_id != job.job_id and again.info.resubmission_of == job.job_id
+    result = again.result(timeout=60)
+    # The checkpointed state (its run 0), then the new job's first run: a fresh one gives [0].
+    assert result["count"] == 80 and result["runs"] == [0, 0]
+    assert [e.get("job_id") for e in job.events() if e["event"] == "resubmitted"] == [
+        again.job_id
+    ]
+    assert again.events()[0]["resubmission_of"] == job.job_id
+    with pytest.raises(submitit.UncompletedJobError, match="completed"):
+        again.resubmit()
