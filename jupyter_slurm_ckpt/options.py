@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
-from traitlets.config import Configurable
 
 from .backends.auto import AutoExecutor, pick_cluster
+from .polling_config import SchedulerPolling
 
 CLUSTER_CHOICES = ("auto", "slurm", "local", "debug")
 MB = 1024**2
@@ -49,8 +49,9 @@ class OptionError(ValueError):
     """A bad option or option value (shown to the user as a one-line ``UsageError``)."""
 
 
-class SlurmConfig(Configurable):
-    """Defaults of the ``%%slurm`` options, settable with ``%config`` or ``ipython_config.py``."""
+class SlurmConfig(SchedulerPolling):
+    """Defaults of the ``%%slurm`` options, settable with ``%config`` or ``ipython_config.py``
+    (and how often Slurm is asked about the jobs the widgets watch: ``poll_*_s``)."""
 
     timeout = Float(None, allow_none=True, help="Time limit of each run, in minutes.").tag(
         config=True

@@ -102,6 +102,7 @@ class JobStatus:
     result: str | None = None
     failure: str | None = None
     problem: str | None = None
+    scheduler_problem: str | None = None
     elapsed_s: float | None = field(default=None, compare=False)
     run_elapsed_s: float | None = field(default=None, compare=False)
 
@@ -187,6 +188,7 @@ def collect_status(
         result=result,
         failure=failure,
         problem=problem,
+        scheduler_problem=job.scheduler_problem if not done else None,
         elapsed_s=elapsed,
         run_elapsed_s=run_elapsed,
     )
@@ -354,12 +356,18 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
             parts.append(f"element of an array of {record['array_size']}")
         if "bytes" in record:
             parts.append(f"payload {format_bytes(int(record['bytes']))}")
+        if record.get("resubmission_of"):
+            parts.append(f"continues job {record['resubmission_of']} from its last checkpoint")
         return name, ", ".join(parts)
+    if name == "resubmitted":
+        return name, f"as job {record.get('job_id', '?')}, from the last checkpoint"
     if name == "started":
         run = int(record.get("run", 0))
         where = f"run #{run} on {record.get('node', '?')}"
         if "pid" in record:
             where += f" (pid {record['pid']})"
+        if on_task:
+            where += f", {on_task}"
         return ("resumed" if run > 0 else "started"), where
     if name == "signal":
         return f"{record.get('reason', '?')} signal", on_task
@@ -377,6 +385,14 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
             words += f", {plural(left, 'timeout')} left"
         if record.get("from_scratch"):
             words += ", restarts from scratch (no checkpoint method)"
+        if record.get("before_call"):
+            words += ", as submitted (the signal came before the call started)"
+        if record.get("reason") == "unknown":
+            lost = "lost its progress" if record.get("lost_progress") else "kept its checkpoint"
+            worked = record.get("worked_s")
+            words = f"the run before ended without a word and {lost}" + (
+                f" (it had worked {format_duration(float(worked))})" if worked is not None else ""
+            )
         return name, words
     if name == "not_requeued":
         return "not requeued", str(record.get("reason", ""))
@@ -399,6 +415,8 @@ def counters_text(status: JobStatus) -> str:
     )
     if status.not_requeued_reason:
         text += f"; not requeued: {status.not_requeued_reason}"
+    if status.scheduler_problem:
+        text += f"\n⚠ {status.scheduler_problem}"
     for warning in status.budget_warnings:  # a checkpoint a real cluster would cut short
         text += f"\n⚠ {warning}"
     return text

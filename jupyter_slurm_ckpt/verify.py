@@ -393,6 +393,10 @@ class _Verification:
         stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         self.workdir = template_root(executor.folder) / "verify" / f"{self.name}-{stamp}"
         self.reference_s = 0.0
+        #: Whether the reference run reported progress (``report_progress``) when it started:
+        #: each interrupted run is then interrupted only after it did too (once its callable
+        #: runs), so that an interrupt never lands while the run is still loading.
+        self.reports_progress = False
 
     def say(self, message: str) -> None:
         if self.verbose:
@@ -469,12 +473,17 @@ class _Verification:
     def _wait_for_new_run(
         self, job: Job[Any], after_run: int, deadline: float
     ) -> tuple[int, float] | None:
-        """(run, start time) once a run later than ``after_run`` is RUNNING; None if it ended."""
+        """(run, start time) once a run later than ``after_run`` is RUNNING (and has reported
+        progress, when the reference did); None if it ended."""
         while True:
             events = job.events()
             runs = [e for e in events if e.get("event") == "started"]
-            if runs and int(runs[-1].get("run", 0)) > after_run and job.state == "RUNNING":
-                return int(runs[-1].get("run", 0)), min(float(runs[-1]["t"]), time.time())
+            run = int(runs[-1].get("run", 0)) if runs else -1
+            reported = not self.reports_progress or any(
+                e["event"] == "progress" and e.get("run") == run for e in events
+            )
+            if run > after_run and reported and job.state == "RUNNING":
+                return run, min(float(runs[-1]["t"]), time.time())
             if job.done():
                 return None
             if any(e.get("event") == "not_requeued" for e in events):
@@ -514,6 +523,8 @@ class _Verification:
         if summary.started_at is not None and summary.ended_at is not None:
             elapsed = summary.ended_at - summary.started_at
         outcome = RunOutcome(label, job.job_id, str(folder), job.state, value, error, elapsed)
+        if not schedule and label == "reference":
+            self.reports_progress = any(e["event"] == "progress" for e in events)
         if schedule:
             outcome.interrupts = _interrupt_records(events, sent, schedule)
             budget_info = replace(job.info, signal_delay_s=self.intended_delay_s)

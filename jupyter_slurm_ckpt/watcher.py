@@ -34,7 +34,9 @@ from .status import JobStatus, collect_status
 StatusCallback = Callable[[list[JobStatus]], None]
 
 MIN_INTERVAL_S = 0.2
-MAX_INTERVAL_S = 2.0
+#: The folder is read at least this often: what a job writes shows within a second. (Reading
+#: the folder is cheap; the scheduler is asked far less often: ``slurm_state.PollPolicy``.)
+MAX_INTERVAL_S = 1.0
 #: A finished job is read until its terminal event lands (written just after its result file).
 FINAL_GRACE_S = 3.0
 

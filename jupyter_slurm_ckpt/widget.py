@@ -45,7 +45,8 @@ from .status import (
 )
 from .watcher import Subscription, Watcher, get_watcher
 
-JobAction = Callable[[Job[Any]], None]
+#: What a button does to the job; it may return words for the note beside the buttons.
+JobAction = Callable[[Job[Any]], "str | None"]
 
 
 def _interrupt_preemption(job: Job[Any]) -> None:
@@ -60,13 +61,18 @@ def _cancel(job: Job[Any]) -> None:
     job.cancel()
 
 
+def _resubmit(job: Job[Any]) -> str:
+    return f"resubmitted as job {job.resubmit().job_id} (from the last checkpoint)"
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class ActionBar(widgets.HBox):
-    """*Simulate preemption*, *Simulate timeout* and *Cancel* for the job ``target()`` returns.
+    """*Simulate preemption*, *Simulate timeout* and *Cancel* for the job ``target()`` returns,
+    and *Resubmit* (from the last checkpoint) for one that ended without its result.
 
     Parameters
     ----------
@@ -87,6 +93,8 @@ class ActionBar(widgets.HBox):
         self._watcher = watcher
         self._lock = threading.RLock()
         self._status: JobStatus | None = None
+        # Jobs resubmitted from here (the watcher reads an ended job's folder no more).
+        self._resubmitted: set[str] = set()
         self.preempt_button = widgets.Button(
             description="Simulate preemption",
             icon="bolt",
@@ -106,16 +114,21 @@ class ActionBar(widgets.HBox):
             tooltip="job.cancel(): stop the job and its whole process tree",
             layout=widgets.Layout(width="auto"),
         )
+        self.resubmit_button = widgets.Button(
+            description="Resubmit",
+            icon="redo",
+            tooltip="job.resubmit(): a new job that continues from the last checkpoint",
+            layout=widgets.Layout(width="auto", display="none"),
+        )
         self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         self.preempt_button.on_click(
             lambda _: self._act("Simulate preemption", _interrupt_preemption)
         )
         self.timeout_button.on_click(lambda _: self._act("Simulate timeout", _interrupt_timeout))
         self.cancel_button.on_click(lambda _: self._act("Cancel", _cancel))
-        super().__init__(
-            children=[self.preempt_button, self.timeout_button, self.cancel_button, self._note],
-            **kwargs,
-        )
+        self.resubmit_button.on_click(lambda _: self._act("Resubmit", _resubmit))
+        buttons = [self.preempt_button, self.timeout_button, self.cancel_button]
+        super().__init__(children=[*buttons, self.resubmit_button, self._note], **kwargs)
         self._refresh()
 
     def update(self, status: JobStatus | None) -> None:
@@ -135,6 +148,16 @@ class ActionBar(widgets.HBox):
         self.preempt_button.disabled = self.busy or not interruptible
         self.timeout_button.disabled = self.busy or not interruptible
         self.cancel_button.disabled = self.busy or not live
+        # Only for a job that ended without its result, and was not resubmitted yet.
+        resubmittable = (
+            status is not None
+            and status.done
+            and status.state not in ("COMPLETED", "DONE")
+            and status.job_id not in self._resubmitted
+            and not any(row.event == "resubmitted" for row in status.timeline)
+        )
+        self.resubmit_button.layout.display = "" if resubmittable else "none"
+        self.resubmit_button.disabled = self.busy
         if self.error:
             self._note.value = f"<span style='color:#c62828'>{_escape(self.error)}</span>"
         else:
@@ -161,14 +184,17 @@ class ActionBar(widgets.HBox):
         ).start()
 
     def _perform(self, label: str, action: JobAction, job: Job[Any]) -> None:
-        error = ""
+        error, said = "", None
         try:
-            action(job)
+            said = action(job)
         except Exception as exc:  # shown in the widget: never a traceback in the output
             error = f"{label} failed: {_one_line(exc)}"
         with self._lock:
+            if action is _resubmit and not error:
+                self._resubmitted.add(job.job_id)
             self.error = error
-            self.last_action = "" if error else f"{label}: done at {time.strftime('%H:%M:%S')}"
+            done = f"{label}: {said or 'done'} at {time.strftime('%H:%M:%S')}"
+            self.last_action = "" if error else done
             self.busy = False
             self._refresh()
         self._watcher.poke()

@@ -11,8 +11,7 @@ bash scripts/setup.sh
 .venv/bin/mypy
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider -q)
 
-# Everything but Slurm first; then the Slurm tests on a real single-node cluster, in both
-# modes (without accounting: the squeue/scontrol fallback; with it: sacct).
+# Everything but Slurm first (the Slurm tests come last, on a real cluster).
 "${pytest[@]}" -m "not slurm" "$@"
 
 # The kernel tests again with kernels on ipykernel 6 (.venv has 7): a small second venv with
@@ -29,10 +28,15 @@ site = pathlib.Path(sysconfig.get_paths()["purelib"])
 JSC_KERNEL_PYTHON="$PWD/$kernel6/bin/python" JSC_KERNEL_IPYKERNEL=6 \
     "${pytest[@]}" -m "kernel and not slurm" "$@"
 
+# The Slurm tests on a real cluster of two emulated nodes (with fake GPUs), started twice and
+# each time every Slurm test runs there: once tuned (preempted jobs get USR2 at once) without
+# accounting storage (states from squeue/scontrol), once as most clusters are (no
+# preempt_send_user_signal: a preemption's only notice is SIGTERM) with slurmdbd (sacct).
 if compgen -G "tests/slurm/test_*.py" >/dev/null; then
     trap 'bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
-    for mode in "" "--accounting"; do
-        eval "$(bash tests/slurm/cluster.sh start $mode)"
+    for options in "--preemption signal" "--preemption stock --accounting"; do
+        # shellcheck disable=SC2086
+        eval "$(bash tests/slurm/cluster.sh start --nodes 2 $options)"
         "${pytest[@]}" -m slurm "$@"
     done
 fi

@@ -104,6 +104,11 @@ class Cluster:
     conf: str
     #: Whether ``sacct`` works (slurmdbd accounting storage), i.e. which polling mode is used.
     accounting: bool
+    #: ``"signal"`` when a preempted job gets its USR2 at once (``preempt_send_user_signal``),
+    #: ``"stock"`` when its only notice is the SIGTERM at the end of the grace time.
+    preemption: str = "signal"
+    #: The cluster's nodes (``cluster.sh start --nodes N`` emulates n1..nN).
+    nodes: tuple[str, ...] = ()
 
 
 def _run_command(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -129,7 +134,10 @@ def slurm_cluster() -> Cluster:
         )
     sacct = _run_command("sacct", "-n", "-X", "-j", "1", "-o", "JobID")
     accounting = sacct.returncode == 0 and "disabled" not in sacct.stdout + sacct.stderr
-    return Cluster(conf, accounting)
+    config = _run_command("scontrol", "show", "config").stdout
+    preemption = "signal" if "preempt_send_user_signal" in config else "stock"
+    nodes = _run_command("sinfo", "-h", "-N", "-o", "%N").stdout.split()
+    return Cluster(conf, accounting, preemption, tuple(sorted(set(nodes))))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -31,6 +31,15 @@ def check_quickstart(values: dict[str, Any]) -> None:
     assert values["reasons"] == ["preemption", "timeout"]
 
 
+def check_several_nodes(values: dict[str, Any]) -> None:
+    ranks = values["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and {r["world_size"] for r in ranks} == {2}
+    # Each rank reached the other at TorchDistributedEnvironment's MASTER_ADDR:MASTER_PORT.
+    assert ranks[0]["peer"] == ranks[1]["node"] and ranks[1]["peer"] == ranks[0]["node"]
+    for rank in ranks:  # both resumed from rank 0's checkpoint
+        assert rank["resumed_at"][0] == 0 and rank["resumed_at"][1] > 0
+
+
 def check_arrays_and_sequences(values: dict[str, Any]) -> None:
     assert values["squares"] == [x * x for x in range(8)]
     assert len(values["array_ids"]) == 1  # one array, one submission
@@ -78,6 +87,7 @@ PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         "'first_divergence': first_divergence, 'broken_ok': broken.ok}",
         check_testing_your_checkpoint,
     ),
+    "05_several_nodes.ipynb": ("{'ranks': ranks}", check_several_nodes),
     "03_job_arrays_and_sequences.ipynb": (
         "{'squares': squares, 'array_ids': array_ids, 'computed_in': computed_in}",
         check_arrays_and_sequences,
@@ -86,7 +96,7 @@ PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
 
 
 def execute(
-    source: Path, workdir: Path, promise: str, kernel_dir: Path
+    source: Path, workdir: Path, promise: str, kernel_dir: Path, cluster: str = "local"
 ) -> tuple[nbformat.NotebookNode, Any]:
     notebook = nbformat.read(source, as_version=4)
     notebook.cells.append(
@@ -98,7 +108,7 @@ def execute(
         workdir,
         timeout=300,
         store_widget_state=True,
-        extra_arguments=["--SlurmMagics.cluster=local"],
+        extra_arguments=[f"--SlurmMagics.cluster={cluster}"],
     ) as client:
         client.execute()
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)

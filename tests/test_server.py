@@ -294,6 +294,21 @@ def test_cancel_ends_the_job(api: Api, executor: submitit.LocalExecutor) -> None
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the job's process to end", WAIT_S)
 
 
+def test_a_cancelled_job_is_resubmitted_from_the_sidebar(
+    api: Api, executor: submitit.LocalExecutor
+) -> None:
+    job = running(executor)
+    body = {"folder": _real(job)}
+    assert api.status("jobs", job.job_id, "resubmit", method="POST", body=json.dumps(body)) == 409
+    api.post("jobs", job.job_id, "cancel", body=body)
+    answer = api.post("jobs", job.job_id, "resubmit", body=body)
+    assert answer["ok"] and answer["new_id"] != job.job_id
+    again = submitit.Job(job.paths.folder, answer["new_id"])
+    assert again.info.resubmission_of == job.job_id
+    assert row_of(api.get("jobs"), job)["resubmitted_as"] == answer["new_id"]
+    again.cancel()
+
+
 def test_interrupting_a_finished_job_is_a_conflict(
     api: Api, executor: submitit.LocalExecutor
 ) -> None:
@@ -316,6 +331,7 @@ def test_every_verb_needs_the_token(api: Api, executor: submitit.LocalExecutor) 
         (("jobs", job.job_id, "log"), {"params": {"folder": folder}}),
         (("jobs", job.job_id, "interrupt"), {"method": "POST", "body": body}),
         (("jobs", job.job_id, "cancel"), {"method": "POST", "body": body}),
+        (("jobs", job.job_id, "resubmit"), {"method": "POST", "body": body}),
     ]
     for parts, kwargs in calls:
         assert api.status(*parts, headers={"Authorization": ""}, **kwargs) == 403, parts

@@ -82,6 +82,27 @@ def test_cancel_button(executor: submitit.LocalExecutor, watcher: Watcher, tmp_p
     assert widget.actions.cancel_button.disabled
 
 
+def test_a_cancelled_job_is_resubmitted_with_its_button(
+    executor: submitit.LocalExecutor, watcher: Watcher, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    job = executor.submit(Waiter(), str(release))
+    widget = JobWidget(job, watcher=watcher)
+    assert widget.actions.resubmit_button.layout.display == "none"  # not while it runs
+    wait_for(lambda: not widget.actions.cancel_button.disabled, "the cancel button")
+    widget.actions.cancel_button.click()
+    button = widget.actions.resubmit_button
+    wait_for(lambda: button.layout.display == "" and not button.disabled, "the resubmit button")
+    release.touch()
+    widget.actions.resubmit_button.click()
+    wait_for(lambda: "resubmitted as job" in widget.actions.last_action, "the resubmission")
+    new_id = widget.actions.last_action.split("resubmitted as job ")[1].split()[0]
+    again = submitit.Job(job.paths.folder, new_id)
+    assert again.result(timeout=WAIT_S) is not None and again.info.resubmission_of == job.job_id
+    wait_for(lambda: widget.actions.resubmit_button.layout.display == "none", "hidden again")
+    widget.close()
+
+
 def test_log_switch_shows_stderr(
     executor: submitit.LocalExecutor, watcher: Watcher
 ) -> None:

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from ..core import payload
 from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_RESTART_COUNT
@@ -31,7 +31,7 @@ from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..core.paths import template_root
 from ..core.progress import flush_progress
-from ..core.worker import SignalHandler
+from ..core.worker import SignalHandler, Termination
 
 
 class _Requeued(Exception):
@@ -45,7 +45,13 @@ class _DebugRuntime:
     def signal_reason(self) -> str:
         return self.reason
 
-    def requeue(self) -> None:
+    def termination(self) -> Termination | None:
+        return None  # nothing runs in the background to be terminated
+
+    def requeue(self, deadline: float) -> None:
+        """The next ``result()`` runs the new payload: nothing to ask."""
+
+    def end_run(self) -> NoReturn:
         raise _Requeued
 
 

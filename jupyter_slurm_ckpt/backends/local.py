@@ -27,6 +27,7 @@ from ..core.files import (
     open_private_append,
     remove_stale_temp_files,
 )
+from ..core.info import JobInfo
 from ..core.job import Job
 from ..core.paths import template_root
 from . import local_agent, processes
@@ -195,6 +196,11 @@ class LocalExecutor(Executor):
     ) -> None:
         super().__init__(folder, max_num_timeout, max_pickle_size_gb)
         self.python = python or sys.executable
+
+    @classmethod
+    def _from_info(cls, info: JobInfo) -> Executor:
+        """The job's interpreter too (see ``Executor.for_job``)."""
+        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
 
     def update_parameters(self, **kwargs: Any) -> None:
         """Set job parameters (see ``Executor.update_parameters``): the generic ones, and

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from ..core import worker
 from ..core.environment import (
@@ -63,7 +64,15 @@ class LocalRuntime:
             return "preemption"
         return "timeout" if request.get("reason") == "timeout" else "preemption"
 
-    def requeue(self) -> None:
+    def termination(self) -> worker.Termination | None:
+        """None: the controller sends SIGTERM only to cancel or at the hard kill (the warning
+        came before), and the run ends then."""
+        return None
+
+    def requeue(self, deadline: float) -> None:
+        """Nothing to ask: the controller requeues a run that exits with the requeue status."""
+
+    def end_run(self) -> NoReturn:
         """End this run; the controller sees the exit code and starts the next one."""
         os._exit(REQUEUE_EXIT_CODE)
 

@@ -6,10 +6,10 @@ once they are. A failure after the ``sbatch`` cancels the held job: nothing is l
 half-submitted. The batch script and its options: :mod:`.slurm_script`; the code that runs in
 the allocation: :mod:`.slurm_job`; states: :mod:`.slurm_state`.
 
-States: the job folder first (a result file or a terminal event ends a job without asking
-Slurm), then Slurm's view from a cache shared by every job of the process and refreshed in one
-scheduler call for all of them. A job between its checkpoint and its next run is ``REQUEUED``
-(Slurm shows PREEMPTED, REQUEUED, COMPLETING or PENDING/BeginTime then); none of those ends it.
+States: the job folder first (a result file or a terminal event ends a job, a ``started`` event
+makes it RUNNING, a ``requeued`` one REQUEUED, all without asking Slurm), then Slurm's view for
+what the folder cannot tell, from a cache shared by every job of the process, refreshed in one
+scheduler call for all of them, politely (``slurm_state.PollPolicy``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -41,8 +42,10 @@ INTERRUPT_READY_WAIT_S = 30.0
 
 # Final Slurm states the core does not name: the job FAILED (Slurm's word is in the reason).
 _FINAL_AS_FAILED = ("NODE_FAIL", "BOOT_FAIL", "DEADLINE", "GONE")
-# What Slurm may show between a job's own requeue and its next run (None: no record yet).
-_REQUEUE_STATES = ("PENDING", "REQUEUED", "PREEMPTED", "COMPLETING", "RUNNING", None)
+# What Slurm shows of a job that is back in the queue (requeued, preempted) before its next run.
+_BACK_IN_QUEUE = ("PENDING", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD")
+# A running job Slurm has stopped for a while: shown as Slurm says.
+_HELD_STATES = ("SUSPENDED", "STOPPED")
 
 # Appending an end event happens once per job even when several threads see the end.
 _end_lock = threading.Lock()
@@ -62,6 +65,19 @@ def _environment_for_sbatch() -> dict[str, str]:
     }
     env["SLURM_UMASK"] = "0077"
     return env
+
+
+def _sbatch(options: list[str], script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sbatch`` with ``options`` and the script on stdin; its stderr as the error."""
+    try:
+        done = run_command(
+            ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
+        )
+    except SchedulerError as error:
+        raise FailedSubmissionError(str(error)) from None
+    if done.returncode != 0:
+        raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
+    return done
 
 
 class SlurmJob(Job[Any]):
@@ -116,22 +132,34 @@ class SlurmJob(Job[Any]):
         return states
 
     def _public_state(self, record: SlurmRecord) -> str:
-        """Our state for Slurm's record, corrected by what the job folder knows."""
+        """Our state: the job folder's word (the job writes it at once), Slurm's for what the
+        folder cannot know (not started yet, a run that ended without a word, the end)."""
         state = record.state
         if record.final:
             return self._ended(record)
         last = self._last_lifecycle()
-        if last == "requeued" and state in _REQUEUE_STATES:
+        if last == "requeued":
             return "REQUEUED"  # checkpointed; Slurm takes it back to the queue
-        if state == "PREEMPTED":
-            return "REQUEUED"  # Slurm requeues a preempted job (PreemptMode=REQUEUE)
-        lagging = state is None or (state == "PENDING" and record.source == "sacct")
-        if last == "started" and lagging and (record.restarts or 0) < self.summary().runs:
-            # The accounting database lags the scheduler: the worker has started this run.
+        if last == "started":
+            # Slurm's answer counts only if it came after this run started (clocks of the
+            # node and this host may differ by a little: a second of slack).
+            since_start = record.answered - self._last_start_time() > 1.0
+            if since_start and state in _BACK_IN_QUEUE:
+                return "REQUEUED"  # requeued by Slurm, the run ended without a word
+            if since_start and state in _HELD_STATES:
+                return str(state)
             return "RUNNING"
-        if state is None:
-            return "PENDING"  # submitted, not in the database yet
+        if state in (None, "PREEMPTED"):
+            return "PENDING"  # submitted, not in the database yet (or preempted before start)
         return state
+
+    @property
+    def scheduler_problem(self) -> str | None:
+        """'Slurm cannot be reached (...)' while the last scheduler call of this process failed."""
+        error = STATES.last_error
+        if error is None:
+            return None
+        return f"Slurm cannot be reached ({error}); states come from the job folder meanwhile"
 
     @property
     def pending_reason(self) -> str | None:
@@ -192,6 +220,7 @@ class SlurmJob(Job[Any]):
     # -- actions ------------------------------------------------------------------------------
 
     def _cancel(self) -> None:
+        STATES.expire(self.job_id)  # a user action: Slurm's view is asked for at the next look
         done = run_command(["scancel", self.job_id])
         # A job that ended meanwhile is fine ("already completing", "Invalid job id").
         if done.returncode != 0 and not any(
@@ -202,14 +231,16 @@ class SlurmJob(Job[Any]):
     def _send_interrupt(self, reason: str) -> None:
         """Write the reason, then USR2 to the job's worker (``scancel --signal``)."""
         deadline = time.monotonic() + INTERRUPT_READY_WAIT_S
-        # Before its "started" event the run's worker ignores USR2 (see slurm_script).
-        while self._last_lifecycle() != "started":
+        # Before its "started" event a task ignores USR2 (see slurm_script): every task of
+        # the run must have started, or its signal would be lost.
+        while not self._all_tasks_started():
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"job {self.job_id}: its worker has not started yet")
             time.sleep(0.05)
         request = json.dumps({"reason": reason, "by": "user", "t": time.time()})
         atomic_write_text(self.paths.signal_request, request)
         scope = slurm_script.interrupt_scope(self.info.parameters, self.info.num_tasks)
+        STATES.expire(self.job_id)
         try:
             done = run_command(["scancel", "--signal=USR2", *scope, self.job_id])
             if done.returncode != 0:
@@ -225,9 +256,25 @@ class SlurmJob(Job[Any]):
 
     def _last_lifecycle(self) -> str | None:
         for record in reversed(self._events.read()):
-            if record["event"] in ("started", "requeued"):
+            if record["event"] in ("started", "requeued") and record.get("task", 0) == 0:
                 return str(record["event"])
         return None
+
+    def _last_start_time(self) -> float:
+        """When the current run's task 0 started (0 before any run)."""
+        for record in reversed(self._events.read()):
+            if record["event"] == "started" and record.get("task", 0) == 0:
+                return float(record["t"])
+        return 0.0
+
+    def _all_tasks_started(self) -> bool:
+        """Whether every task of the current run has recorded its start."""
+        if self._last_lifecycle() != "started":
+            return False
+        events = self._events.read()
+        run = next(e["run"] for e in reversed(events) if e["event"] == "started")
+        tasks = {e.get("task", 0) for e in events if e["event"] == "started" and e["run"] == run}
+        return len(tasks) >= self.info.num_tasks
 
 
 class SlurmExecutor(Executor):
@@ -261,6 +308,11 @@ class SlurmExecutor(Executor):
         self.python = python or sys.executable
         self._held: str | None = None
         self._script = ""
+
+    @classmethod
+    def _from_info(cls, info: JobInfo) -> Executor:
+        """The job's interpreter too (see ``Executor.for_job``)."""
+        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
 
     def update_parameters(self, **kwargs: Any) -> None:
         """Set parameters: submitit's Slurm names (``job_name``, ``time``, ``mem``,
@@ -348,14 +400,11 @@ class SlurmExecutor(Executor):
         except ValueError as error:
             raise FailedSubmissionError(str(error)) from None
         self._script = script
-        try:
-            done = run_command(
-                ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
-            )
-        except SchedulerError as error:
-            raise FailedSubmissionError(str(error)) from None
-        if done.returncode != 0:
-            raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
+        # A held job is not checked against the nodes: one that no node can ever run (more GPUs
+        # than any has) would wait as PENDING/BadConstraints forever. --test-only checks it as
+        # a plain sbatch would, at once, without submitting (about 10 ms).
+        _sbatch(["--test-only", *options], script)
+        done = _sbatch(options, script)
         job_id = done.stdout.strip().split(";")[0]
         if not job_id.isdigit():
             raise FailedSubmissionError(f"sbatch printed no job id: {done.stdout.strip()!r}")

@@ -15,15 +15,29 @@ import signal
 import sys
 import time
 from datetime import datetime
+from typing import NoReturn
 
 from ..core import worker
-from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_NUM_TASKS, ENV_TASK_ID
-from ..core.events import append_event
+from ..core.environment import (
+    ENV_CLUSTER,
+    ENV_FOLDER,
+    ENV_JOB_ID,
+    ENV_NUM_TASKS,
+    ENV_TASK_ID,
+    JobEnvironment,
+)
 from ..core.files import remove_stale_temp_files
 from ..core.info import JobInfo
 from ..core.paths import JobPaths, resolve_folder
+from ..core.worker import RequeueError, Termination
 from . import processes
-from .slurm_state import SchedulerError, run_command, show_job
+from .slurm_state import COMMAND_TIMEOUT_S, SchedulerError, run_command, show_job
+
+#: ``scontrol show job`` at a SIGTERM: answered in ~10 ms, and the run has KillWait to live.
+TERMINATION_QUERY_TIMEOUT_S = 2.0
+#: Pauses between ``scontrol requeue`` attempts while the controller does not answer.
+REQUEUE_FIRST_PAUSE_S = 0.5
+REQUEUE_MAX_PAUSE_S = 8.0
 
 #: Slack on Slurm's warning: limits are checked every 30 s, so the warning comes up to ~30 s
 #: after ``EndTime - delay`` (measured: 12-29 s after start for ``--time=1 --signal=USR2@30``).
@@ -48,6 +62,27 @@ def classify_signal(fields: dict[str, str] | None, delay_s: float, now: float) -
     return "timeout" if end - now <= delay_s + WARNING_SLACK_S else "preemption"
 
 
+def classify_termination(fields: dict[str, str] | None, restart: int) -> Termination:
+    """Why a SIGTERM came, from ``scontrol show job`` of this job asked right then.
+
+    Measured on Slurm 22.05 at the SIGTERM (the job is COMPLETING by then in every case):
+    a preemption with ``PreemptMode=REQUEUE`` has requeued the job already (``Restarts`` is
+    one more than this run's ``SLURM_RESTART_COUNT``), one with ``PreemptMode=CANCEL`` shows a
+    ``PreemptTime``, the time limit shows ``Reason=TimeLimit``; anything else is a cancellation
+    (``scancel``). ``fields`` None (Slurm did not answer) gives ``"unknown"``.
+    """
+    if fields is None:
+        return Termination("unknown")
+    if fields.get("Reason") == "TimeLimit":
+        return Termination("timeout")
+    restarts = fields.get("Restarts", "")
+    if restarts.isdigit() and int(restarts) > restart:
+        return Termination("preemption", requeued=True)
+    if fields.get("PreemptTime", "None") not in ("None", "Unknown", ""):
+        return Termination("preemption")
+    return Termination("cancelled")
+
+
 def _slurm_time(text: str) -> float | None:
     # Slurm prints local time without a zone: 2026-11-28T22:10:46.
     if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$", text):
@@ -56,7 +91,7 @@ def _slurm_time(text: str) -> float | None:
 
 
 class SlurmRuntime:
-    """The worker's view of Slurm: why USR2 came, and ``scontrol requeue`` of this job."""
+    """The worker's view of Slurm: why USR2 or SIGTERM came, and ``scontrol requeue``."""
 
     def __init__(self, paths: JobPaths, info: JobInfo) -> None:
         self.paths = paths
@@ -74,23 +109,47 @@ class SlurmRuntime:
         fields = show_job(self.slurm_job_id)
         return classify_signal(fields, self.info.signal_delay_s, time.time())
 
-    def requeue(self) -> None:
-        """``scontrol requeue`` this job, then end this run (Slurm starts the next one)."""
-        # Slurm SIGTERMs the job's processes once it takes the requeue: leave cleanly instead.
+    def termination(self) -> Termination:
+        """Why Slurm sends SIGTERM now: asked at once (the run has KillWait seconds left)."""
+        fields = show_job(self.slurm_job_id, timeout=TERMINATION_QUERY_TIMEOUT_S)
+        return classify_termination(fields, JobEnvironment().restart_count)
+
+    def requeue(self, deadline: float) -> None:
+        """``scontrol requeue`` this job, retried with back-off while Slurm cannot be reached.
+
+        Slurm SIGTERMs the job's processes once it takes the requeue: they are ignored from
+        here on (the run leaves by itself). A controller that is away for maintenance or a
+        fail-over answers again within the run's signal window, usually.
+        """
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            done = run_command(["scontrol", "requeue", self.slurm_job_id])
-            problem = "" if done.returncode == 0 else done.stderr.strip() or "no message"
-        except SchedulerError as error:
-            problem = str(error)
-        if problem:
-            print(f"jupyter_slurm_ckpt: scontrol requeue failed: {problem}", file=sys.stderr)
-            append_event(
-                self.paths.events, "failed", state="FAILED", reason=f"requeue failed: {problem}"
-            )
-            sys.stderr.flush()
-            os._exit(1)
+        pause = REQUEUE_FIRST_PAUSE_S
+        while True:
+            try:
+                done = run_command(
+                    ["scontrol", "requeue", self.slurm_job_id],
+                    timeout=max(1.0, min(COMMAND_TIMEOUT_S, deadline - time.monotonic())),
+                )
+                problem = "" if done.returncode == 0 else done.stderr.strip() or "no message"
+            except SchedulerError as error:
+                problem = str(error)
+            if not problem:
+                return
+            worker.say(f"scontrol requeue failed: {problem}")
+            if time.monotonic() + pause >= deadline or not _worth_retrying(problem):
+                raise RequeueError(problem)
+            time.sleep(pause)
+            pause = min(pause * 2, REQUEUE_MAX_PAUSE_S)
+
+    def end_run(self) -> NoReturn:
+        """Leave: Slurm starts the next run from the new payload."""
+        worker.flush_output()
         os._exit(0)
+
+
+def _worth_retrying(problem: str) -> bool:
+    """Whether a failed requeue may succeed later: Slurm was away, not saying no."""
+    refusals = ("Invalid job id", "Requested operation is presently disabled", "Access/permission")
+    return not any(words in problem for words in refusals)
 
 
 def job_id_from_environment(environ: dict[str, str] | os._Environ[str]) -> str:

@@ -357,7 +357,10 @@ def batch_script(
         step = ["srun", "--unbuffered", "--open-mode=append", f"--output={log}.out"]
         if not parameters.get("stderr_to_stdout"):
             step.append(f"--error={log}.err")
-        command = step + list(parameters.get("srun_args") or ()) + command
+        # Each task starts with USR2 ignored, as the single worker does (see the module doc):
+        # an early signal is dropped rather than killing it; "$0" "$@" is the argv, unparsed.
+        ignore = ["/bin/sh", "-c", 'trap "" USR2; exec "$0" "$@"']
+        command = step + list(parameters.get("srun_args") or ()) + ignore + command
     teardown = parameters.get("teardown") or ()
     if not teardown:
         lines.append("exec " + shlex.join(command))

@@ -11,8 +11,13 @@ whatever the number of jobs.
 Every job id this process asked about is *tracked* until Slurm reports it finished. A refresh
 asks about every tracked job whose cached record is stale, in one command: a loop over many
 ``job.state`` calls (``as_completed``) and the widget's watcher both cost one call a tick.
-A record goes stale after its time-to-live, which starts short (the first state of a new job
-within a fraction of a second) and grows while nothing changes.
+
+Politeness: almost everything a view shows comes from the job folder, which the job writes
+itself (started, signals, checkpoints, its end). Slurm is asked only what the folder cannot say
+(:class:`PollPolicy`): the state and reason of a job that has not started, every
+``pending_s``; whether a running job is still alive (killed without a word: OOM, ``scancel -s
+KILL``, a lost node), every ``liveness_s``; and right after a user action (:meth:`expire`).
+A new run in the folder counts as a sign of life, so it costs no call.
 """
 
 from __future__ import annotations
@@ -44,9 +49,33 @@ SLURM_FINAL_STATES = frozenset(
 #: this long was cancelled by its preemption (PreemptMode=CANCEL).
 PREEMPTED_FINAL_AFTER_S = 60.0
 
-MIN_TTL_S = 0.25
-MAX_TTL_S = 3.0
-TTL_GROWTH = 1.5
+
+@dataclass
+class PollPolicy:
+    """How often the scheduler is asked about a job, by what the folder cannot tell.
+
+    Attributes
+    ----------
+    first_s
+        A job just submitted: its first state and pending reason.
+    pending_s
+        A job that has not started (or is back in the queue): its state and Slurm's reason.
+    liveness_s
+        A job the folder shows running: is it still alive? A job killed without a word is
+        shown ended within this long.
+    """
+
+    first_s: float = 2.0
+    pending_s: float = 10.0
+    liveness_s: float = 60.0
+
+    def ttl(self, running: bool) -> float:
+        """How long a record stays fresh: a running job's longer than a pending one's."""
+        return self.liveness_s if running else self.pending_s
+
+
+#: Slurm states in which a job runs (or winds down): checked at the liveness pace.
+_RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING"})
 #: A job unknown to Slurm this soon after its submission is PENDING (the database lags, and a
 #: re-attached job's record may be on its way); later, it is GONE.
 ACCOUNTING_LAG_S = 5.0
@@ -85,10 +114,11 @@ class SlurmRecord:
     exit_code: str = ""
     source: str = ""
     restarts: int | None = None
-    fetched: float = 0.0  # time.monotonic() of the answer
+    fetched: float = 0.0  # time.monotonic() of the answer (or of the last sign of life)
+    answered: float = 0.0  # time.time() of Slurm's answer (0: Slurm has not answered yet)
     since: float = 0.0  # when this state was first seen
-    ttl: float = MIN_TTL_S
-    epoch: tuple[int, int] = (0, 0)  # the job folder's (runs, requeues) when fetched
+    ttl: float = PollPolicy.first_s
+    epoch: tuple[int, int] = (0, 0)  # the job folder's (runs, requeues) when last seen
 
     @property
     def final(self) -> bool:
@@ -225,8 +255,11 @@ class SlurmStates:
         self._background_epochs: dict[str, tuple[int, int] | None] = {}
         #: None until the first sacct call tells whether accounting storage exists.
         self.accounting: bool | None = None
-        #: The error of the last background refresh, if it failed (the records are kept).
+        #: The error of the last refresh, if it failed (the records are kept): while it is
+        #: set, views say that Slurm cannot be reached.
         self.last_error: SchedulerError | None = None
+        #: How often jobs are asked about (``%config SlurmMagics.poll_liveness_s`` etc.).
+        self.policy = PollPolicy()
 
     # -- the cache --------------------------------------------------------------------------
 
@@ -241,7 +274,29 @@ class SlurmStates:
         with self._lock:
             for job_id in job_ids:
                 self._tracked.setdefault(job_id, wall)
-                self._records[job_id] = SlurmRecord(None, source="sbatch", fetched=now, since=now)
+                self._records[job_id] = SlurmRecord(
+                    None, source="sbatch", fetched=now, since=now, ttl=self.policy.first_s
+                )
+
+    def expire(self, job_id: str) -> None:
+        """Ask Slurm about the job at the next look (after a user action changed it)."""
+        with self._lock:
+            record = self._records.get(job_id)
+            if record is not None:
+                record.fetched = 0.0
+
+    def folder_says(self, job_id: str, epoch: tuple[int, int]) -> None:
+        """The job folder shows ``epoch`` (runs, requeues): a new run, or a requeue, is news
+        the job wrote itself. It resets the record's clock (a sign of life) instead of
+        costing a scheduler call: a running job is next asked ``liveness_s`` from now."""
+        with self._lock:
+            record = self._records.get(job_id)
+            if record is None or record.epoch == epoch:
+                return
+            record.epoch = epoch
+            record.fetched = time.monotonic()
+            runs, requeues = epoch
+            record.ttl = self.policy.ttl(running=runs > requeues)
 
     def clear(self) -> None:
         """Forget every cached record (submitit's ``SlurmJob.watcher.clear()``): the next look
@@ -255,11 +310,11 @@ class SlurmStates:
             return self._records.get(job_id)
 
     def is_stale(self, job_id: str, epoch: tuple[int, int] | None = None) -> bool:
-        """Whether the record is too old, or the job folder shows a run started/requeued since."""
+        """Whether the record is older than its time-to-live (see :class:`PollPolicy`)."""
+        if epoch is not None:
+            self.folder_says(job_id, epoch)
         record = self.cached(job_id)
         if record is None:
-            return True
-        if epoch is not None and epoch != record.epoch:
             return True
         return time.monotonic() - record.fetched >= record.ttl
 
@@ -302,10 +357,8 @@ class SlurmStates:
                         return
                 try:
                     self.refresh(list(epochs), epochs=epochs)
-                    self.last_error = None
-                except SchedulerError as error:
-                    self.last_error = error
-                    return
+                except SchedulerError:
+                    return  # kept in last_error; the next look tries again
         finally:
             with self._lock:
                 if self._background is threading.current_thread():
@@ -346,11 +399,27 @@ class SlurmStates:
             submitted = {job_id: self._tracked.get(job_id, 0.0) for job_id in ask}
         if not ask:
             return
-        answers = self._query(sorted(ask), submitted)
+        try:
+            answers = self._query(sorted(ask), submitted)
+        except SchedulerError as error:
+            self.last_error = error
+            self._retry_later(ask)
+            raise
+        self.last_error = None
         now = time.monotonic()
         with self._lock:
             for job_id in ask:
                 self._store(job_id, answers.get(job_id), now, epochs.get(job_id))
+
+    def _retry_later(self, job_ids: Iterable[str]) -> None:
+        """Slurm did not answer: the records are kept, and asked for again a pending period
+        later (not at every look, which would hammer a controller that is down)."""
+        now = time.monotonic()
+        with self._lock:
+            for job_id in job_ids:
+                record = self._records.setdefault(job_id, SlurmRecord(None, since=now))
+                record.fetched = now
+                record.ttl = self.policy.pending_s
 
     def _store(
         self,
@@ -363,15 +432,16 @@ class SlurmStates:
         if fresh is None:
             fresh = SlurmRecord(None, source="sacct" if self.accounting else "squeue")
         fresh.fetched = now
-        if old is not None and old.state == fresh.state and old.epoch == (epoch or old.epoch):
+        fresh.answered = time.time()
+        if old is not None and old.state == fresh.state:
             fresh.since = old.since
-            fresh.ttl = min(old.ttl * TTL_GROWTH, MAX_TTL_S)
             if fresh.restarts is None:
                 fresh.restarts = old.restarts
         else:
             fresh.since = now
-            fresh.ttl = MIN_TTL_S
         fresh.epoch = epoch or (old.epoch if old is not None else (0, 0))
+        running = fresh.state in _RUNNING_STATES or fresh.epoch[0] > fresh.epoch[1]
+        fresh.ttl = self.policy.ttl(running)
         self._records[job_id] = fresh
         if fresh.final:
             self._tracked.pop(job_id, None)
@@ -438,10 +508,11 @@ class SlurmStates:
         return int(fields["Restarts"]) if known else None
 
 
-def show_job(job_id: str) -> dict[str, str] | None:
-    """``scontrol show job -o`` of one job as a dict, or None when Slurm no longer knows it."""
+def show_job(job_id: str, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, str] | None:
+    """``scontrol show job -o`` of one job as a dict, or None when Slurm does not answer or no
+    longer knows it."""
     try:
-        done = run_command(["scontrol", "show", "job", "-o", job_id])
+        done = run_command(["scontrol", "show", "job", "-o", job_id], timeout=timeout)
     except SchedulerError:
         return None
     if done.returncode != 0 or not done.stdout.strip():

@@ -118,7 +118,7 @@ def check_budget(
     signal_at: float | None = None  # a task-0 signal whose checkpoint has not ended yet
     for record in events:
         name = record.get("event")
-        if name == "started":
+        if name == "started" and record.get("task", 0) == 0:
             run = int(record.get("run", run))
             signal_at = None
         elif name == "signal" and record.get("task", 0) == 0:

@@ -1,9 +1,14 @@
 """The job's event log, ``<id>_events.jsonl``: one JSON object a line, appended atomically.
 
 Events (``event`` key), each with ``t`` (unix time):
-submitted, started (run, node, pid), signal (reason: preemption|timeout),
-checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left), not_requeued (reason),
-completed, failed (state, reason), cancelled.
+submitted, started (run, node, pid; ``task`` for tasks other than 0: each task says it started),
+signal (reason: preemption|timeout),
+checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left; ``by: scheduler`` when Slurm
+requeued the job itself, ``before_call`` when the signal came before the callable was called,
+``reason: unknown`` + ``lost_progress`` + ``worked_s`` for a run that ended without a word),
+not_requeued (reason),
+completed, failed (state, reason), cancelled; resubmitted (job_id: the new job that continues
+from the last checkpoint, ``job.resubmit()``; whose ``submitted`` has ``resubmission_of``).
 """
 
 from __future__ import annotations
@@ -39,12 +44,18 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "seconds": _NUMBER,
     "requeue": bool,
     "from_scratch": bool,
+    "before_call": bool,
+    "lost_progress": bool,
+    "worked_s": _NUMBER,
+    "via": str,
     "reason": str,
     "node": str,
     "state": str,
     "by": str,
     "cluster": str,
     "name": str,
+    "resubmission_of": str,
+    "job_id": str,
 }
 _FREE_FORM_EVENTS = ("progress",)
 
@@ -199,7 +210,7 @@ def summarize(events: list[dict[str, Any]]) -> EventSummary:
         summary.last = record
         if name == "submitted":
             summary.submitted_at = record.get("t")
-        elif name == "started":
+        elif name == "started" and record.get("task", 0) == 0:
             summary.runs += 1
             summary.started_at = summary.started_at or record.get("t")
             summary.node = record.get("node", summary.node)

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import payload
-from .errors import FailedSubmissionError, InvalidParameterError, UnknownParameterError
+from .errors import (
+    FailedSubmissionError,
+    InvalidParameterError,
+    JobFolderError,
+    UnknownParameterError,
+)
 from .events import append_event
 from .files import WriteError, ensure_private_folder
 from .helpers import DelayedSubmission
@@ -109,6 +114,14 @@ class Executor(ABC):
     specific_parameters: ClassVar[dict[str, Check]] = {}
     #: Other names of parameters -> the executor's own (Slurm: ``timeout_min`` -> ``time``).
     aliases: ClassVar[dict[str, str]] = {}
+
+    #: Every backend's executor class, by ``cluster`` (to resubmit a re-attached job).
+    _classes: ClassVar[dict[str, type[Executor]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.cluster:
+            Executor._classes.setdefault(cls.cluster, cls)
 
     def __init__(
         self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0
@@ -267,6 +280,29 @@ class Executor(ABC):
         """
         return self._submit_submissions([item.obj for item in pickled], array, pickled)
 
+    @classmethod
+    def for_job(cls, info: JobInfo) -> Executor:
+        """An executor like the one that submitted the job ``info`` describes: its backend,
+        folder and parameters (``job.resubmit()`` submits with it)."""
+        try:
+            executor_class = Executor._classes[info.cluster]
+        except KeyError:
+            raise JobFolderError(f"no executor for the backend {info.cluster!r}") from None
+        executor = executor_class._from_info(info)
+        executor.update_parameters(**info.parameters)
+        return executor
+
+    @classmethod
+    def _from_info(cls, info: JobInfo) -> Executor:
+        """Backend hook: a new executor for the job ``info`` describes (its constructor's
+        arguments; :meth:`for_job` sets the parameters)."""
+        return cls(info.folder, max_num_timeout=info.max_num_timeout)
+
+    def resubmit_from(self, job: Job[Any]) -> Job[Any]:
+        """Submit ``job``'s payload file as it is (its last checkpoint) as a new job."""
+        source = payload.CheckpointPayload(job.paths.submitted_pickle, origin=job.job_id)
+        return self._submit_submissions([source.obj], array=False, pickled=[source])[0]
+
     def _submit_submissions(
         self,
         submissions: list[DelayedSubmission[Any]],
@@ -361,10 +397,13 @@ class Executor(ABC):
         # submission's hot path (an fsync costs more than the rest of a submit).
         pickled.place(paths.submitted_pickle, durable=False)
         info = self._job_info(job_id)
+        info.resubmission_of = pickled.origin
         info.write(paths.info)
         fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
         if array_size:
             fields["array_size"] = array_size
+        if pickled.origin is not None:
+            fields["resubmission_of"] = pickled.origin
         append_event(paths.events, "submitted", **fields)
         return [paths.submitted_pickle, paths.info, paths.events]
 

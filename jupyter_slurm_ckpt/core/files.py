@@ -115,6 +115,32 @@ def _temp_beside(path: Path) -> Path:
     return path.with_name(f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}")
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """Give ``target`` the content of ``source`` atomically: a hard link where the filesystem
+    allows one (no copy, no memory), else a copy (private, fsynced), renamed into place.
+
+    Safe for files that are only ever replaced by rename, never rewritten in place (every
+    file of a job folder): replacing one name later leaves the other as it was.
+    """
+    temp = _temp_beside(Path(target))
+    try:
+        try:
+            os.link(source, temp)
+        except OSError:
+            with open(source, "rb") as reader:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+                with os.fdopen(fd, "wb") as writer:
+                    while chunk := reader.read(1 << 20):
+                        writer.write(chunk)
+                    writer.flush()
+                    os.fsync(writer.fileno())
+        os.replace(temp, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise _write_error(error) from None
+
+
 class PendingFile:
     """A file being written that no reader can see until :meth:`commit` gives it its name.
 

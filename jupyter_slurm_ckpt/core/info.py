@@ -33,6 +33,8 @@ class JobInfo:
     python: str = sys.executable
     host: str = field(default_factory=socket.gethostname)
     uid: int = field(default_factory=os.getuid)
+    #: The job this one continues from its last checkpoint (``job.resubmit()``), if any.
+    resubmission_of: str | None = None
 
     def effective_signal_delay_s(self) -> float:
         """The warning delay actually used: at most half of a short time limit."""

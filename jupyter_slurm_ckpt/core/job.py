@@ -172,6 +172,12 @@ class Job(Generic[R]):
         """Whether a live state reported by the backend means the job is over."""
         return state in FINAL_STATES
 
+    @property
+    def scheduler_problem(self) -> str | None:
+        """Why the scheduler cannot be asked about the job right now, if so (states then come
+        from the job folder alone); None when it answers, or for backends without one."""
+        return None
+
     def _cancel(self) -> None:
         raise NotImplementedError
 
@@ -326,6 +332,33 @@ class Job(Generic[R]):
             "NodeList": summary.node or "",
             "Restarts": str(self.restart_count),
         }
+
+    def resubmit(self) -> Job[R]:
+        """Submit the job again, from its last checkpoint, as a new job (a new id).
+
+        For a job that ended without its result: its requeue failed while Slurm's controller
+        was away, a preemption cancelled it, it timed out more often than ``max_num_timeout``
+        allows... Its payload as the last checkpoint left it runs again, with the same
+        backend, folder and parameters. The old job's events record ``resubmitted`` (with the
+        new id); the new job's description and ``submitted`` event name the old one.
+
+        Raises
+        ------
+        UncompletedJobError
+            If the job has not ended, or ended with its result (nothing is left to continue).
+        """
+        state = self.state
+        if not self.done():
+            raise UncompletedJobError(
+                f"job {self.job_id} is {state}: only a job that ended can be resubmitted"
+            )
+        if state in ("COMPLETED", "DONE"):
+            raise UncompletedJobError(f"job {self.job_id} completed: nothing is left to continue")
+        from .executor import Executor  # the executor module builds on this one
+
+        resubmitted: Job[R] = Executor.for_job(self.info).resubmit_from(self)
+        append_event(self.paths.events, "resubmitted", job_id=resubmitted.job_id)
+        return resubmitted
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""

@@ -93,6 +93,11 @@ class JobPaths:
         return self._file("job.json")
 
     @property
+    def heartbeat(self) -> Path:
+        """Touched by a running job every minute or so: the time of its last sign of life."""
+        return self._file("heartbeat")
+
+    @property
     def signal_request(self) -> Path:
         """Why the next USR2 is sent (preemption or timeout), written before sending it."""
         return self._file("signal.json")

@@ -26,7 +26,7 @@ from typing import IO, Any
 import cloudpickle
 
 from .errors import PayloadError
-from .files import PendingFile, check_folder_is_safe
+from .files import PendingFile, check_folder_is_safe, link_or_copy
 
 FORMAT = "jupyter_slurm_ckpt/2"
 _ENVELOPE_FORMAT = "jupyter_slurm_ckpt/1"  # loaded, no longer written
@@ -173,6 +173,8 @@ class Pickled:
     def __init__(self, obj: Any, folder: Path) -> None:
         self.obj = obj  # what was pickled (the debug backend runs it in this process)
         self.size = 0
+        #: The job whose last checkpoint this payload is, when it is submitted again.
+        self.origin: str | None = None
         self._folder = folder
         self._memory: io.BytesIO | None = io.BytesIO()
         self._file: PendingFile | None = None
@@ -208,6 +210,26 @@ class Pickled:
         if self._file is not None:
             self._file.discard()
             self._file = None
+
+
+class CheckpointPayload(Pickled):
+    """A job's payload file as it is on disk (its last checkpoint), submitted again as a new
+    job: placed by a hard link (see ``files.link_or_copy``), never loaded into memory."""
+
+    def __init__(self, source: Path, origin: str) -> None:
+        super().__init__(None, Path(source).parent)
+        check_folder_is_safe(self._folder)
+        self.source = Path(source)
+        self.size = self.source.stat().st_size
+        self.origin = origin
+        self._memory = None
+
+    def place(self, path: Path, *, durable: bool = False) -> None:
+        """Give the new job the same payload file."""
+        link_or_copy(self.source, path)
+
+    def discard(self) -> None:
+        """The source belongs to the job it comes from: nothing to drop."""
 
 
 def spool(obj: Any, folder: Path, max_bytes: int | None = None) -> Pickled:

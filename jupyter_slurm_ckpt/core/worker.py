@@ -7,20 +7,24 @@ and how it requeues.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from . import payload
+from .budget import default_margin
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
-from .files import WriteError
+from .files import WriteError, open_private_append
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths
@@ -29,6 +33,37 @@ from .unpicklable import explain_unpicklable
 
 #: The signal a scheduler sends before preempting or timing out a job (submitit's convention).
 CHECKPOINT_SIGNAL = signal.SIGUSR2
+#: What Slurm sends when it ends a run: at the end of a preemption's grace time (the only notice
+#: on clusters without ``preempt_send_user_signal``), at the time limit, and on ``scancel``.
+TERMINATION_SIGNAL = signal.SIGTERM
+#: Exit status of a run that was ended by a termination signal (128 + SIGTERM, as a shell says).
+TERMINATED_EXIT_CODE = 128 + int(signal.SIGTERM)
+#: How often a running job touches its heartbeat file (its last sign of life, if it dies).
+HEARTBEAT_S = 30.0
+#: How long a requeue may be retried after a checkpoint signal when the run's window is unknown.
+DEFAULT_REQUEUE_WINDOW_S = 30.0
+
+
+@dataclass(frozen=True)
+class Termination:
+    """Why a termination signal came, as the scheduler tells it.
+
+    Attributes
+    ----------
+    reason
+        ``"preemption"``, ``"timeout"``, ``"cancelled"``, or ``"unknown"`` when the scheduler
+        could not be asked (the checkpoint is written then, but no requeue is asked for).
+    requeued
+        True when the scheduler has requeued the job already (a preemption with
+        ``PreemptMode=REQUEUE``): the run checkpoints and leaves, Slurm starts the next one.
+    """
+
+    reason: str
+    requeued: bool = False
+
+
+class RequeueError(RuntimeError):
+    """The scheduler did not take the job back into its queue (the message says why)."""
 
 
 class Runtime(Protocol):
@@ -37,8 +72,18 @@ class Runtime(Protocol):
     def signal_reason(self) -> str:
         """``"preemption"`` or ``"timeout"``: why the checkpoint signal was sent."""
 
-    def requeue(self) -> None:
-        """Put the job back in the queue; the current run then ends (may not return)."""
+    def termination(self) -> Termination | None:
+        """Why a termination signal came; None when the backend's own rules apply (it dies)."""
+
+    def requeue(self, deadline: float) -> None:
+        """Ask for the job to be requeued, retrying until ``deadline`` (``time.monotonic``).
+
+        Returns once the scheduler took the job (a backend that requeues on the run's exit
+        returns at once). Raises :class:`RequeueError` if it never did.
+        """
+
+    def end_run(self) -> NoReturn:
+        """Leave this run after a requeue: the next one starts from the new payload."""
 
 
 # A signal that arrives before the payload is loaded is remembered, then handled.
@@ -59,7 +104,7 @@ def _checkpoint_method(function: Any) -> Any:
 
 
 class SignalHandler:
-    """Decide, on the checkpoint signal, whether and how the job goes back in the queue."""
+    """Decide, on a checkpoint or termination signal, whether and how the job is requeued."""
 
     def __init__(
         self,
@@ -75,8 +120,15 @@ class SignalHandler:
         self.info = info
         self.runtime = runtime
         self.busy = False
+        #: The reason of this run's first signal (a run is checkpointed once).
+        self.signalled: str | None = None
+        #: Whether the callable has been called in this run. Before, the payload on disk is
+        #: exactly the callable's state: a signal requeues it as it is, without calling a
+        #: ``checkpoint()`` that may expect ``__call__`` to have run.
+        self.calling = True
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        """The checkpoint signal (USR2): the scheduler warns before a preemption or the limit."""
         if self.busy:
             # A second signal while checkpointing: the checkpoint under way decides the
             # requeue, but this signal is recorded with its own reason (a timeout counts).
@@ -84,19 +136,51 @@ class SignalHandler:
             return
         self.busy = True
         try:
-            self._handle()
+            self._handle(self.runtime.signal_reason(), via=None, requeued=False)
         finally:
             self.busy = False
+
+    def on_termination(self, signum: int, frame: FrameType | None) -> None:
+        """The termination signal (SIGTERM): the scheduler ends this run now.
+
+        A preemption without an earlier warning checkpoints as the warning would have; the
+        time limit without one counts as a timeout; a cancellation leaves without a
+        checkpoint. A run that handled its warning already, or is checkpointing, leaves.
+        """
+        if self.busy:  # checkpointing after the warning: that path requeues and leaves
+            return
+        verdict = self.runtime.termination()
+        if verdict is None:  # the backend's rules: the run ends as it would without us
+            signal.signal(TERMINATION_SIGNAL, signal.SIG_DFL)
+            os.kill(os.getpid(), TERMINATION_SIGNAL)
+            return
+        self.busy = True
+        try:
+            if verdict.reason == "cancelled":
+                self._cancelled()
+            elif self.signalled is None:
+                self._handle(verdict.reason, via="SIGTERM", requeued=verdict.requeued)
+        finally:
+            _leave(TERMINATED_EXIT_CODE)
 
     def _event(self, name: str, **fields: Any) -> None:
         append_event(self.paths.events, name, **fields)
 
-    def _handle(self) -> None:
+    def _cancelled(self) -> None:
+        if self.paths.task_id == 0 and summarize(read_events(self.paths.events)).terminal is None:
+            self._event("cancelled", by="slurm")
+        say("cancelled")
+
+    def _handle(self, reason: str, via: str | None, requeued: bool) -> None:
         flush_progress()  # the step reached, recorded before the signal that interrupts it
-        reason = self.runtime.signal_reason()
+        self.signalled = reason
+        window_end = time.monotonic() + self._window_s(via)
         task = self.paths.task_id
-        self._event("signal", reason=reason, task=task)
-        print(f"jupyter_slurm_ckpt: received {reason} signal", file=sys.stderr, flush=True)
+        fields: dict[str, Any] = {"reason": reason, "task": task}
+        if via is not None:
+            fields["via"] = via
+        self._event("signal", **fields)
+        say(f"received {reason} signal")
         if task != 0:  # task 0 checkpoints for the whole job
             return
         summary = summarize(read_events(self.paths.events))
@@ -104,13 +188,16 @@ class SignalHandler:
         if reason == "timeout" and summary.timeouts > limit:
             self._refuse(f"timed out {summary.timeouts} times, max_num_timeout={limit}")
             return
+        if not self.calling:
+            self._requeue(summary.timeouts, limit, window_end, requeued, before_call=True)
+            return
         checkpoint = _checkpoint_method(self.delayed.function)
         if checkpoint is None:
             if reason == "timeout":
                 name = type(self.delayed.function).__name__
                 self._refuse(f"timed out and {name} has no checkpoint method")
                 return
-            self._requeue(summary.timeouts, limit, from_scratch=True)
+            self._requeue(summary.timeouts, limit, window_end, requeued, from_scratch=True)
             return
         started = time.perf_counter()
         try:
@@ -118,7 +205,7 @@ class SignalHandler:
         except Exception:
             seconds = time.perf_counter() - started
             self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            traceback.print_exc()
+            say(traceback.format_exc().rstrip(), prefix="")
             self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
             return
         seconds = time.perf_counter() - started
@@ -144,7 +231,17 @@ class SignalHandler:
             self._refuse(self._unpicklable(replacement, error))
             return
         self._event("checkpoint", seconds=round(seconds, 4), requeue=True, bytes=size)
-        self._requeue(summary.timeouts, limit, from_scratch=False)
+        if reason == "unknown":  # the scheduler could not be asked: a requeue could revive
+            self._refuse("the scheduler could not be asked why the run ends; checkpoint kept")
+            return
+        self._requeue(summary.timeouts, limit, window_end, requeued)
+
+    def _window_s(self, via: str | None) -> float:
+        """How long the run has after this signal (the requeue is retried that long)."""
+        if via is None:  # the warning comes signal_delay_s before the end
+            delay = self.info.effective_signal_delay_s()
+            return max(delay - default_margin(delay), 1.0)
+        return DEFAULT_REQUEUE_WINDOW_S  # Slurm's default KillWait; its SIGKILL cuts it short
 
     def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
         # Named as the checkpoint method sees them: `self` when it resubmits itself.
@@ -156,18 +253,115 @@ class SignalHandler:
         return f"checkpoint() returned a payload that cannot be pickled: {why}"
 
     def _refuse(self, reason: str) -> None:
-        print(f"jupyter_slurm_ckpt: not requeued: {reason}", file=sys.stderr, flush=True)
+        say(f"not requeued: {reason}")
         self._event("not_requeued", reason=reason)
 
-    def _requeue(self, timeouts: int, limit: int, *, from_scratch: bool) -> None:
+    def _requeue(
+        self,
+        timeouts: int,
+        limit: int,
+        deadline: float,
+        requeued: bool,
+        *,
+        from_scratch: bool = False,
+        before_call: bool = False,
+    ) -> None:
         fields: dict[str, Any] = {"run": self.restart + 1}
         fields["timeouts_left"] = max(limit - timeouts, 0)
         if from_scratch:
             fields["from_scratch"] = True
+        if before_call:  # the payload is unchanged: nothing had run yet
+            fields["before_call"] = True
+        if requeued:
+            fields["by"] = "scheduler"
+        else:
+            try:
+                self.runtime.requeue(deadline)
+            except RequeueError as error:
+                self._refuse(f"requeue failed: {error}")
+                append_event(
+                    self.paths.events, "failed", state="FAILED", reason=f"requeue failed: {error}"
+                )
+                _leave(1)
         self._event("requeued", **fields)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.runtime.requeue()
+        flush_output()
+        self.runtime.end_run()
+
+
+def say(message: str, prefix: str = "jupyter_slurm_ckpt: ") -> None:
+    """Write a line to the task's stderr from a signal handler.
+
+    Straight to the file descriptor: the handler may have interrupted the job in the middle
+    of a ``print``, and Python's buffered streams refuse to be entered again then.
+    """
+    with contextlib.suppress(OSError):
+        os.write(2, f"{prefix}{message}\n".encode(errors="replace"))
+
+
+def flush_output() -> None:
+    """Flush what the job printed before its run ends (not possible, and skipped, when the
+    signal interrupted a write of that same stream)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _leave(code: int) -> NoReturn:
+    """End the process now, output flushed (no cleanup of the user's code can run on)."""
+    flush_output()
+    os._exit(code)
+
+
+def record_lost_runs(paths: JobPaths, restart: int) -> None:
+    """Say so when this run starts after requeues nobody recorded (SIGKILL, node failure...).
+
+    ``restart`` is the scheduler's count of earlier runs; each one the events do not know a
+    ``requeued`` of gets a ``requeued {reason: unknown}`` event, with ``lost_progress`` (no
+    checkpoint was written after that run started) and how long the lost run had worked.
+    """
+    events = read_events(paths.events)
+    missing = restart - summarize(events).requeues
+    if missing <= 0:
+        return
+    started = [e for e in events if e["event"] == "started" and e.get("task", 0) == 0]
+    last_start = started[-1] if started else None
+    fields: dict[str, Any] = {"reason": "unknown", "lost_progress": True}
+    if last_start is not None:
+        after = [e for e in events if e["t"] >= last_start["t"]]
+        fields["lost_progress"] = not any(
+            e["event"] == "checkpoint" and e.get("requeue") for e in after
+        )
+        last_sign = max([e["t"] for e in after] + _mtimes(paths))
+        fields["worked_s"] = round(max(0.0, last_sign - float(last_start["t"])), 1)
+    for number in range(restart - missing + 1, restart + 1):
+        append_event(paths.events, "requeued", run=number, **fields)
+        fields.pop("worked_s", None)  # the time belongs to the last run that started
+
+
+def start_heartbeat(path: Path, period_s: float = HEARTBEAT_S) -> None:
+    """Touch ``path`` now and every ``period_s`` from a daemon thread, while the process lives.
+
+    Its modification time is the run's last sign of life: a run killed without a word (SIGKILL,
+    a node that died) is known to have worked until then.
+    """
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                os.close(open_private_append(path))  # created 0600 like every job file
+                os.utime(path)
+            time.sleep(period_s)
+
+    threading.Thread(target=beat, name="jupyter_slurm_ckpt-heartbeat", daemon=True).start()
+
+
+def _mtimes(paths: JobPaths) -> list[float]:
+    """When the job's heartbeat and the task's logs were last written (signs of life)."""
+    found = []
+    for path in (paths.heartbeat, paths.stdout, paths.stderr):
+        with contextlib.suppress(OSError):
+            found.append(path.stat().st_mtime)
+    return found
 
 
 def _write_outcome(path: Path, status: str, value: Any) -> None:
@@ -185,15 +379,14 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     """Run one task of a job to its end; returns the process exit code.
 
     The outcome (value or traceback) is written to the task's result file before returning;
-    a requeue leaves through ``runtime.requeue()`` instead.
+    a requeue leaves through ``runtime.end_run()`` instead.
     """
-    signal.signal(CHECKPOINT_SIGNAL, remember_early_signal)
-    is_main_task = paths.task_id == 0
+    for signum in (CHECKPOINT_SIGNAL, TERMINATION_SIGNAL):
+        signal.signal(signum, remember_early_signal)
     restart = JobEnvironment().restart_count
-    if is_main_task:
-        append_event(
-            paths.events, "started", run=restart, node=socket.gethostname(), pid=os.getpid()
-        )
+    if paths.task_id == 0:
+        record_lost_runs(paths, restart)
+        start_heartbeat(paths.heartbeat)
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
@@ -201,14 +394,25 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         append_event(paths.events, "failed", reason=str(error), task=paths.task_id)
         return 0
     handler = SignalHandler(delayed, paths, info, runtime, restart)
+    handler.calling = False
     signal.signal(CHECKPOINT_SIGNAL, handler)
-    if _early_signals:
-        _early_signals.clear()
+    signal.signal(TERMINATION_SIGNAL, handler.on_termination)
+    early, _early_signals[:] = set(_early_signals), []
+    if CHECKPOINT_SIGNAL in early:  # signals that came while loading: the warning first
         handler(CHECKPOINT_SIGNAL, None)
+    if TERMINATION_SIGNAL in early:
+        handler.on_termination(TERMINATION_SIGNAL, None)
+    # From here a signal checkpoints the running callable. Every task says it started (with
+    # its node): ``_interrupt`` waits for these events, so its signal finds the callable
+    # running in every task (a slow payload load shows as not started yet).
+    handler.calling = True
+    where = {"node": socket.gethostname(), "pid": os.getpid()}
+    task = {"task": paths.task_id} if paths.task_id else {}
+    append_event(paths.events, "started", run=restart, **task, **where)
     try:
         value = delayed.result()
     except Exception:
-        signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)  # finished: nothing left to requeue
+        _ignore_signals()  # finished: nothing left to requeue
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
@@ -216,8 +420,15 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         last_line = trace.strip().splitlines()[-1]
         append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
         return 0
-    signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)
+    _ignore_signals()
     flush_progress()
     _write_outcome(paths.result_pickle, "success", value)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0
+
+
+def _ignore_signals() -> None:
+    """After the callable returned: a checkpoint signal has nothing left to save, and a
+    termination ends the process as it would any program (the result's write is atomic)."""
+    signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)
+    signal.signal(TERMINATION_SIGNAL, signal.SIG_DFL)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from traitlets import Float, Int, List, TraitError, Unicode, validate
-from traitlets.config import Configurable
+
+from ..polling_config import SchedulerPolling
 
 
-class SlurmJobsConfig(Configurable):
-    """Settings of the "Slurm jobs" server extension (``c.SlurmJobsConfig.*``)."""
+class SlurmJobsConfig(SchedulerPolling):
+    """Settings of the "Slurm jobs" server extension (``c.SlurmJobsConfig.*``), and how often
+    Slurm is asked about the listed jobs (``poll_*_s``: the budget of all browser tabs)."""
 
     job_roots = List(
         Unicode(),

@@ -6,6 +6,7 @@
   shows it: ``text`` (plain) and ``html`` (escaped, ANSI colours as inline styles)
 - ``POST jobs/<id>/interrupt``  body ``{"folder": F, "timeout": false}``
 - ``POST jobs/<id>/cancel``     body ``{"folder": F}``
+- ``POST jobs/<id>/resubmit``   body ``{"folder": F}``
 """
 
 from __future__ import annotations
@@ -150,6 +151,19 @@ class CancelHandler(_Handler):
         await self.answer(lambda: service.run(service.cancel, folder, job_id))
 
 
+class ResubmitHandler(_Handler):
+    """``POST jobs/<id>/resubmit``: a new job that continues an ended one from its last
+    checkpoint (``job.resubmit()``; it is submitted from the Jupyter server's environment)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        check_id(job_id)
+        folder = self.folder_from(self.body())
+        service = self.service
+        await self.answer(lambda: service.run(service.resubmit, folder, job_id))
+
+
 def check_id(job_id: str) -> None:
     """400 for anything that is not a job id (before any file is looked at)."""
     try:
@@ -167,4 +181,5 @@ def routes(base_url: str) -> list[tuple[str, type[APIHandler]]]:
         (url_path_join(prefix, _ID, "log"), LogHandler),
         (url_path_join(prefix, _ID, "interrupt"), InterruptHandler),
         (url_path_join(prefix, _ID, "cancel"), CancelHandler),
+        (url_path_join(prefix, _ID, "resubmit"), ResubmitHandler),
     ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..core.errors import JobFolderError, UncompletedJobError
+from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobError
 from ..core.files import check_folder_is_safe
 from ..core.job import FINAL_STATES, Job
 from ..core.paths import is_valid_job_id
@@ -230,6 +230,9 @@ class JobService:
             last_event=summary.last,
             not_requeued_reason=summary.not_requeued_reason,
             progress=progress.as_dict() if progress else None,
+            resubmitted_as=next(
+                (e.get("job_id") for e in reversed(events) if e["event"] == "resubmitted"), None
+            ),
         )
         return row
 
@@ -309,6 +312,19 @@ class JobService:
             raise JobRequestError(501, f"the {job.info.cluster} backend cannot cancel") from None
         self.invalidate()
         return {"id": job_id, "action": "cancel", "ok": True, "state": job.state}
+
+
+    def resubmit(self, folder: str | None, job_id: str) -> dict[str, Any]:
+        """Continue an ended job from its last checkpoint, as a new job (in its folder)."""
+        job = self.open_job(folder, job_id)
+        try:
+            again = job.resubmit()
+        except UncompletedJobError as error:
+            raise JobRequestError(409, str(error)) from None
+        except FailedSubmissionError as error:
+            raise JobRequestError(502, f"the resubmission failed: {error}") from None
+        self.invalidate()
+        return {"id": job_id, "action": "resubmit", "ok": True, "new_id": again.job_id}
 
 
 def _read_only(job: Job[Any]) -> Job[Any]:

@@ -80,6 +80,14 @@ export function interruptJob(row: Pick<IJobRow, 'id' | 'folder'>, timeout: boole
   });
 }
 
+/** Resubmit an ended job from its last checkpoint, as a new job. */
+export function resubmitJob(row: Pick<IJobRow, 'id' | 'folder'>): Promise<unknown> {
+  return request(jobPath(row, 'resubmit'), {
+    method: 'POST',
+    body: JSON.stringify({ folder: row.folder })
+  });
+}
+
 /** Cancel a job. */
 export function cancelJob(row: Pick<IJobRow, 'id' | 'folder'>): Promise<unknown> {
   return request(jobPath(row, 'cancel'), {

@@ -29,6 +29,8 @@ export interface IJobRow {
   last_event: IJobEvent | null;
   not_requeued_reason: string | null;
   progress: IJobProgress | null;
+  /** The job that continues this one from its last checkpoint (`job.resubmit()`), if any. */
+  resubmitted_as?: string | null;
   error: string | null;
 }
 
@@ -62,7 +64,7 @@ export interface IJobEvent {
 }
 
 /** The row actions, as named in the UI and the REST API. */
-export type JobAction = 'preempt' | 'timeout' | 'cancel' | 'log';
+export type JobAction = 'preempt' | 'timeout' | 'cancel' | 'resubmit' | 'log';
 
 /** States after which nothing more happens to a job (the core's FINAL_STATES). */
 export const FINAL_STATES: ReadonlySet<string> = new Set([
@@ -229,13 +231,21 @@ export function describeEvent(event: IJobEvent | null | undefined): string {
   }
 }
 
-/** Which actions a job in ``state`` offers (the server refuses the others anyway). */
-export function availableActions(state: string): Record<JobAction, boolean> {
+/**
+ * Which actions a job in ``state`` offers (the server refuses the others anyway): a job that
+ * ended without its result, and was not resubmitted yet, can be resubmitted.
+ */
+export function availableActions(
+  state: string,
+  resubmittedAs: string | null = null
+): Record<JobAction, boolean> {
   const running = state === 'RUNNING';
+  const succeeded = state === 'COMPLETED' || state === 'DONE';
   return {
     preempt: running,
     timeout: running,
     cancel: isLive(state),
+    resubmit: FINAL_STATES.has(state) && !succeeded && !resubmittedAs,
     log: true
   };
 }

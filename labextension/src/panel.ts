@@ -7,7 +7,7 @@ import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
-import { cancelJob, interruptJob, listJobs } from './api';
+import { cancelJob, interruptJob, listJobs, resubmitJob } from './api';
 import { IJobRow, JobAction, sortNewestFirst } from './model';
 import { JobListRenderer } from './render';
 
@@ -106,6 +106,8 @@ export class SlurmJobsPanel extends Widget {
           return;
         }
         await cancelJob(row);
+      } else if (action === 'resubmit') {
+        await resubmitJob(row);
       } else {
         await interruptJob(row, action === 'timeout');
       }

@@ -29,6 +29,11 @@ const ACTIONS: { action: JobAction; label: string; title: string }[] = [
     title: 'Simulate timeout: checkpoint and requeue, counted against max_num_timeout'
   },
   { action: 'cancel', label: 'Cancel', title: 'Cancel the job' },
+  {
+    action: 'resubmit',
+    label: 'Resubmit',
+    title: 'Resubmit: a new job that continues from the last checkpoint'
+  },
   { action: 'log', label: 'Show log', title: 'Show the log tail' }
 ];
 
@@ -183,7 +188,7 @@ export class JobListRenderer {
     const stateCell = item.querySelector('.jp-SlurmJobs-state') as HTMLElement;
     stateCell.dataset.state = row.state;
     item.classList.toggle('jp-mod-error', row.error !== null);
-    const allowed = availableActions(row.state);
+    const allowed = availableActions(row.state, row.resubmitted_as ?? null);
     for (const button of Array.from(
       item.querySelectorAll<HTMLButtonElement>('.jp-SlurmJobs-action')
     )) {

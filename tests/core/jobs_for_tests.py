@@ -92,3 +92,25 @@ def add(a: int, b: int) -> int:
 
 def fail(message: str) -> None:
     raise ValueError(message)
+
+
+class SlowToLoad(Checkpointable):
+    """Takes ``load_s`` to unpickle (as a large model state would); its ``checkpoint()`` fails
+    unless ``__call__`` has run: the pattern of a user checkpoint that saves ``self.model``."""
+
+    def __init__(self, load_s: float) -> None:
+        self.load_s = load_s
+        self.called = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        time.sleep(state["load_s"])
+        self.__dict__.update(state)
+
+    def __call__(self) -> str:
+        self.called = True
+        return "done"
+
+    def checkpoint(self) -> Any:
+        if not self.called:
+            raise RuntimeError("checkpoint() before __call__: nothing to save yet")
+        return super().checkpoint()

@@ -164,8 +164,34 @@ def test_requeue_keeps_job_id_and_appends_logs(local: submitit.LocalExecutor) ->
 
     job = local.submit(Talkative(step_s=0.05), 30)
     wait_running_run(job, 0)
+    wait_for(lambda: "run 0 says hi" in (job.stdout() or ""), "run 0 to speak")
     job._interrupt()
     job.result(timeout=60)
     stdout = job.stdout() or ""
     assert "run 0 says hi" in stdout and "run 1 says hi" in stdout
     assert {p.name.split("_")[0] for p in job.paths.folder.glob("*_job.json")} == {job.job_id}
+
+
+def test_a_signal_in_the_middle_of_a_print_still_requeues(local: submitit.LocalExecutor) -> None:
+    # The job prints all the time: the checkpoint signal lands inside a write to stdout, whose
+    # buffer refuses to be entered again from the handler (it once raised "reentrant call
+    # inside BufferedWriter" and the requeue was lost).
+    class Chatty(Counter):
+        def __call__(self, n: int) -> dict[str, object]:
+            line = "x" * 200
+            while self.count < n:
+                for _ in range(200):
+                    print(line)
+                self.count += 1
+            return {"count": self.count}
+
+    job = local.submit(Chatty(), 10**9)
+    for run in range(3):
+        wait_running_run(job, run)
+        wait_for(lambda: job.paths.stdout.exists() and job.paths.stdout.stat().st_size > 0,
+                 "output")
+        job._interrupt()
+    wait_running_run(job, 3)
+    names = [e["event"] for e in job.events()]
+    assert names.count("requeued") == 3 and "not_requeued" not in names
+    job.cancel()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster on this machine, for the test suite.
 #
-#   tests/slurm/cluster.sh start [--accounting]   # idempotent; prints `export SLURM_CONF=...`
+#   tests/slurm/cluster.sh start [--accounting] [--preemption signal|stock] [--nodes N] [--cpus N]
+#                                                 # idempotent; prints `export SLURM_CONF=...`
 #   tests/slurm/cluster.sh stop                   # idempotent; leaves no process behind
 #   tests/slurm/cluster.sh status                 # exit 0 when up, 1 when not
+#   tests/slurm/cluster.sh controller stop|start  # slurmctld alone (a controller that is away)
 #
 #   eval "$(tests/slurm/cluster.sh start)"        # then sbatch/squeue/scontrol/sinfo work
 #   eval "$(tests/slurm/cluster.sh start --accounting)"   # same, plus slurmdbd so sacct works
@@ -16,6 +18,16 @@
 #
 # Without --accounting there is no accounting storage at all, so `sacct` fails with "Slurm
 # accounting storage is disabled" (the mode our squeue/scontrol fallback is tested in).
+#
+# --preemption signal (default): SlurmctldParameters=preempt_send_user_signal, so a preempted job
+# gets its --signal USR2 at once. --preemption stock: as most clusters are, without it: a
+# preempted job gets no USR2, only SIGCONT+SIGTERM when its partition's GraceTime is over.
+#
+# --nodes N (default 1): N emulated nodes n1..nN on this one machine, each its own `slurmd -N nI`
+# (all resolve to 127.0.0.1, so the ranks of a multi-node job reach each other over TCP). Each
+# node has every CPU of the machine and two fake GPUs (GRES gpu, fake device files), so that
+# --gpus-per-node is scheduled and exported as on a GPU cluster. --cpus N gives each node N CPUs
+# instead (more than the machine has: many small jobs at once, e.g. for benchmarks/bench_polling.py).
 #
 # Only the `export SLURM_CONF=...` line of `start` goes to stdout; all other chatter to stderr.
 # Env overrides: JSC_CLUSTER_DIR, JSC_SLURMCTLD_PORT (6817), JSC_SLURMD_PORT (6818),
@@ -40,7 +52,10 @@ MUNGE_SOCK_DIR=$MUNGE_DIR/socket          # mode 755, else clients cannot reach 
 MUNGE_SOCK=$MUNGE_SOCK_DIR/munge.socket.2
 MYSQL_DIR=$DIR/mysql
 MODE_FILE=$DIR/mode                        # "plain" or "accounting" while the cluster is up
-NODE=$(hostname -s)
+HOST=$(hostname -s)
+NODES_FILE=$DIR/nodes                      # how many emulated nodes the cluster has
+GPUS_PER_NODE=2
+FAKE_GPU_DIR=$DIR/dev                      # fake GPU device files (see start_slurmd)
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -57,16 +72,25 @@ pid_of() {  # pid_of NAME -> pid of a live daemon started by us (pid file + matc
     alive "$pid" || return 1   # killed but not yet reaped counts as dead
     case $1 in
         mariadbd) [[ $comm == mariadbd || $comm == mysqld ]] || return 1 ;;
+        slurmd-*) [[ $comm == slurmd ]] || return 1 ;;
         *) [[ $comm == "$1" ]] || return 1 ;;
     esac
     echo "$pid"
 }
 
-daemons_for() {  # daemons_for MODE -> start order
+node_names() {  # the emulated nodes of the cluster: n1 .. nN
+    local count=1 i
+    [[ -s $NODES_FILE ]] && count=$(<"$NODES_FILE")
+    for (( i = 1; i <= count; i++ )); do echo "n$i"; done
+}
+
+daemons_for() {  # daemons_for MODE -> start order (one slurmd-nI per emulated node)
+    local slurmds
+    slurmds=$(node_names | sed 's/^/slurmd-/' | tr '\n' ' ')
     if [[ $1 == accounting ]]; then
-        echo munged mariadbd slurmdbd slurmctld slurmd
+        echo munged mariadbd slurmdbd slurmctld $slurmds
     else
-        echo munged slurmctld slurmd
+        echo munged slurmctld $slurmds
     fi
 }
 
@@ -80,9 +104,16 @@ running_mode() {  # prints the mode when every daemon of the recorded mode is al
     echo "$mode"
 }
 
+all_daemons() {  # every daemon that may have a pid file of ours, running or not
+    local f
+    printf "%s\n" munged mariadbd slurmdbd slurmctld
+    for f in "$RUN"/slurmd*.pid; do [[ -e $f ]] && basename "$f" .pid; done
+    true
+}
+
 any_daemon_alive() {
     local d
-    for d in munged mariadbd slurmdbd slurmctld slurmd; do
+    for d in $(all_daemons); do
         pid_of "$d" >/dev/null && return 0
     done
     return 1
@@ -175,16 +206,17 @@ ensure_packages() {
 # ---------------------------------------------------------------------------------------------
 # configuration
 
-write_configs() {  # write_configs MODE OUTDIR : slurm.conf (+ slurmdbd.conf) into OUTDIR
-    local mode=$1 out=$2 cpus mem_kb mem_mb
-    cpus=$(nproc)
+write_configs() {  # write_configs MODE PREEMPTION NODES CPUS OUTDIR : slurm.conf, gres.conf (+ slurmdbd.conf)
+    local mode=$1 preemption=$2 nodes=$3 cpus=$4 out=$5 mem_kb mem_mb i names=n1
     mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)   # same figure as `free`'s total
-    mem_mb=$(( mem_kb * 95 / 100 / 1024 ))                    # ~95 % of MemTotal, in MB
+    mem_mb=$(( mem_kb * 95 / 100 / 1024 / nodes ))            # ~95 % of MemTotal, shared by the nodes
+    (( nodes > 1 )) && names="n[1-$nodes]"
 
     cat >"$out/slurm.conf" <<EOF
-# Generated by tests/slurm/cluster.sh ($mode mode). Do not edit: rewritten at every start.
+# Generated by tests/slurm/cluster.sh ($mode mode, $preemption preemption, $nodes node(s)).
+# Do not edit: rewritten at every start.
 ClusterName=jsc
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$CTLD_PORT
@@ -197,11 +229,12 @@ CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCK,cred_expire=5
 
 StateSaveLocation=$DIR/spool/ctld
-SlurmdSpoolDir=$DIR/spool/d
+# One slurmd per emulated node (%n: the node's name).
+SlurmdSpoolDir=$DIR/spool/d-%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 
@@ -211,6 +244,8 @@ TaskPlugin=task/none
 MpiDefault=none
 # Resource limits of the submitting shell are not copied into jobs (avoids setrlimit noise).
 PropagateResourceLimits=NONE
+# The nodes may claim more CPUs than the machine has (--cpus): slurmd takes the configured count.
+SlurmdParameters=config_overrides
 
 # Cores are the consumable resource (not memory), so small jobs share the node; a job that
 # wants the node alone asks for --exclusive.
@@ -222,12 +257,13 @@ SelectTypeParameters=CR_Core
 SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0
 
 # Preemption: jobs of a higher-PriorityTier partition (high) requeue jobs of lower ones (low).
-# preempt_send_user_signal: a preempted job submitted with --signal=[B:]USR2@T gets that USR2 at
-# once (steps, or with B: the batch shell), then SIGTERM when the partition's GraceTime is over
-# and SIGKILL KillWait later. Without --signal its steps get SIGTERM at once (no USR2 at all).
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
-SlurmctldParameters=preempt_send_user_signal
+$(preemption_lines "$preemption")
+
+# Fake GPUs (gres.conf names their fake device files): scheduled and exported (CUDA_VISIBLE_DEVICES,
+# SLURM_GPUS_ON_NODE) as on a GPU cluster.
+GresTypes=gpu
 # Batch jobs may be requeued (scontrol requeue, preemption, node failure).
 JobRequeue=1
 
@@ -265,15 +301,25 @@ JobAcctGatherType=jobacct_gather/none
 
 EOF
     fi
+    # The emulated nodes: one slurmd each, on its own port, all on this machine.
+    for (( i = 1; i <= nodes; i++ )); do
+        echo "NodeName=n$i NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$(node_port "$i")" \
+            "CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$GPUS_PER_NODE State=UNKNOWN" >>"$out/slurm.conf"
+    done
     cat >>"$out/slurm.conf" <<EOF
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 # low: default partition; its jobs are preempted (requeued) by high's. GraceTime=5: time between
-# the USR2 and SIGTERM (measured: SIGTERM 10-11 s after the preemption; 6 s with GraceTime=2).
-# Tests may change it at run time: scontrol update partitionname=low gracetime=N
-PartitionName=low Nodes=$NODE Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
+# the preemption and SIGTERM (measured: SIGTERM 10-11 s after the preemption; 6 s with
+# GraceTime=2). Tests may change it at run time: scontrol update partitionname=low gracetime=N
+PartitionName=low Nodes=$names Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
 # high: PriorityTier=10 preempts low.
-PartitionName=high Nodes=$NODE Default=NO MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+PartitionName=high Nodes=$names Default=NO MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
+    # Each node's GPUs: fake device files (see start_slurmd); task/none constrains nothing.
+    : >"$out/gres.conf"
+    for (( i = 1; i <= nodes; i++ )); do
+        echo "NodeName=n$i Name=gpu File=$FAKE_GPU_DIR/n$i-gpu[0-$(( GPUS_PER_NODE - 1 ))]" \
+            >>"$out/gres.conf"
+    done
 
     if [[ $mode == accounting ]]; then
         cat >"$out/slurmdbd.conf" <<EOF
@@ -361,15 +407,48 @@ start_slurmctld() {
         fail_start "slurmctld does not answer"
 }
 
-start_slurmd() {
+start_slurmd() {  # start_slurmd NODE
+    local node=$1 spool=$DIR/spool/d-$1 g
+    mkdir -p "$spool" "$FAKE_GPU_DIR"
+    for (( g = 0; g < GPUS_PER_NODE; g++ )); do   # character devices, as slurmd checks
+        [[ -c $FAKE_GPU_DIR/$node-gpu$g ]] && continue
+        rm -f "$FAKE_GPU_DIR/$node-gpu$g"
+        # Major 195 is NVIDIA's; no driver answers it here, and nothing opens these files.
+        mknod -m 600 "$FAKE_GPU_DIR/$node-gpu$g" c 195 "$(( ${node#n} * 16 + g ))" 2>/dev/null ||
+            ln -s /dev/null "$FAKE_GPU_DIR/$node-gpu$g"   # where mknod is not allowed
+    done
     # Leftovers of jobs killed with an earlier slurmd (a crash, a killed machine): their step
     # sockets make the new slurmd believe the steps still exist (the jobs stay COMPLETING), and a
     # job id reused after slurmctld lost its last state cannot launch over an old job00NNN folder.
-    rm -rf "$DIR/spool/d/${NODE}"_* "$DIR/spool/d"/hwloc_topo_[0-9]* "$DIR/spool/d"/job[0-9]*
-    launch slurmd slurmd -f "$CONF" || fail_start "slurmd did not start"
+    rm -rf "$spool/${node}"_* "$spool"/hwloc_topo_[0-9]* "$spool"/job[0-9]*
+    launch "slurmd-$node" slurmd -f "$CONF" -N "$node" || fail_start "slurmd -N $node did not start"
 }
 
-node_state() { SLURM_CONF=$CONF sinfo -h -n "$NODE" -o '%T' 2>/dev/null | head -n1; }
+HOSTS_MARK="# emulated nodes of tests/slurm/cluster.sh in $DIR"
+
+resolve_nodes() {  # the node names resolve to this machine (as a cluster's DNS would do)
+    local entry
+    entry="127.0.0.1 $(node_names | tr '\n' ' ')$HOSTS_MARK"
+    grep -qxF "$entry" /etc/hosts 2>/dev/null && return 0
+    forget_nodes
+    echo "$entry" >>/etc/hosts || log "warning: cannot add the node names to /etc/hosts"
+}
+
+forget_nodes() {  # the entry resolve_nodes added, removed (in place: /etc/hosts may be a mount)
+    local kept
+    grep -qF "$HOSTS_MARK" /etc/hosts 2>/dev/null || return 0
+    kept=$(grep -vF "$HOSTS_MARK" /etc/hosts)
+    printf '%s\n' "$kept" >/etc/hosts
+}
+
+nodes_state() {  # one word for all nodes: their state when they agree (idle), else "mixed:..."
+    local states
+    states=$(SLURM_CONF=$CONF sinfo -h -N -o '%T' 2>/dev/null | sort -u | tr '\n' ' ')
+    states=${states% }
+    [[ $states == *" "* ]] && echo "mixed:$states" || echo "$states"
+}
+
+all_nodes() { node_names | paste -sd, -; }
 
 wait_until_usable() {
     local t0=$SECONDS state jobid ids
@@ -386,23 +465,23 @@ wait_until_usable() {
     # lost when the node was NOT_RESPONDING), and resumed once they are gone; again every 10 s.
     local kick_at=$(( SECONDS + 5 )) down=
     while :; do
-        state=$(node_state)
+        state=$(nodes_state)
         case $state in
             idle) break ;;
-            *drain*) SLURM_CONF=$CONF scontrol update nodename="$NODE" state=resume >&2 || true ;;
+            *drain*) SLURM_CONF=$CONF scontrol update nodename="$(all_nodes)" state=resume >&2 || true ;;
         esac
         if [[ -n ${ids// } ]]; then
             if [[ -z $down ]] && (( SECONDS >= kick_at )); then
-                log "node $NODE still ${state:-?}: setting it DOWN to end the old jobs"
-                SLURM_CONF=$CONF scontrol update nodename="$NODE" state=down reason=cluster.sh-restart >&2 || true
+                log "nodes still ${state:-?}: setting them DOWN to end the old jobs"
+                SLURM_CONF=$CONF scontrol update nodename="$(all_nodes)" state=down reason=cluster.sh-restart >&2 || true
                 down=1
             elif [[ -n $down ]] && [[ -z $(SLURM_CONF=$CONF squeue -h -t R,CG,S -o '%A' 2>/dev/null) ]]; then
-                SLURM_CONF=$CONF scontrol update nodename="$NODE" state=resume >&2 || true
+                SLURM_CONF=$CONF scontrol update nodename="$(all_nodes)" state=resume >&2 || true
                 down=
                 kick_at=$(( SECONDS + 10 ))
             fi
         fi
-        (( SECONDS - t0 < 60 )) || fail_start "node $NODE not idle after 60 s (state: ${state:-?})"
+        (( SECONDS - t0 < 60 )) || fail_start "nodes not idle after 60 s (state: ${state:-?})"
         sleep 0.1
     done
     # A trivial batch job must run to completion.
@@ -484,7 +563,7 @@ do_stop() {
             done
         fi
     fi
-    for d in slurmd slurmctld slurmdbd mariadbd munged; do
+    for d in $(all_daemons | tac); do   # the slurmds first, munged last
         if pid=$(pid_of "$d"); then
             log "stopping $d ($pid)"
             kill_pid "$pid" "$d"
@@ -497,21 +576,23 @@ do_stop() {
         # shellcheck disable=SC2086
         kill -KILL $pids 2>/dev/null || true
     fi
+    forget_nodes
     rm -f "$MODE_FILE"
 }
 
 do_start() {
-    local mode=$1 tmp
+    local mode=$1 preemption=$2 nodes=$3 cpus=$4 tmp node
     [[ $(id -u) == 0 ]] || die "must run as root"
     ensure_packages "$mode"
-    mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld" "$DIR/spool/d"
+    mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld"
     chmod 755 "$DIR"
 
     tmp=$(mktemp -d "$DIR/etc.new.XXXXXX")
-    write_configs "$mode" "$tmp"
+    write_configs "$mode" "$preemption" "$nodes" "$cpus" "$tmp"
     local current
     current=$(running_mode || true)
-    if [[ $current == "$mode" ]] && cmp -s "$tmp/slurm.conf" "$CONF"; then
+    if [[ $current == "$mode" ]] && cmp -s "$tmp/slurm.conf" "$CONF" &&
+        cmp -s "$tmp/gres.conf" "$ETC/gres.conf"; then
         rm -rf "$tmp"
         log "already running ($mode)"
         echo "export SLURM_CONF=$CONF" >&3
@@ -525,6 +606,7 @@ do_start() {
     mv -f "$tmp"/* "$ETC/"
     rm -rf "$tmp"
     echo "$mode" >"$MODE_FILE"
+    echo "$nodes" >"$NODES_FILE"
 
     export SLURM_CONF=$CONF   # slurmdbd finds slurmdbd.conf beside it
     start_munged
@@ -533,9 +615,10 @@ do_start() {
         start_slurmdbd
     fi
     start_slurmctld
-    start_slurmd
+    resolve_nodes
+    for node in $(node_names); do start_slurmd "$node"; done
     wait_until_usable
-    log "up ($mode) in $SECONDS s; logs in $LOG"
+    log "up ($mode, $preemption preemption, $nodes node(s) of $cpus CPUs) in $SECONDS s; logs in $LOG"
     echo "export SLURM_CONF=$CONF" >&3
 }
 
@@ -548,7 +631,7 @@ do_status() {
         return 0
     fi
     if any_daemon_alive; then
-        echo "down (partly running: $(for d in munged mariadbd slurmdbd slurmctld slurmd; do
+        echo "down (partly running: $(for d in $(all_daemons); do
             pid_of "$d" >/dev/null && printf '%s ' "$d"; done))"
     else
         echo "down"
@@ -562,22 +645,51 @@ lock() {  # one start/stop at a time per cluster folder (e.g. parallel test work
     flock 9
 }
 
-usage() { echo "usage: $0 start [--accounting] | stop | status" >&2; exit 2; }
+usage() {
+    echo "usage: $0 start [--accounting] [--preemption signal|stock] [--nodes N] [--cpus N]" \
+        "| stop | status" \
+        "| controller stop|start" >&2
+    exit 2
+}
+
+preemption_lines() {  # preemption_lines signal|stock : slurm.conf lines of that preemption style
+    if [[ $1 == signal ]]; then
+        echo "# preempt_send_user_signal: a preempted job submitted with --signal=[B:]USR2@T gets that"
+        echo "# USR2 at once (steps, or with B: the batch shell), then SIGTERM when the partition's"
+        echo "# GraceTime is over and SIGKILL KillWait later."
+        echo "SlurmctldParameters=preempt_send_user_signal"
+    else
+        echo "# Stock preemption (no preempt_send_user_signal, as on most clusters): a preempted job"
+        echo "# gets no USR2, only SIGCONT+SIGTERM when the partition's GraceTime is over, SIGKILL"
+        echo "# KillWait later."
+    fi
+}
+
+node_port() { echo $(( SLURMD_PORT + 2 * ($1 - 1) )); }   # n1 on SLURMD_PORT, n2 two above...
 
 cmd=${1:-}
 shift || true
 case $cmd in
     start)
-        mode=plain
-        for arg in "$@"; do
-            case $arg in
+        mode=plain preemption=signal nodes=1 cpus=$(nproc)
+        while (( $# )); do
+            case $1 in
                 --accounting) mode=accounting ;;
+                --preemption) preemption=${2:-}; shift ;;
+                --preemption=*) preemption=${1#*=} ;;
+                --nodes) nodes=${2:-}; shift ;;
+                --nodes=*) nodes=${1#*=} ;;
+                --cpus) cpus=${2:-}; shift ;;
+                --cpus=*) cpus=${1#*=} ;;
                 *) usage ;;
             esac
+            shift
         done
+        [[ $preemption == signal || $preemption == stock ]] || usage
+        [[ $nodes =~ ^[1-9]$ && $cpus =~ ^[1-9][0-9]{0,3}$ ]] || usage
         exec 3>&1 1>&2   # stdout is only for the export line
         lock
-        do_start "$mode"
+        do_start "$mode" "$preemption" "$nodes" "$cpus"
         ;;
     stop)
         (( $# == 0 )) || usage
@@ -589,6 +701,17 @@ case $cmd in
     status)
         (( $# == 0 )) || usage
         do_status
+        ;;
+    controller)   # stop or start slurmctld alone (jobs keep running; its state is kept)
+        (( $# == 1 )) || usage
+        exec 1>&2
+        lock
+        [[ -s $MODE_FILE ]] || die "the cluster is not running"
+        case $1 in
+            stop) pid=$(pid_of slurmctld) && kill_pid "$pid" slurmctld; rm -f "$RUN/slurmctld.pid" ;;
+            start) pid_of slurmctld >/dev/null || SLURM_CONF=$CONF start_slurmctld ;;
+            *) usage ;;
+        esac
         ;;
     *) usage ;;
 esac

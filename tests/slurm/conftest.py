@@ -13,6 +13,7 @@ import pytest
 from support import cancel_leftover_jobs
 
 import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.backends.slurm_state import STATES, PollPolicy
 
 sys.path.insert(0, str(Path(__file__).parent))
 import slurm_jobs_for_tests
@@ -23,6 +24,21 @@ cloudpickle.register_pickle_by_value(slurm_jobs_for_tests)
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+#: The scheduler-polling cadence of the Slurm tests: what the defaults do in a minute, these do
+#: in seconds (a job that dies without a word is seen within 6 s, not 60). The defaults
+#: themselves are measured by benchmarks/bench_polling.py.
+QUICK_POLLING = PollPolicy(first_s=0.5, pending_s=2.0, liveness_s=6.0)
+
+
+@pytest.fixture(autouse=True)
+def quick_polling() -> Iterator[PollPolicy]:
+    """Every Slurm test polls at :data:`QUICK_POLLING` (the policy is process-wide)."""
+    saved = STATES.policy
+    STATES.policy = QUICK_POLLING
+    yield QUICK_POLLING
+    STATES.policy = saved
 
 
 @pytest.fixture

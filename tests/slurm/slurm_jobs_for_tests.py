@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,22 @@ class Gated(Checkpointable):
     machine can never make the job finish before the interrupts it is tested with.
     """
 
-    def __init__(self, step_s: float = 0.05) -> None:
+    def __init__(self, step_s: float = 0.05, verbose: bool = False) -> None:
         self.count = 0
         self.step_s = step_s
+        self.verbose = verbose
         self.runs: list[int] = []
         self.resumed_from: list[int] = []
 
-    def __call__(self, gate: str, minimum: int = 1) -> dict[str, Any]:
+    def __call__(self, gate: str, minimum: int = 1, ready: str = "") -> dict[str, Any]:
         self.runs.append(JobEnvironment().restart_count)
         self.resumed_from.append(self.count)
+        if ready:  # the run's bookkeeping is done: an interrupt from now on is seen in it
+            print(ready, flush=True)
         while self.count < minimum or not Path(gate).exists():
             self.count += 1
+            if self.verbose:
+                print(f"step {self.count}", flush=True)
             time.sleep(self.step_s)
         return {"count": self.count, "runs": self.runs, "resumed_from": self.resumed_from}
 
@@ -54,3 +60,54 @@ def whoami() -> dict[str, Any]:
         "cluster": env.cluster,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
+
+
+def gpu_view() -> dict[str, str | None]:
+    """The GPUs Slurm gave the job, as a CUDA program would see them."""
+    return {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "SLURM_GPUS_ON_NODE")}
+
+
+def rendezvous(address: str, port: int, rank: int, message: str, timeout_s: float = 60.0) -> str:
+    """Rank 0 listens on ``port``, rank 1 connects to ``address``; each sends ``message`` and
+    returns the other's (a plain TCP exchange, as torch.distributed's env:// would make)."""
+    deadline = time.monotonic() + timeout_s
+    if rank == 0:
+        with socket.create_server(("", port), reuse_port=True) as server:
+            server.settimeout(timeout_s)
+            connection, _ = server.accept()
+    else:
+        while True:
+            try:
+                connection = socket.create_connection((address, port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    with connection:
+        connection.sendall(message.encode() + b"\n")
+        return connection.makefile().readline().strip()
+
+
+class NodeReport(Gated):
+    """A ``Gated`` counter that also reports, per rank, its node and its peer's node (reached
+    through ``helpers.TorchDistributedEnvironment``'s MASTER_ADDR/MASTER_PORT). Each rank
+    prints ``ready <run>`` once it has met its peer and counts."""
+
+    def __call__(self, gate: str, minimum: int = 1) -> dict[str, Any]:
+        from jupyter_slurm_ckpt.helpers import TorchDistributedEnvironment
+
+        dist = TorchDistributedEnvironment().export()
+        node = os.environ.get("SLURMD_NODENAME", "?")
+        peer = rendezvous(dist.master_addr, dist.master_port, dist.rank, node)
+        self.verbose = False
+        result = super().__call__(gate, minimum, ready=f"ready {JobEnvironment().restart_count}")
+        result.update(
+            rank=dist.rank,
+            world_size=dist.world_size,
+            node=node,
+            node_id=int(os.environ.get("SLURM_NODEID", "-1")),
+            master=f"{dist.master_addr}:{dist.master_port}",
+            peer=peer,
+        )
+        return result

@@ -114,7 +114,8 @@ def test_array_of_20_with_one_failing_task(executor: submitit.AutoExecutor) -> N
     executor.update_parameters(slurm_array_parallelism=20)
     sbatch_before = COUNTER.by_command.get("sbatch", 0)
     jobs = executor.map_array(square_or_fail, range(20), [7] * 20)
-    assert COUNTER.by_command.get("sbatch", 0) == sbatch_before + 1  # one sbatch --array
+    # One sbatch --array (after one --test-only check of the whole array).
+    assert COUNTER.by_command.get("sbatch", 0) == sbatch_before + 2
     array_id = jobs[0].job_id.split("_")[0]
     assert [job.job_id for job in jobs] == [f"{array_id}_{i}" for i in range(20)]
     results: dict[int, Any] = {}
@@ -224,12 +225,14 @@ def test_restart_count_from_slurm(
     job = executor.submit(Gated(), str(gate))
     wait_for(lambda: job.state == "RUNNING", "RUNNING", WAIT_S)
     wait_for(lambda: job.summary().runs == 1, "the worker of the first run", WAIT_S)
-    # A requeue by Slurm alone (not through the worker) is counted too.
+    # A requeue by Slurm alone (an admin's scontrol requeue, not through the worker) is
+    # counted too; the run's SIGTERM tells the worker, which checkpoints before it goes.
     subprocess.run(["scontrol", "requeue", job.job_id], check=True)
     wait_for(lambda: job.restart_count == 1, "Slurm's restart count", WAIT_S)
     wait_for(lambda: job.summary().runs == 2, "the second run", WAIT_S)
     gate.touch()
-    assert job.result(timeout=WAIT_S)["runs"] == [1]  # no checkpoint: the payload restarted
+    assert job.result(timeout=WAIT_S)["runs"] == [0, 1]
+    assert [e.get("by") for e in job.events() if e["event"] == "requeued"] == ["scheduler"]
 
 
 def test_two_tasks_run_under_srun_and_checkpoint_together(

@@ -83,31 +83,6 @@ def test_interrupt_preemption_then_timeout_resumes_each_time(
     assert job.stderr().count("jupyter_slurm_ckpt: received") == 2
 
 
-def test_real_preemption_by_a_high_priority_job(
-    executor: submitit.AutoExecutor, gate: Path
-) -> None:
-    # On 2 cores jobs share the node unless both ask for it whole.
-    executor.update_parameters(slurm_exclusive=True)
-    job = executor.submit(Gated(), str(gate), 3)
-    log = StateLog(job)
-    log.run_started(0)
-    high = subprocess.run(
-        ["sbatch", "--parsable", "--exclusive", "--partition=high", "--output=/dev/null",
-         "--job-name=preemptor", "--wrap", "sleep 1"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    try:
-        log.run_started(1)  # preempted, checkpointed, requeued by Slurm, running again
-    finally:
-        subprocess.run(["scancel", high], check=False)
-    gate.touch()
-    result = job.result(timeout=WAIT_S)
-    assert signals(job) == ["preemption"]  # told apart from a timeout by Slurm's PreemptTime
-    assert result["runs"] == [0, 1] and result["resumed_from"][1] > 0
-    assert job.summary().preemptions == 1 and job.restart_count >= 1
-    assert "REQUEUED" in log.seen
-
-
 def test_real_one_minute_time_limit_checkpoints_and_resumes(
     executor: submitit.AutoExecutor, gate: Path
 ) -> None:

@@ -7,6 +7,8 @@ here; the job, its worker, the second (real) scancel and the signals are real.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -105,7 +107,9 @@ def test_a_failed_interrupt_leaves_no_reason_for_the_next_signal(
 
 def test_the_servers_listing_records_no_end(executor: submitit.AutoExecutor, gate: Path) -> None:
     job = _running(executor, gate)
-    subprocess.run(["scancel", job.job_id], check=True)  # behind the job's back
+    # Killed without a word (SIGKILL: the job cannot record its end), then only Slurm knows.
+    pid = next(e["pid"] for e in job.events() if e["event"] == "started")
+    os.kill(pid, signal.SIGKILL)
     folder = job.paths.folder
     service = JobService(SlurmJobsConfig(), [folder], folder)
     before = job.paths.events.read_bytes()
@@ -114,9 +118,10 @@ def test_the_servers_listing_records_no_end(executor: submitit.AutoExecutor, gat
         rows = service._refresh((folder,)).rows  # what a GET of the listing runs
         return str(next(r["state"] for r in rows if r["id"] == job.job_id))
 
-    wait_for(lambda: listed_state() == "CANCELLED", "the listing to show the end", WAIT_S)
-    # Before the fix the listing appended "cancelled by slurm" inside the Jupyter server.
+    wait_for(lambda: listed_state() == "FAILED", "the listing to show the end", WAIT_S)
+    # Before the fix the listing appended the end ("failed: Slurm reports...") inside the
+    # Jupyter server.
     assert job.paths.events.read_bytes() == before
     # The user's own process records it.
     attached = submitit.Job(folder, job.job_id)
-    assert attached.state == "CANCELLED" and attached.summary().terminal["by"] == "slurm"
+    assert attached.state == "FAILED" and attached.summary().terminal["event"] == "failed"

@@ -150,20 +150,31 @@ describe('states and actions', () => {
       preempt: true,
       timeout: true,
       cancel: true,
+      resubmit: false,
       log: true
     });
     expect(availableActions('PENDING')).toEqual({
       preempt: false,
       timeout: false,
       cancel: true,
+      resubmit: false,
       log: true
     });
     expect(availableActions('COMPLETED')).toEqual({
       preempt: false,
       timeout: false,
       cancel: false,
+      resubmit: false,
       log: true
     });
+  });
+
+  it('offers resubmit for a job that ended without its result, once', () => {
+    expect(availableActions('FAILED').resubmit).toBe(true);
+    expect(availableActions('TIMEOUT').resubmit).toBe(true);
+    expect(availableActions('CANCELLED').resubmit).toBe(true);
+    expect(availableActions('FAILED', '124').resubmit).toBe(false);
+    expect(availableActions('DONE').resubmit).toBe(false);
   });
 });
 

@@ -65,10 +65,11 @@ describe('JobListRenderer', () => {
       'Simulate preemption',
       'Simulate timeout',
       'Cancel',
+      'Resubmit',
       'Show log'
     ]);
     buttons[0].click();
-    buttons[3].click();
+    buttons[4].click();
     expect(clicks).toEqual([
       ['preempt', 'L1'],
       ['log', 'L1']
@@ -89,7 +90,20 @@ describe('JobListRenderer', () => {
     const disabled = Array.from(done.querySelectorAll<HTMLButtonElement>('button')).map(
       b => b.disabled
     );
-    expect(disabled).toEqual([true, true, true, false]);
+    expect(disabled).toEqual([true, true, true, true, false]);
+    const failed = row({ id: 'L3', state: 'FAILED' });
+    renderer.render([failed, row({ ...failed, id: 'L4', resubmitted_as: 'L5' })], 0, 0);
+    const resubmit = (item: Element): boolean =>
+      (item.querySelector('[data-action="resubmit"]') as HTMLButtonElement).disabled;
+    expect([resubmit(list.children[0]), resubmit(list.children[1])]).toEqual([false, true]);
+    renderer.render(
+      [
+        row({ id: 'L1', state: 'COMPLETED' }),
+        row({ id: 'L2', state: 'UNKNOWN', name: null, error: 'JobFolderError: bad json' })
+      ],
+      0,
+      0
+    );
     const broken = list.children[1];
     expect(broken.classList.contains('jp-mod-error')).toBe(true);
     expect(text(broken, 'last')).toBe('JobFolderError: bad json');

@@ -1,0 +1,124 @@
+"""Several nodes and GPUs, as on a real cluster (``cluster.sh start --nodes 2``: two emulated
+nodes, n1 and n2, each with two fake GPUs).
+
+A 2-node job: each rank runs on its node, the ranks meet over TCP at the address
+``helpers.TorchDistributedEnvironment`` gives (no torch needed), and both resume from the
+checkpoint after ``_interrupt()`` and after a real preemption.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import slurm_fields
+from slurm_jobs_for_tests import Gated, NodeReport, gpu_view
+from support import wait_for
+from test_notebooks import NOTEBOOKS, check_several_nodes, execute
+
+import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt import FailedSubmissionError
+from jupyter_slurm_ckpt.status import collect_status
+
+pytestmark = pytest.mark.slurm
+
+WAIT_S = 120.0
+
+
+@pytest.fixture
+def two_nodes(slurm_cluster: Any) -> tuple[str, ...]:
+    if len(slurm_cluster.nodes) < 2:
+        pytest.fail(
+            f"this test needs 2 nodes, the cluster has {list(slurm_cluster.nodes)}: start it "
+            'with `eval "$(bash tests/slurm/cluster.sh start --nodes 2)"`'
+        )
+    return tuple(slurm_cluster.nodes)
+
+
+def all_job_ids() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True,
+                          text=True, check=True).stdout.split()
+
+
+def all_started(job: submitit.Job[Any], run: int) -> bool:
+    """Whether both ranks of run ``run`` have started (each records its start) and met (each
+    prints ``ready <run>``: an interrupt from then on lands while they count)."""
+    tasks = {e.get("task", 0) for e in job.events() if e["event"] == "started" and e["run"] == run}
+    met = all(f"ready {run}" in (job.stdout(task) or "") for task in (0, 1))
+    return tasks == {0, 1} and met and job.state == "RUNNING"
+
+
+def test_a_two_node_job_resumes_on_both_nodes_after_interrupt_and_preemption(
+    executor: submitit.AutoExecutor, gate: Path, two_nodes: tuple[str, ...]
+) -> None:
+    executor.update_parameters(nodes=2, tasks_per_node=1)
+    job = executor.submit(NodeReport(), str(gate), 3)
+    wait_for(lambda: all_started(job, 0), "both ranks of run 0", WAIT_S)
+    job._interrupt()
+    wait_for(lambda: all_started(job, 1), "both ranks of run 1", WAIT_S)
+    # A real preemption: a high-priority job that wants both nodes whole.
+    high = subprocess.run(
+        ["sbatch", "--parsable", "--exclusive", "--partition=high", "--nodes=2",
+         "--output=/dev/null", "--job-name=preemptor", "--wrap", "sleep 1"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    try:
+        wait_for(lambda: all_started(job, 2), "both ranks of run 2", WAIT_S)
+    finally:
+        subprocess.run(["scancel", high], check=False)
+    gate.touch()
+    ranks = job.results(timeout=WAIT_S)
+    assert [r["rank"] for r in ranks] == [0, 1] and {r["world_size"] for r in ranks} == {2}
+    assert [r["node_id"] for r in ranks] == [0, 1]
+    assert {r["node"] for r in ranks} == set(two_nodes[:2])  # one rank on each node
+    assert ranks[0]["peer"] == ranks[1]["node"] and ranks[1]["peer"] == ranks[0]["node"]
+    assert ranks[0]["master"] == ranks[1]["master"]
+    for rank in ranks:  # both resumed from the checkpoint, twice
+        assert rank["runs"] == [0, 1, 2]
+        assert 0 < rank["resumed_from"][1] < rank["resumed_from"][2]
+    signalled = [(e["task"], e["reason"]) for e in job.events() if e["event"] == "signal"]
+    assert sorted(signalled) == [(0, "preemption"), (0, "preemption"), (1, "preemption"),
+                                 (1, "preemption")]
+    assert job.restart_count == 2
+
+
+def test_gpus_are_scheduled_and_visible_to_the_job(executor: submitit.AutoExecutor) -> None:
+    executor.update_parameters(gpus_per_node=1)
+    job = executor.submit(gpu_view)
+    assert slurm_fields(job.job_id)["TresPerNode"] == "gres:gpu:1"
+    assert job.result(timeout=WAIT_S) == {"CUDA_VISIBLE_DEVICES": "0", "SLURM_GPUS_ON_NODE": "1"}
+
+
+def test_busy_gpus_show_slurms_reason_and_impossible_ones_a_clear_error(
+    executor: submitit.AutoExecutor, gate: Path, two_nodes: tuple[str, ...]
+) -> None:
+    # More GPUs than any node has: refused at once with Slurm's words, nothing submitted.
+    before = set(all_job_ids())
+    executor.update_parameters(gpus_per_node=8)
+    with pytest.raises(FailedSubmissionError, match="Requested node configuration is not avail"):
+        executor.submit(gpu_view)
+    assert set(all_job_ids()) == before
+    # Every GPU of the node taken: the next job waits, and the widget says why.
+    node = two_nodes[0]
+    executor.update_parameters(gpus_per_node=2, slurm_nodelist=node)
+    holder = executor.submit(Gated(), str(gate))
+    wait_for(lambda: holder.state == "RUNNING", "the job holding the GPUs", WAIT_S)
+    waiting = executor.submit(gpu_view)
+    wait_for(lambda: waiting.pending_reason == "Resources", "Slurm's reason", WAIT_S)
+    status = collect_status(waiting)
+    assert status.state == "PENDING" and status.pending_reason == "Resources"
+    gate.touch()
+    assert waiting.result(timeout=WAIT_S)["SLURM_GPUS_ON_NODE"] == "2"
+
+
+def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
+    tmp_path: Path, two_nodes: tuple[str, ...], venv_kernel_dir: Path
+) -> None:
+    source = tmp_path / "05_several_nodes.ipynb"
+    shutil.copy(NOTEBOOKS / source.name, source)
+    _, values = execute(source, tmp_path, "{'ranks': ranks}", venv_kernel_dir, cluster="slurm")
+    check_several_nodes(values)
+    assert {rank["node"] for rank in values["ranks"]} == set(two_nodes[:2])
