@@ -60,13 +60,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_slurm_ckpt``: register the ``%%slurm`` magics."""
-    from .magic import load_ipython_extension as load
+    from .notebook.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext jupyter_slurm_ckpt``."""
-    from .magic import unload_ipython_extension as unload
+    from .notebook.magic import unload_ipython_extension as unload
 
     unload(ipython)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_slurm_ckpt.capture import (
+from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
+from jupyter_slurm_ckpt.notebook.capture import (
     CaptureError,
     CellSource,
     callable_name,
@@ -19,7 +20,6 @@ from jupyter_slurm_ckpt.capture import (
     parse_cell,
     run_body,
 )
-from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
 
 
 def _run(text: str, folder: Path, ns: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_slurm_ckpt.options import (
+from jupyter_slurm_ckpt.notebook.options import (
     OPTIONS,
     OptionError,
     SlurmConfig,

@@ -29,7 +29,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.server.handlers import SETTINGS_KEY
 from jupyter_slurm_ckpt.server.jobs import JobService
-from jupyter_slurm_ckpt.status import collect_status
+from jupyter_slurm_ckpt.views.snapshot import collect_status
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 API = "jupyter-slurm-ckpt"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import tqdm
 
-from jupyter_slurm_ckpt.status import tail
-from jupyter_slurm_ckpt.terminal import emulate, read_tail
+from jupyter_slurm_ckpt.views.snapshot import tail
+from jupyter_slurm_ckpt.views.terminal import emulate, read_tail
 
 BAR = re.compile(r"train: +\d+%\|")
 

@@ -18,7 +18,7 @@ from test_widget_helpers import (  # the fixtures register as executor and watch
 from test_widget_jobs import Waiter, echo, fail
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.status import (
+from jupyter_slurm_ckpt.views.snapshot import (
     JobStatus,
     collect_status,
     format_duration,
@@ -26,8 +26,8 @@ from jupyter_slurm_ckpt.status import (
     render_text,
     tail,
 )
-from jupyter_slurm_ckpt.watcher import Watcher
-from jupyter_slurm_ckpt.widget import JobTableWidget, JobWidget, display_job, widget_for
+from jupyter_slurm_ckpt.views.watcher import Watcher
+from jupyter_slurm_ckpt.views.widget import JobTableWidget, JobWidget, display_job, widget_for
 
 
 def events(widget: JobWidget) -> list[str]:

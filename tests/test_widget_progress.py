@@ -19,8 +19,8 @@ from test_widget_jobs import Stepper, Waiter, tqdm_loop
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.progress import Progress
-from jupyter_slurm_ckpt.magic import list_jobs
-from jupyter_slurm_ckpt.status import (
+from jupyter_slurm_ckpt.notebook.magic import list_jobs
+from jupyter_slurm_ckpt.views.snapshot import (
     JobStatus,
     collect_status,
     elapsed_text,
@@ -29,8 +29,8 @@ from jupyter_slurm_ckpt.status import (
     render_text,
     time_left_text,
 )
-from jupyter_slurm_ckpt.watcher import Watcher
-from jupyter_slurm_ckpt.widget import JobTableWidget, JobWidget
+from jupyter_slurm_ckpt.views.watcher import Watcher
+from jupyter_slurm_ckpt.views.widget import JobTableWidget, JobWidget
 
 WAIT_S = 120.0
 BAR = re.compile(r"train: +\d+%\|")

@@ -397,7 +397,9 @@ class Job(Generic[R]):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere."""
-        from ..status import job_mimebundle  # late: the core itself never needs IPython/ipywidgets
+        from ..views.snapshot import (
+            job_mimebundle,  # late: the core itself never needs IPython/ipywidgets
+        )
 
         return job_mimebundle(self)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from .config import SlurmJobsConfig
 from .discovery import real_roots
 from .handlers import SETTINGS_KEY, routes
 from .jobs import JobService
 
-__all__ = ["JobService", "SlurmJobsConfig", "__version__"]
+__all__ = ["JobService", "SlurmJobsConfig"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

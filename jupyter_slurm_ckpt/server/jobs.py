@@ -26,9 +26,9 @@ from ..core.files import check_folder_is_safe
 from ..core.job import FINAL_STATES, Job
 from ..core.paths import is_valid_job_id
 from ..core.progress import progress_from_events
-from ..status import JobTimes, job_times, log_progress
-from ..terminal import read_tail
-from ..watcher import poll_states
+from ..views.snapshot import JobTimes, job_times, log_progress
+from ..views.terminal import read_tail
+from ..views.watcher import poll_states
 from .config import SlurmJobsConfig
 from .discovery import MARKER_SUFFIX, OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
 

@@ -329,7 +329,7 @@ def _clean_up(basetemp: Path, env: dict[str, str]) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "import jupyter_slurm_ckpt as s\n"
-        "from jupyter_slurm_ckpt.backends.local_agent import stop_agents\n"
+        "from jupyter_slurm_ckpt.backends.local.agent_client import stop_agents\n"
         "root = Path(sys.argv[1])\n"
         "for info in sorted(root.rglob('*_job.json')) if root.exists() else []:\n"
         "    try:\n"

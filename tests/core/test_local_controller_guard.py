@@ -48,7 +48,7 @@ def test_a_second_controller_of_a_running_job_leaves_it_alone(
     wait_running_run(job, 0)
     first = _controller(job)
     duplicate = subprocess.run(
-        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_controller", str(folder), "1",
+        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          job.job_id],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -58,7 +58,7 @@ def test_a_second_controller_of_a_running_job_leaves_it_alone(
     assert job.result(timeout=60) == "released"
     # Once the job has run, a late duplicate does not run it again either.
     late = subprocess.run(
-        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_controller", str(folder), "1",
+        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          job.job_id],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -75,7 +75,7 @@ def test_a_second_launcher_of_an_array_leaves_its_elements_alone(
     wait_running_run(jobs[0], 0)
     records = [job.paths.local_process.read_text() for job in jobs]
     duplicate = subprocess.run(
-        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_controller", str(folder), "1",
+        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          *(job.job_id for job in jobs)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -97,7 +97,7 @@ def test_a_slow_agent_does_not_launch_a_job_twice(
     first = local.submit(wait_file, str(release))
     wait_running_run(first, 0)
     agent = processes.parent_of(_controller(first))
-    assert "local_agent" in Path(f"/proc/{agent}/cmdline").read_text()
+    assert "backends.local.agent" in Path(f"/proc/{agent}/cmdline").read_text()
     os.kill(agent, signal.SIGSTOP)
     try:
         job = local.submit(wait_file, str(release))

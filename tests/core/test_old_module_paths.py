@@ -150,7 +150,7 @@ def test_the_old_local_controller_entry_point_still_runs_a_job(tmp_path: Path) -
 
 def test_the_old_local_agent_entry_point_still_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     # ... and starts its agent by this one.
-    from jupyter_slurm_ckpt.backends.local_agent import socket_path, stop_agents
+    from jupyter_slurm_ckpt.backends.local.agent_client import socket_path, stop_agents
 
     runtime = Path(tempfile.mkdtemp(prefix="jsc-"))  # short: a socket path has 107 bytes
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # this test's agents only

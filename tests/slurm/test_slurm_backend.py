@@ -20,8 +20,9 @@ from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt import FailedJobError, FailedSubmissionError, UncompletedJobError
-from jupyter_slurm_ckpt.backends.slurm_state import COUNTER, STATES
-from jupyter_slurm_ckpt.watcher import Watcher
+from jupyter_slurm_ckpt.backends.slurm.commands import COUNTER
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
+from jupyter_slurm_ckpt.views.watcher import Watcher
 
 pytestmark = pytest.mark.slurm
 

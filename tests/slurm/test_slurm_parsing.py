@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_slurm_ckpt.backends import slurm_script
-from jupyter_slurm_ckpt.backends.slurm_job import classify_signal
-from jupyter_slurm_ckpt.backends.slurm_state import (
+from jupyter_slurm_ckpt.backends.slurm import script as slurm_script
+from jupyter_slurm_ckpt.backends.slurm.commands import scontrol_fields
+from jupyter_slurm_ckpt.backends.slurm.records import (
     expand_array_range,
     parse_sacct,
     parse_squeue,
-    scontrol_fields,
 )
+from jupyter_slurm_ckpt.backends.slurm.signals import classify_signal
 
 pytestmark = pytest.mark.slurm
 

@@ -22,15 +22,16 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
-from . import capture, options, serialize, status
-from .backends.auto import AutoExecutor
-from .core.errors import FailedSubmissionError, JobFolderError
-from .core.files import check_folder_is_safe
-from .core.helpers import DelayedSubmission
-from .core.job import Job
-from .core.paths import is_valid_job_id, template_root
+from ..backends.auto import AutoExecutor
+from ..core.errors import FailedSubmissionError, JobFolderError
+from ..core.files import check_folder_is_safe
+from ..core.helpers import DelayedSubmission
+from ..core.job import Job
+from ..core.paths import is_valid_job_id, template_root
+from ..views import snapshot as status
+from ..views.snapshot import JobStatus
+from . import capture, options, serialize
 from .options import SlurmConfig, SubmitOptions
-from .status import JobStatus
 
 _USER_ERRORS = (
     options.OptionError,
@@ -136,7 +137,7 @@ def show_jobs(value: Job[Any] | list[Job[Any]], widget: bool) -> None:
     """Display the live job widget, or the job's text form without the widget module."""
     if widget:
         try:
-            module = importlib.import_module(f"{__package__}.widget")
+            module = importlib.import_module("..views.widget", __package__)
         except ImportError:
             module = None
         display_job = getattr(module, "display_job", None)
@@ -304,7 +305,7 @@ class SlurmMagics(Magics, SlurmConfig):
         # The verification itself belongs to jupyter_slurm_ckpt.verify (checked by resolve).
         if cell.array:
             raise options.OptionError("--verify-checkpoint checks one call, not a job array")
-        verify = importlib.import_module(f"{__package__}.verify")
+        verify = importlib.import_module("..verify", __package__)
         with serialize.pickled_by_value(opts.by_value):
             serialize.preflight(
                 [(submissions[0], cell.labels.roots(submissions[0]))],

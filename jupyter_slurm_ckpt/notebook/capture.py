@@ -24,9 +24,9 @@ from pathlib import Path
 from types import CodeType, MethodType
 from typing import Any
 
-from .core.files import atomic_write_text, ensure_private_folder
-from .core.helpers import DelayedSubmission
-from .core.paths import template_root
+from ..core.files import atomic_write_text, ensure_private_folder
+from ..core.helpers import DelayedSubmission
+from ..core.paths import template_root
 
 #: Compiler flags a cell may inherit from earlier cells (``from __future__ import ...``).
 FUTURE_FLAGS = 0

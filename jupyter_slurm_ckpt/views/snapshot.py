@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core.budget import check_budget
-from .core.errors import FailedJobError, UncompletedJobError
-from .core.events import TERMINAL_EVENTS, summarize
-from .core.job import FINAL_STATES, Job
-from .core.paths import JobPaths
-from .core.progress import Progress, progress_from_events, progress_from_log, step_reports
+from ..core.budget import check_budget
+from ..core.errors import FailedJobError, UncompletedJobError
+from ..core.events import TERMINAL_EVENTS, summarize
+from ..core.job import FINAL_STATES, Job
+from ..core.paths import JobPaths
+from ..core.progress import Progress, progress_from_events, progress_from_log, step_reports
 from .terminal import Screen, read_tail
 
 LOG_TAIL_LINES = 20

@@ -25,11 +25,11 @@ from typing import Any
 
 import cloudpickle
 
-from .core import payload
-from .core.errors import JobFolderError
-from .core.files import WriteError
-from .core.helpers import DelayedSubmission
-from .core.unpicklable import (
+from ..core import payload
+from ..core.errors import JobFolderError
+from ..core.files import WriteError
+from ..core.helpers import DelayedSubmission
+from ..core.unpicklable import (
     Node,
     children,
     class_children,

@@ -38,8 +38,8 @@ from typing import Any
 
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
-from .backends.auto import AutoExecutor, pick_cluster
-from .polling_config import SchedulerPolling
+from ..backends.auto import AutoExecutor, pick_cluster
+from ..views.polling import SchedulerPolling
 
 CLUSTER_CHOICES = ("auto", "slurm", "local", "debug")
 MB = 1024**2
@@ -475,7 +475,7 @@ def _check_module(name: str) -> None:
 
 
 def _check_verify_available() -> None:
-    name = f"{__package__}.verify"
+    name = "jupyter_slurm_ckpt.verify"
     try:
         verify = importlib.import_module(name)
     except ModuleNotFoundError as error:

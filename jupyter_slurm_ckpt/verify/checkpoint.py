@@ -30,20 +30,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .backends.auto import AutoExecutor
-from .capture import callable_name
-from .core.budget import check_budget
-from .core.errors import FailedJobError, UncompletedJobError
-from .core.events import summarize
-from .core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
-from .core.files import ensure_private_folder
-from .core.helpers import DelayedSubmission
-from .core.info import JobInfo
-from .core.job import Job
-from .core.paths import template_root
-from .core.worker import _checkpoint_method
-from .status import plural
-from .verify_report import (
+from ..backends.auto import AutoExecutor
+from ..core.budget import check_budget
+from ..core.errors import FailedJobError, UncompletedJobError
+from ..core.events import summarize
+from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
+from ..core.files import ensure_private_folder
+from ..core.helpers import DelayedSubmission
+from ..core.info import JobInfo
+from ..core.job import Job
+from ..core.paths import template_root
+from ..core.worker import _checkpoint_method
+from ..notebook.capture import callable_name
+from ..views.snapshot import plural
+from .report import (
     InterruptRecord,
     PlannedInterrupt,
     RunOutcome,

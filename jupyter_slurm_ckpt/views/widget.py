@@ -24,8 +24,8 @@ from IPython import get_ipython
 from IPython.display import DisplayHandle, display
 from traitlets import Bool, Dict, Int, List, Unicode
 
-from .core.job import Job
-from .status import (
+from ..core.job import Job
+from .snapshot import (
     JobStatus,
     collect_status,
     counters_html,

@@ -28,14 +28,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .core.job import Job
-from .status import JobStatus, collect_status
+from ..core.job import Job
+from .snapshot import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]
 
 MIN_INTERVAL_S = 0.2
 #: The folder is read at least this often: what a job writes shows within a second. (Reading
-#: the folder is cheap; the scheduler is asked far less often: ``slurm_state.PollPolicy``.)
+#: the folder is cheap; the scheduler is asked far less often: Slurm's ``PollPolicy``.)
 MAX_INTERVAL_S = 1.0
 #: A finished job is read until its terminal event lands (written just after its result file).
 FINAL_GRACE_S = 3.0

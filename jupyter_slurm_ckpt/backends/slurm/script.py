@@ -24,7 +24,7 @@ Why the script looks the way it does (measured on Slurm 22.05, see the reference
   shell ignores SIGTERM, so that the teardown also runs after a requeued, cancelled or timed-out
   run (Slurm's SIGKILL comes KillWait later): it pairs with the setup, which every run runs.
 
-The parameters are those of :mod:`.slurm_parameters` (Slurm's names: ``job_name``, ``time``...).
+The parameters are those of :mod:`.parameters` (Slurm's names: ``job_name``, ``time``...).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.executor import DEFAULT_SIGNAL_DELAY_S
-from .sbatch_long_options import resolve_long_option
+from ...core.executor import DEFAULT_SIGNAL_DELAY_S
+from .long_options import resolve_long_option
 
 #: Named parameters that map one to one to an sbatch flag of the same name (dashes for "_").
 _PLAIN_FLAGS = (
@@ -97,7 +97,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Slurm's largest warning offset (``--signal ...@T`` is a 16-bit number of seconds).
 MAX_SIGNAL_DELAY_S = 65535
-ENTRY_MODULE = "jupyter_slurm_ckpt.backends.slurm_job"
+ENTRY_MODULE = "jupyter_slurm_ckpt.backends.slurm.task"
 
 
 def _check_text(what: str, value: str) -> str:
@@ -115,7 +115,7 @@ def check_additional_parameters(value: Any) -> dict[str, Any]:
     """Validate ``additional_parameters`` / ``--sbatch KEY=VALUE``; returns a clean copy.
 
     Keys are sbatch long options without dashes (``mail_type`` or ``mail-type``), checked as
-    the option sbatch reads them as (``out`` is ``output``: see :mod:`.sbatch_long_options`).
+    the option sbatch reads them as (``out`` is ``output``: see :mod:`.long_options`).
     A value ``True`` is a flag without value, ``False``/``None`` leaves the flag out, numbers and
     strings are its value.
 
@@ -275,7 +275,7 @@ def sbatch_options(
     Parameters
     ----------
     parameters
-        The executor's parameters (Slurm's names, see :mod:`.slurm_parameters`).
+        The executor's parameters (Slurm's names, see :mod:`.parameters`).
     folder
         The job folder template (``%j`` allowed).
     array_size
