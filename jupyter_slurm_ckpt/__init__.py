@@ -17,7 +17,7 @@ from .core.environment import JobEnvironment
 from .core.errors import FailedJobError, FailedSubmissionError, UncompletedJobError
 from .core.executor import Executor
 from .core.helpers import Checkpointable, DelayedSubmission
-from .core.job import Job
+from .core.job import Job, register_display
 from .core.paths import JobPaths
 from .core.progress import report_progress
 
@@ -56,6 +56,16 @@ def __getattr__(name: str) -> Any:
 
         return verify_checkpoint
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _display_job(job: Job[Any]) -> dict[str, Any]:
+    # The views load on the first display: jobs, which import this package, never need them.
+    from .views.display import job_mimebundle
+
+    return job_mimebundle(job)
+
+
+register_display(_display_job)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
+from jupyter_slurm_ckpt.core.info import callable_name
 from jupyter_slurm_ckpt.notebook.capture import (
     CaptureError,
     CellSource,
-    callable_name,
     evaluate,
     parse_cell,
     run_body,

@@ -36,21 +36,6 @@ def pick_cluster(cluster: str | None = None) -> str:
     return cluster
 
 
-def executor_class(cluster: str) -> type[Executor]:
-    """The executor class of a backend (imported on first use)."""
-    if cluster == "slurm":
-        from .slurm import SlurmExecutor
-
-        return SlurmExecutor
-    if cluster == "debug":
-        from .debug import DebugExecutor
-
-        return DebugExecutor
-    from .local import LocalExecutor
-
-    return LocalExecutor
-
-
 class AutoExecutor:
     """submitit's ``AutoExecutor``: one code path for Slurm, local and debug runs.
 
@@ -81,7 +66,7 @@ class AutoExecutor:
                 )
             if prefix == self.cluster:
                 own[name] = value
-        self._executor = executor_class(self.cluster)(folder, **own)
+        self._executor = Executor.of_backend(self.cluster)(folder, **own)
 
     @staticmethod
     def which() -> str:
@@ -115,7 +100,7 @@ class AutoExecutor:
         InvalidParameterError
             On a bad value (a ``ValueError`` and ``AssertionError``).
         """
-        valid = {cluster: set(executor_class(cluster)._valid_parameters()) for cluster in CLUSTERS}
+        valid = {c: set(Executor.of_backend(c)._valid_parameters()) for c in CLUSTERS}
         generic: dict[str, Any] = {}
         own: dict[str, Any] = {}
         problems: list[str] = []

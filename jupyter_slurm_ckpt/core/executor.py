@@ -115,13 +115,31 @@ class Executor(ABC):
     #: Other names of parameters -> the executor's own (Slurm: ``timeout_min`` -> ``time``).
     aliases: ClassVar[dict[str, str]] = {}
 
-    #: Every backend's executor class, by ``cluster`` (to resubmit a re-attached job).
+    #: Every backend's executor class, by ``cluster``: each registers itself when it is
+    #: defined (the package imports every backend), and as the executor of its job class.
     _classes: ClassVar[dict[str, type[Executor]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.cluster:
             Executor._classes.setdefault(cls.cluster, cls)
+            if cls.job_class.__dict__.get("executor_class") is None:
+                cls.job_class.executor_class = cls
+
+    @staticmethod
+    def of_backend(cluster: str) -> type[Executor]:
+        """The executor class of the backend ``cluster`` (``local``, ``slurm``, ``debug``).
+
+        Raises
+        ------
+        ValueError
+            For a name no backend has.
+        """
+        try:
+            return Executor._classes[cluster]
+        except KeyError:
+            known = ", ".join(sorted(Executor._classes))
+            raise ValueError(f"unknown cluster {cluster!r}; choose one of {known}") from None
 
     def __init__(
         self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0
@@ -285,8 +303,8 @@ class Executor(ABC):
         """An executor like the one that submitted the job ``info`` describes: its backend,
         folder and parameters (``job.resubmit()`` submits with it)."""
         try:
-            executor_class = Executor._classes[info.cluster]
-        except KeyError:
+            executor_class = Executor.of_backend(info.cluster)
+        except ValueError:
             raise JobFolderError(f"no executor for the backend {info.cluster!r}") from None
         executor = executor_class._from_info(info)
         executor.update_parameters(**info.parameters)

@@ -67,6 +67,17 @@ class DelayedSubmission(Generic[R]):
         return f"DelayedSubmission({name}, {len(self.args)} args, {len(self.kwargs)} kwargs)"
 
 
+def checkpoint_method(function: Any) -> Callable[..., Any] | None:
+    """What the checkpoint protocol calls on ``function`` when its job is interrupted: its
+    ``__submitit_checkpoint__`` or else its ``checkpoint`` method; None when it has neither
+    (a preemption then restarts it from scratch, a timeout ends it)."""
+    for name in ("__submitit_checkpoint__", "checkpoint"):
+        method = getattr(function, name, None)
+        if callable(method):
+            return method
+    return None
+
+
 class Checkpointable:
     """Base class whose ``checkpoint`` requeues the callable as it is, with the same arguments.
 

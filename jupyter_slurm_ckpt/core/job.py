@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import payload
 from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJobError
@@ -21,6 +21,9 @@ from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths, is_valid_job_id, resolve_folder
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 R = TypeVar("R")
 
@@ -33,16 +36,26 @@ FINAL_STATES = frozenset(
 _FIRST_POLL_S = 0.005
 _MAX_POLL_S = 0.04
 
+#: Every backend's job class, by ``cluster``: each registers itself when it is defined (the
+#: package imports every backend).
 _JOB_CLASSES: dict[str, type[Job[Any]]] = {}
+
+#: How a job shows itself in a notebook (``_repr_mimebundle_``), registered from above the
+#: core (see :func:`register_display`): the core itself renders nothing.
+_display: Callable[[Job[Any]], dict[str, Any]] | None = None
 
 
 def _job_class_for(cluster: str) -> type[Job[Any]]:
-    if cluster not in _JOB_CLASSES:
-        importlib.import_module(f"jupyter_slurm_ckpt.backends.{cluster}")
     try:
         return _JOB_CLASSES[cluster]
     except KeyError:
         raise JobFolderError(f"unknown backend {cluster!r} in job description") from None
+
+
+def register_display(render: Callable[[Job[Any]], dict[str, Any]]) -> None:
+    """Make ``render(job)`` the rich display of every job (``_repr_mimebundle_``)."""
+    global _display
+    _display = render
 
 
 class Job(Generic[R]):
@@ -57,6 +70,9 @@ class Job(Generic[R]):
     """
 
     cluster: ClassVar[str] = ""
+    #: The executor class that submits jobs of this class (it registers itself as such):
+    #: :meth:`resubmit` submits with one like it.
+    executor_class: ClassVar[type[Executor] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -354,9 +370,9 @@ class Job(Generic[R]):
             )
         if state in ("COMPLETED", "DONE"):
             raise UncompletedJobError(f"job {self.job_id} completed: nothing is left to continue")
-        from .executor import Executor  # the executor module builds on this one
-
-        resubmitted: Job[R] = Executor.for_job(self.info).resubmit_from(self)
+        if self.executor_class is None:
+            raise JobFolderError(f"no executor submits {type(self).__name__} jobs")
+        resubmitted: Job[R] = self.executor_class.for_job(self.info).resubmit_from(self)
         append_event(self.paths.events, "resubmitted", job_id=resubmitted.job_id)
         return resubmitted
 
@@ -396,12 +412,11 @@ class Job(Generic[R]):
         self._send_interrupt("timeout" if timeout else "preemption")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere."""
-        from ..views.snapshot import (
-            job_mimebundle,  # late: the core itself never needs IPython/ipywidgets
-        )
-
-        return job_mimebundle(self)
+        """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere
+        (what the package registered with :func:`register_display`; its ``repr`` without)."""
+        if _display is None:
+            return {"text/plain": repr(self)}
+        return _display(self)
 
     def __repr__(self) -> str:
         task = "" if self._task_id is None else f", task_id={self._task_id}"

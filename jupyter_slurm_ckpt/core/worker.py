@@ -25,7 +25,7 @@ from .budget import default_margin
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
 from .files import WriteError, open_private_append
-from .helpers import DelayedSubmission
+from .helpers import DelayedSubmission, checkpoint_method
 from .info import JobInfo
 from .paths import JobPaths
 from .progress import flush_progress
@@ -93,14 +93,6 @@ _early_signals: list[int] = []
 def remember_early_signal(signum: int, frame: FrameType | None) -> None:
     """Signal handler for the time before the worker is ready (installed first thing)."""
     _early_signals.append(signum)
-
-
-def _checkpoint_method(function: Any) -> Any:
-    for name in ("__submitit_checkpoint__", "checkpoint"):
-        method = getattr(function, name, None)
-        if callable(method):
-            return method
-    return None
 
 
 class SignalHandler:
@@ -191,7 +183,7 @@ class SignalHandler:
         if not self.calling:
             self._requeue(summary.timeouts, limit, window_end, requeued, before_call=True)
             return
-        checkpoint = _checkpoint_method(self.delayed.function)
+        checkpoint = checkpoint_method(self.delayed.function)
         if checkpoint is None:
             if reason == "timeout":
                 name = type(self.delayed.function).__name__

@@ -17,11 +17,10 @@ import ast
 import contextlib
 import hashlib
 import linecache
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, MethodType
+from types import CodeType
 from typing import Any
 
 from ..core.files import atomic_write_text, ensure_private_folder
@@ -288,13 +287,3 @@ def evaluate(
             f"the list comprehension of line {cell.line} produced no call: nothing to submit"
         )
     return submissions
-
-
-def callable_name(function: Any) -> str:
-    """A job name for a callable: its function name or its class name."""
-    if isinstance(function, MethodType):
-        function = function.__func__
-    name = getattr(function, "__name__", None)
-    if not isinstance(name, str) or name == "<lambda>":
-        name = type(function).__name__ if name is None else "lambda"
-    return re.sub(r"[^\w.-]", "_", name)[:64] or "job"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import importlib
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from ..backends.auto import AutoExecutor
 from ..core.errors import FailedSubmissionError, JobFolderError
 from ..core.files import check_folder_is_safe
 from ..core.helpers import DelayedSubmission
+from ..core.info import callable_name
 from ..core.job import Job
 from ..core.paths import is_valid_job_id, template_root
 from ..views import snapshot as status
@@ -85,7 +85,7 @@ def submit_cell(
     try:
         for warning in report.warnings:
             print(warning, file=sys.stderr)
-        name = capture.callable_name(submissions[0].function)
+        name = callable_name(submissions[0].function)
         try:
             options.set_default_name(executor, name)
         except ValueError as error:
@@ -137,11 +137,10 @@ def show_jobs(value: Job[Any] | list[Job[Any]], widget: bool) -> None:
     """Display the live job widget, or the job's text form without the widget module."""
     if widget:
         try:
-            module = importlib.import_module("..views.widget", __package__)
-        except ImportError:
-            module = None
-        display_job = getattr(module, "display_job", None)
-        if callable(display_job):
+            from ..views.widget import display_job
+        except ImportError:  # ipywidgets is not installed
+            pass
+        else:
             display_job(value)
             return
     # Plain text only: a Job's rich display would be the widget again.
@@ -284,7 +283,7 @@ class SlurmMagics(Magics, SlurmConfig):
         with usage_errors():
             submissions = capture.evaluate(captured, shell.user_global_ns, shell.user_ns)
             if opts.verify_checkpoint is not None and not opts.dry_run:
-                self._verify(opts, executor, captured, submissions)
+                self._verify(opts, opts.verify_checkpoint, executor, captured, submissions)
                 return
             outcome = submit_cell(opts, executor, captured, submissions)
         if opts.dry_run:
@@ -298,14 +297,15 @@ class SlurmMagics(Magics, SlurmConfig):
     def _verify(
         self,
         opts: SubmitOptions,
+        interrupts: int,
         executor: AutoExecutor,
         cell: capture.CapturedCell,
         submissions: list[DelayedSubmission[Any]],
     ) -> None:
-        # The verification itself belongs to jupyter_slurm_ckpt.verify (checked by resolve).
+        from ..verify import VerificationError, verify_checkpoint  # loaded when first used
+
         if cell.array:
             raise options.OptionError("--verify-checkpoint checks one call, not a job array")
-        verify = importlib.import_module("..verify", __package__)
         with serialize.pickled_by_value(opts.by_value):
             serialize.preflight(
                 [(submissions[0], cell.labels.roots(submissions[0]))],
@@ -313,10 +313,10 @@ class SlurmMagics(Magics, SlurmConfig):
                 opts.warn_global_bytes,
             )
             try:
-                report = verify.verify_checkpoint(
-                    submissions[0], interrupts=opts.verify_checkpoint, executor=executor
+                report = verify_checkpoint(
+                    submissions[0], interrupts=interrupts, executor=executor
                 )
-            except verify.VerificationError as error:
+            except VerificationError as error:
                 raise capture.CaptureError(str(error)) from None
         if cell.target is not None and self.shell is not None:
             self.shell.user_ns[cell.target] = report  # `report = F(args)` binds the report

@@ -386,7 +386,7 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
     ------
     OptionError
         ``--cluster slurm`` without ``sbatch``, a ``--by-value`` module that cannot be found,
-        ``--verify-checkpoint`` while that feature is missing, or a bad config value.
+        or a bad config value.
     """
     values: dict[str, Any] = {}
     for option in OPTIONS:
@@ -415,8 +415,6 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
         )
     for module in values["by_value"]:
         _check_module(module)
-    if values["verify_checkpoint"] is not None:
-        _check_verify_available()
     if not str(values["folder"]).strip():
         raise OptionError("--folder must not be empty")
     parameters: dict[str, Any] = {}
@@ -472,20 +470,6 @@ def _check_module(name: str) -> None:
         raise OptionError(f"--by-value {name}: cannot import it ({error})") from None
     if found is None:
         raise OptionError(f"--by-value {name}: no module named {name!r} on sys.path")
-
-
-def _check_verify_available() -> None:
-    name = "jupyter_slurm_ckpt.verify"
-    try:
-        verify = importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name != name:
-            raise
-        verify = None
-    if getattr(verify, "verify_checkpoint", None) is None:
-        raise OptionError(
-            "--verify-checkpoint is not available yet in this version of jupyter_slurm_ckpt"
-        )
 
 
 def build_executor(options: SubmitOptions) -> AutoExecutor:

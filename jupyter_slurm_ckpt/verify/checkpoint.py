@@ -36,12 +36,10 @@ from ..core.errors import FailedJobError, UncompletedJobError
 from ..core.events import summarize
 from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
 from ..core.files import ensure_private_folder
-from ..core.helpers import DelayedSubmission
-from ..core.info import JobInfo
+from ..core.helpers import DelayedSubmission, checkpoint_method
+from ..core.info import JobInfo, callable_name
 from ..core.job import Job
 from ..core.paths import template_root
-from ..core.worker import _checkpoint_method
-from ..notebook.capture import callable_name
 from ..views.snapshot import plural
 from .report import (
     InterruptRecord,
@@ -115,7 +113,8 @@ class CheckpointableRunInFolder(RunInFolder):
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Call the callable's own checkpoint and keep what it resubmits in the same folder."""
-        method = _checkpoint_method(self.function)
+        method = checkpoint_method(self.function)
+        assert method is not None  # in_folder wraps only a checkpointable callable in this class
         with working_directory(self.folder):
             replacement = method(*args, **kwargs)
         if not isinstance(replacement, DelayedSubmission):
@@ -129,7 +128,7 @@ class CheckpointableRunInFolder(RunInFolder):
 
 def in_folder(function: Callable[..., Any], folder: str) -> RunInFolder:
     """Wrap ``function`` to run in ``folder``, checkpointable if and only if it is."""
-    if _checkpoint_method(function) is None:
+    if checkpoint_method(function) is None:
         return RunInFolder(function, folder)
     return CheckpointableRunInFolder(function, folder)
 
@@ -684,7 +683,7 @@ def verify_checkpoint(
     name = callable_name(delayed.function)
     if not callable(delayed.function):
         raise VerificationError(f"{name} is not callable")
-    if _checkpoint_method(delayed.function) is None:
+    if checkpoint_method(delayed.function) is None:
         raise VerificationError(
             f"{name} has no checkpoint() or __submitit_checkpoint__() method: there is no "
             "checkpoint to verify (a preemption would restart it from scratch)"

@@ -11,7 +11,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..views.snapshot import format_bytes, in_kernel, plural, truncate
+from ..views.display import in_kernel
+from ..views.snapshot import format_bytes, plural, truncate
 
 _TABLE_STYLE = "border-collapse:collapse;font-size:12px;line-height:1.4;margin:4px 0"
 _CELL_STYLE = "padding:1px 12px 1px 0;text-align:left;vertical-align:top;border:none"

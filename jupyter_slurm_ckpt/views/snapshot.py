@@ -10,7 +10,6 @@ the last tqdm bar of its log (``core.progress``). Imports neither IPython nor ip
 from __future__ import annotations
 
 import html
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -748,26 +747,3 @@ def render_table_html(statuses: Sequence[JobStatus]) -> str:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
-
-
-# -- display outside the widget -------------------------------------------------------------------
-
-
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (where widgets can be shown); never imports IPython."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
-
-
-def job_mimebundle(job: Job[Any]) -> dict[str, Any]:
-    """``Job._repr_mimebundle_``: the live widget in a kernel, text and HTML elsewhere."""
-    if in_kernel():
-        try:
-            from .widget import widget_for
-        except ImportError:  # ipywidgets is not installed: the static rendering still works
-            pass
-        else:
-            return widget_for(job)._repr_mimebundle_()
-    status = collect_status(job)
-    return {"text/plain": render_text(status), "text/html": render_html(status)}
