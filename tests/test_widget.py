@@ -191,15 +191,22 @@ def test_a_job_array_gets_one_table(
     table.close()
 
 
+class _WaitingBehindTheFirst(submitit.LocalJob):
+    """A local job that says why it waits, as Slurm's jobs do (``Job.pending_reason``)."""
+
+    @property
+    def pending_reason(self) -> str | None:
+        return "JobArrayTaskLimit"
+
+
 def test_pending_shows_the_schedulers_reason(
     executor: submitit.LocalExecutor, tmp_path: Path
 ) -> None:
     executor.update_parameters(array_parallelism=1)
     jobs = executor.map_array(Waiter(), [str(tmp_path / "release")] * 2)
     wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run")
-    second = jobs[1]
-    assert second.state == "PENDING"  # waits for the first: array_parallelism=1
-    second.pending_reason = "JobArrayTaskLimit"  # type: ignore[attr-defined]  # as Slurm sets it
+    assert jobs[1].state == "PENDING"  # waits for the first: array_parallelism=1
+    second = _WaitingBehindTheFirst(executor.folder, jobs[1].job_id)
     status = collect_status(second)
     assert status.pending_reason == "JobArrayTaskLimit"
     assert "PENDING (JobArrayTaskLimit)" in render_text(status)

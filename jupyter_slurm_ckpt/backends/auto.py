@@ -16,9 +16,10 @@ from typing import Any
 
 from ..core import payload
 from ..core.errors import UnknownParameterError
-from ..core.executor import GENERIC_PARAMETERS, Executor
+from ..core.executor import Executor
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
+from ..core.parameters import GENERIC_PARAMETERS
 
 CLUSTERS = ("slurm", "local", "debug")
 

@@ -1,11 +1,16 @@
-"""The base executor owns the submission flow; backends fill a few hooks.
+"""The base executor owns the submission flow; backends fill a few declared hooks.
 
 Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch``: pickle every payload once,
 straight into a file that has no name yet (refusing oversized ones, which are counted, not
-written, past the limit), reserve job ids, give each job its files atomically (payload,
-description, ``submitted`` event), then launch. If the launch fails, the files written are
-removed: nothing is left half-submitted. ``submit_pickled`` enters the same flow with payloads
-pickled already (by the notebook's preflight).
+written, past the limit); reserve job ids (:meth:`Executor._reserve_job_ids`); give each job its
+files atomically (payload, description, ``submitted`` event: :meth:`Executor._write_job_files`);
+launch (:meth:`Executor._launch`); build the jobs (:meth:`Executor._make_job`). If anything
+fails after the reservation, the files written are removed and the backend takes back what it
+reserved (:meth:`Executor._withdraw`): nothing is left half-submitted. What one hook hands to
+the next travels as return values (a :class:`Reservation`, what ``_launch`` returns), never as
+attributes of the executor: two threads may submit through one executor at once.
+``submit_pickled`` enters the same flow with payloads pickled already (by the notebook's
+preflight).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import contextlib
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from . import payload
 from .errors import (
@@ -28,72 +34,32 @@ from .events import append_event
 from .files import WriteError, ensure_private_folder
 from .helpers import DelayedSubmission
 from .info import JobInfo
-from .job import DelayedJob, Job
+from .job import Job
+from .parameters import (
+    DEFAULT_SIGNAL_DELAY_S,
+    GENERIC_PARAMETERS,
+    Check,
+    check_parameter,
+    tasks_per_job,
+)
 from .paths import JobPaths, template_root
 
-#: How a parameter is checked: a type (see :func:`check_parameter`), or a function
-#: ``check(name, value)`` that returns the value to store or raises ``ValueError``.
-Check = type | Callable[[str, Any], Any]
-
-#: Parameters every executor understands (submitit's generic names) and their types.
-GENERIC_PARAMETERS: dict[str, Check] = {
-    "timeout_min": float,
-    "mem_gb": float,
-    "nodes": int,
-    "cpus_per_task": int,
-    "gpus_per_node": int,
-    "tasks_per_node": int,
-    "name": str,
-    "stderr_to_stdout": bool,
-}
-
-DEFAULT_SIGNAL_DELAY_S = 90.0
+R = TypeVar("R")
 
 
-def check_parameter(name: str, value: Any, kind: Check) -> Any:
-    """Validate one parameter value; returns it converted.
+@dataclass
+class Reservation:
+    """The job ids one submission reserved (:meth:`Executor._reserve_job_ids`), handed to the
+    submission's later hooks. A backend subclasses it for what those hooks need of the
+    reservation (Slurm: its held job and the batch script it was submitted with)."""
 
-    Raises
-    ------
-    InvalidParameterError
-        A ``ValueError`` naming the parameter and what it must be.
-    """
-    try:
-        return _check_value(name, value, kind)
-    except InvalidParameterError:
-        raise
-    except ValueError as error:
-        raise InvalidParameterError(str(error)) from None
+    job_ids: list[str]
+    array: bool
 
-
-def _check_value(name: str, value: Any, kind: Check) -> Any:
-    if value is None:
-        return None
-    if not isinstance(kind, type):
-        return kind(name, value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be True or False, not {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str) or not value or "\n" in value:
-            raise ValueError(f"{name} must be a non-empty one-line string, not {value!r}")
-        return value
-    if kind is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise ValueError(f"{name} must be a list, not {value!r}")
-        return tuple(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, not {value!r}")
-    if kind is int and value != int(value):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    minimum = 0 if name in _MAY_BE_ZERO else 1e-9
-    if value < minimum:
-        raise ValueError(f"{name} must be {'>= 0' if minimum == 0 else '> 0'}, not {value!r}")
-    return kind(value)
-
-
-_MAY_BE_ZERO = ("gpus_per_node", "num_gpus", "max_num_timeout", "signal_delay_s")
+    @property
+    def array_size(self) -> int:
+        """Number of elements of the array, 0 for a single job."""
+        return len(self.job_ids) if self.array else 0
 
 
 class Executor(ABC):
@@ -327,6 +293,8 @@ class Executor(ABC):
         array: bool,
         pickled: list[payload.Pickled] | None = None,
     ) -> list[Job[Any]]:
+        """The flow of every submission (see the module docstring); ``pickled``: the payloads
+        pickled already (then ``submissions`` are their objects)."""
         try:
             root = ensure_private_folder(template_root(self.folder))
         except Exception as error:
@@ -341,12 +309,20 @@ class Executor(ABC):
             for index, item in enumerate(pickled):
                 if item.size > limit:
                     raise self._too_large(index, item.size)
-            job_ids = self._allocate_job_ids(len(pickled), array)
-            self._write_and_launch(job_ids, pickled, array)
+            reservation = self._reserve_job_ids(len(pickled), array)
+            try:
+                launched = self._write_and_launch(reservation, pickled)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._withdraw(reservation)
+                raise
         finally:
             for item in spooled:
                 item.discard()
-        return [self._make_job(job_id) for job_id in job_ids]
+        return [
+            self._make_job(job_id, item, launched)
+            for job_id, item in zip(reservation.job_ids, pickled)
+        ]
 
     def _pickle(
         self, index: int, delayed: DelayedSubmission[Any], root: Path, limit: int
@@ -358,14 +334,13 @@ class Executor(ABC):
         except WriteError as error:
             raise FailedSubmissionError(f"cannot write payload {index}: {error}") from None
 
-    def _write_and_launch(
-        self, job_ids: list[str], pickled: list[payload.Pickled], array: bool
-    ) -> None:
+    def _write_and_launch(self, reservation: Reservation, pickled: list[payload.Pickled]) -> Any:
+        """Write every job's files, then launch; on failure remove the files written."""
         written: list[Path] = []
         try:
-            for job_id, item in zip(job_ids, pickled):
-                written.extend(self._write_job_files(job_id, item, len(pickled) if array else 0))
-            self._launch(job_ids)
+            for job_id, item in zip(reservation.job_ids, pickled):
+                written.extend(self._write_job_files(reservation, job_id, item))
+            return self._launch(reservation)
         except Exception as error:
             for path in written:
                 with contextlib.suppress(OSError):
@@ -376,14 +351,9 @@ class Executor(ABC):
 
     def _too_large(self, index: int, size: int) -> FailedSubmissionError:
         return FailedSubmissionError(
-            f"payload {index} is {size / 1024**2:.1f} MB, over the limit of "
+            f"payload {index} is {payload.format_size(size)}, over the limit of "
             f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
         )
-
-    def _num_tasks(self) -> int:
-        """Tasks of each job: ``nodes * tasks_per_node`` (backend hook for its own names)."""
-        params = self.parameters
-        return int(params.get("nodes") or 1) * int(params.get("tasks_per_node") or 1)
 
     def time_limit_min(self) -> float | None:
         """The jobs' time limit in minutes, None when there is none (whatever the backend
@@ -391,7 +361,43 @@ class Executor(ABC):
         limit = self.parameters.get("timeout_min")
         return None if limit is None else float(limit)
 
+    # -- backend hooks: the flow above calls these -----------------------------------------
+
+    @abstractmethod
+    def _reserve_job_ids(self, count: int, array: bool) -> Reservation:
+        """Reserve ``count`` job ids for one submission (an array's element ids when
+        ``array``): once the payloads are pickled and checked, before any file is written.
+
+        Returns what the later hooks of this submission need (a :class:`Reservation`, or a
+        backend's subclass). Raise ``FailedSubmissionError`` to refuse the submission.
+        """
+
+    def _write_job_files(
+        self, reservation: Reservation, job_id: str, pickled: payload.Pickled
+    ) -> list[Path]:
+        """Give one job its files, each atomically: the payload (``pickled`` placed), the
+        description, the ``submitted`` event. Returns the files written (removed again if the
+        submission fails). A backend adds its own (Slurm: the batch script)."""
+        paths = JobPaths.create(self.folder, job_id)
+        if paths.folder != template_root(self.folder):
+            ensure_private_folder(paths.folder)
+        # Not fsynced: a crash before the job starts loses the job anyway, and this is the
+        # submission's hot path (an fsync costs more than the rest of a submit).
+        pickled.place(paths.submitted_pickle, durable=False)
+        info = self._job_info(job_id)
+        info.resubmission_of = pickled.origin
+        info.write(paths.info)
+        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
+        if reservation.array_size:
+            fields["array_size"] = reservation.array_size
+        if pickled.origin is not None:
+            fields["resubmission_of"] = pickled.origin
+        append_event(paths.events, "submitted", **fields)
+        return [paths.submitted_pickle, paths.info, paths.events]
+
     def _job_info(self, job_id: str) -> JobInfo:
+        """The description of a job this executor submits now (``<id>_job.json``); a backend
+        corrects what it knows better (Slurm: the limit and warning Slurm really applies)."""
         params = self.parameters
         return JobInfo(
             job_id=job_id,
@@ -405,38 +411,27 @@ class Executor(ABC):
             parameters=dict(params),
         )
 
-    def _write_job_files(
-        self, job_id: str, pickled: payload.Pickled, array_size: int
-    ) -> list[Path]:
-        paths = JobPaths.create(self.folder, job_id)
-        if paths.folder != template_root(self.folder):
-            ensure_private_folder(paths.folder)
-        # Not fsynced: a crash before the job starts loses the job anyway, and this is the
-        # submission's hot path (an fsync costs more than the rest of a submit).
-        pickled.place(paths.submitted_pickle, durable=False)
-        info = self._job_info(job_id)
-        info.resubmission_of = pickled.origin
-        info.write(paths.info)
-        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
-        if array_size:
-            fields["array_size"] = array_size
-        if pickled.origin is not None:
-            fields["resubmission_of"] = pickled.origin
-        append_event(paths.events, "submitted", **fields)
-        return [paths.submitted_pickle, paths.info, paths.events]
+    def _num_tasks(self) -> int:
+        """Tasks of each job: ``nodes * tasks_per_node``, under the backend's own names."""
+        return tasks_per_job(self.parameters, self.aliases.get("tasks_per_node", "tasks_per_node"))
 
-    def _make_job(self, job_id: str) -> Job[Any]:
+    @abstractmethod
+    def _launch(self, reservation: Reservation) -> Any:
+        """Start the jobs of ``reservation``, whose files are written; raise to abort the
+        whole submission. What it returns reaches :meth:`_make_job` (the local backend: the
+        process it started)."""
+
+    def _withdraw(self, reservation: Reservation) -> None:
+        """Take back what :meth:`_reserve_job_ids` reserved, when the submission fails after
+        it (Slurm cancels its held job). By default there is nothing to take back: an id is
+        never handed out twice anyway."""
+        return None
+
+    def _make_job(self, job_id: str, pickled: payload.Pickled, launched: Any) -> Job[Any]:
+        """The job object for ``job_id`` once submitted: ``pickled`` is its payload (its
+        ``obj``, what was pickled, when pickled in this process), ``launched`` what
+        :meth:`_launch` returned."""
         return self.job_class(self.folder, job_id)
-
-    # -- backend hooks --------------------------------------------------------------------------
-
-    @abstractmethod
-    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        """Reserve ``count`` job ids (an array's element ids when ``array``)."""
-
-    @abstractmethod
-    def _launch(self, job_ids: list[str]) -> None:
-        """Start the jobs whose files are written; raise to abort the whole submission."""
 
 
 def _as_submission(fn: Any) -> DelayedSubmission[Any]:
@@ -449,3 +444,37 @@ def _as_submission(fn: Any) -> DelayedSubmission[Any]:
             f"not {type(fn).__name__}"
         )
     return DelayedSubmission(fn)
+
+
+class DelayedJob(Job[R]):
+    """What ``submit`` returns inside ``with executor.batch()``: it becomes the real job
+    (same object, its class and fields replaced) when the batch is submitted.
+
+    Until then reading it raises ``AttributeError``, unless the batch was opened with
+    ``allow_implicit_submissions=True``: then the first read submits what the batch holds
+    so far (submitit's semantics).
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> DelayedJob[Any]:
+        return object.__new__(cls)
+
+    def __init__(self, executor: Any) -> None:  # no Job fields until promoted
+        self.__dict__["_batch_executor"] = executor
+
+    def __getattr__(self, name: str) -> Any:  # only for fields a real job would have
+        executor = self.__dict__.get("_batch_executor")
+        if executor is None or not executor._allow_implicit_submissions:
+            raise AttributeError(
+                f"job.{name}: the jobs of `with executor.batch()` are submitted when the block "
+                "ends; read them after it, or use executor.batch(allow_implicit_submissions=True)"
+            )
+        executor._submit_pending_batch()
+        return getattr(self, name)
+
+    def _promote(self, job: Job[Any]) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(job.__dict__)
+        self.__class__ = type(job)  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}<not submitted yet: inside executor.batch()>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -178,15 +178,33 @@ class Job(Generic[R]):
             return ("error", f"{path} does not hold a job result")
         return outcome
 
-    # -- backend hooks ----------------------------------------------------------------------
+    # -- backend hooks: what the folder cannot tell, and the actions -------------------------
 
     def _live_state(self) -> str:
-        """The backend's view of a job that has not ended (PENDING, RUNNING, REQUEUED...)."""
+        """The backend's view of a job whose folder shows no end yet (PENDING, RUNNING,
+        REQUEUED...): :attr:`state` asks it only then. Default: UNKNOWN."""
         return "UNKNOWN"
 
     def _live_final(self, state: str) -> bool:
-        """Whether a live state reported by the backend means the job is over."""
+        """Whether a state :meth:`_live_state` reported means the job is over (default: a
+        final state; the debug backend's jobs end only once they ran)."""
         return state in FINAL_STATES
+
+    @classmethod
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
+        """The states of ``jobs`` (all of this class), by job id, as :attr:`state` tells them.
+
+        Views poll every job they watch through this, once a tick (``views.watcher``): a
+        backend with a scheduler asks it once for all of them (Slurm: one ``sacct`` or
+        ``squeue``). Default: each job's :attr:`state`, one by one.
+        """
+        return {job.job_id: job.state for job in jobs}
+
+    @property
+    def pending_reason(self) -> str | None:
+        """Why the scheduler keeps the job PENDING (Slurm's ``Priority``, ``Resources``...);
+        None when it does not say, or for a backend without a queue (the default)."""
+        return None
 
     @property
     def scheduler_problem(self) -> str | None:
@@ -195,10 +213,15 @@ class Job(Generic[R]):
         return None
 
     def _cancel(self) -> None:
-        raise NotImplementedError
+        """Stop the job and its whole process tree, or raise (e.g. a ``scancel`` that failed:
+        :meth:`cancel` then records nothing). Default: raises ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot cancel")
 
     def _send_interrupt(self, reason: str) -> None:
-        raise NotImplementedError
+        """Send the running job the checkpoint signal, after recording ``reason``
+        (``"preemption"`` or ``"timeout"``) where the job reads it (``paths.signal_request``).
+        Default: raises ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot interrupt")
 
     # -- the Future vocabulary ----------------------------------------------------------------
 
@@ -290,8 +313,12 @@ class Job(Generic[R]):
         found = [text for text in texts if text is not None]
         return "\n".join(found) if found else None
 
-    def cancel(self, check: bool = True) -> None:
+    def cancel(self, check: bool = True) -> bool:
         """Cancel the job (its whole process tree); a finished job is left as it is.
+
+        Returns True when this call cancelled the job, False when it had ended already (or,
+        without ``check``, when the backend failed to cancel it), as
+        ``concurrent.futures.Future.cancel`` does.
 
         Parameters
         ----------
@@ -309,14 +336,15 @@ class Job(Generic[R]):
             ``scancel`` that failed: ``SchedulerError`` with its message).
         """
         if self.done():
-            return
+            return False
         try:
             self._cancel()
         except Exception:
             if check:
                 raise
-            return
+            return False
         self._record_cancelled()
+        return True
 
     def _record_cancelled(self) -> None:
         """Record the user's cancel, unless the job's end is recorded already."""
@@ -421,40 +449,6 @@ class Job(Generic[R]):
     def __repr__(self) -> str:
         task = "" if self._task_id is None else f", task_id={self._task_id}"
         return f'{type(self).__name__}<job_id={self.job_id}{task}, state="{self.state}">'
-
-
-class DelayedJob(Job[R]):
-    """What ``submit`` returns inside ``with executor.batch()``: it becomes the real job
-    (same object, its class and fields replaced) when the batch is submitted.
-
-    Until then reading it raises ``AttributeError``, unless the batch was opened with
-    ``allow_implicit_submissions=True``: then the first read submits what the batch holds
-    so far (submitit's semantics).
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> DelayedJob[Any]:
-        return object.__new__(cls)
-
-    def __init__(self, executor: Any) -> None:  # no Job fields until promoted
-        self.__dict__["_batch_executor"] = executor
-
-    def __getattr__(self, name: str) -> Any:  # only for fields a real job would have
-        executor = self.__dict__.get("_batch_executor")
-        if executor is None or not executor._allow_implicit_submissions:
-            raise AttributeError(
-                f"job.{name}: the jobs of `with executor.batch()` are submitted when the block "
-                "ends; read them after it, or use executor.batch(allow_implicit_submissions=True)"
-            )
-        executor._submit_pending_batch()
-        return getattr(self, name)
-
-    def _promote(self, job: Job[Any]) -> None:
-        self.__dict__.clear()
-        self.__dict__.update(job.__dict__)
-        self.__class__ = type(job)  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}<not submitted yet: inside executor.batch()>"
 
 
 class AsyncJobProxy(Generic[R]):

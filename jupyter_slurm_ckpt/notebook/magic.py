@@ -28,6 +28,7 @@ from ..core.helpers import DelayedSubmission
 from ..core.info import callable_name
 from ..core.job import Job
 from ..core.paths import is_valid_job_id, template_root
+from ..core.payload import format_size
 from ..views import snapshot as status
 from ..views.snapshot import JobStatus
 from . import capture, options, serialize
@@ -114,8 +115,8 @@ def dry_run_text(
         f"backend: {opts.cluster}{how}",
         f"folder: {executor.folder}",
         f"would submit: {count}" + (f", bound to {cell.target!r}" if cell.target else ""),
-        f"payload: {serialize.format_size(max(sizes))}"
-        + (f" (largest), {serialize.format_size(sum(sizes))} in all" if len(sizes) > 1 else ""),
+        f"payload: {format_size(max(sizes))}"
+        + (f" (largest), {format_size(sum(sizes))} in all" if len(sizes) > 1 else ""),
         f"max_num_timeout: {opts.max_num_timeout}",
         "parameters: "
         + ", ".join(f"{key}={value!r}" for key, value in sorted(executor.parameters.items())),

@@ -39,10 +39,11 @@ from typing import Any
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
 from ..backends.auto import AutoExecutor, pick_cluster
+from ..core.parameters import CONTROL_CHARACTERS
+from ..core.payload import MB
 from ..views.polling import SchedulerPolling
 
 CLUSTER_CHOICES = ("auto", "slurm", "local", "debug")
-MB = 1024**2
 
 
 class OptionError(ValueError):
@@ -143,13 +144,12 @@ _SBATCH_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SBATCH_DIRECTIVE = re.compile(r"#\s*SBATCH", re.IGNORECASE)
 _SHELL_CHARACTERS = (";", "$", "`")
 
 
 def _one_line(text: str) -> str:
-    if not text.strip() or _CONTROL.search(text):
+    if not text.strip() or CONTROL_CHARACTERS.search(text):
         raise argparse.ArgumentTypeError(
             f"expected a non-empty single line without control characters, not {text!r}"
         )

@@ -29,6 +29,7 @@ from ..core import payload
 from ..core.errors import JobFolderError
 from ..core.files import WriteError
 from ..core.helpers import DelayedSubmission
+from ..core.payload import format_size
 from ..core.unpicklable import (
     Node,
     children,
@@ -37,8 +38,6 @@ from ..core.unpicklable import (
     function_children,
     is_by_value,
 )
-
-MB = 1024**2
 
 # Registering a module by value is process-wide: one submission at a time may do it.
 _BY_VALUE_LOCK = threading.RLock()
@@ -116,15 +115,6 @@ def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> lis
         if size is not None:
             parts.extend(expand(Node(label, obj), size, 0))
     return sorted(parts, key=lambda item: -item[1])[:top]
-
-
-def format_size(size: int) -> str:
-    """2.0 GB, 1.5 MB, 12.0 KB (binary units, as the limits are given)."""
-    if size >= 1024 * MB:
-        return f"{size / (1024 * MB):.1f} GB"
-    if size >= MB:
-        return f"{size / MB:.1f} MB"
-    return f"{size / 1024:.1f} KB"
 
 
 def captured_globals(roots: list[tuple[str, Any]]) -> list[tuple[str, Any, str]]:

@@ -34,11 +34,12 @@ from ..backends.auto import AutoExecutor
 from ..core.budget import check_budget
 from ..core.errors import FailedJobError, UncompletedJobError
 from ..core.events import summarize
-from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Executor
+from ..core.executor import Executor
 from ..core.files import ensure_private_folder
 from ..core.helpers import DelayedSubmission, checkpoint_method
 from ..core.info import JobInfo, callable_name
 from ..core.job import Job
+from ..core.parameters import DEFAULT_SIGNAL_DELAY_S
 from ..core.paths import template_root
 from ..views.snapshot import plural
 from .report import (

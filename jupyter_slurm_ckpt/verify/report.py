@@ -11,8 +11,9 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.payload import format_size
 from ..views.display import in_kernel
-from ..views.snapshot import format_bytes, plural, truncate
+from ..views.snapshot import plural, truncate
 
 _TABLE_STYLE = "border-collapse:collapse;font-size:12px;line-height:1.4;margin:4px 0"
 _CELL_STYLE = "padding:1px 12px 1px 0;text-align:left;vertical-align:top;border:none"
@@ -406,9 +407,9 @@ def _interrupt_cells(record: InterruptRecord) -> tuple[str, ...]:
         checkpoint += f" at {_progress_text(record.progress_before)}"
     wrote = []
     if record.checkpoint_bytes is not None:
-        wrote.append(f"payload {format_bytes(record.checkpoint_bytes)}")
+        wrote.append(f"payload {format_size(record.checkpoint_bytes)}")
     if record.files_bytes is not None:
-        wrote.append(f"files {format_bytes(record.files_bytes)}")
+        wrote.append(f"files {format_size(record.files_bytes)}")
     if record.not_requeued is not None:
         after = f"not requeued: {record.not_requeued}"
     elif record.next_run is not None:

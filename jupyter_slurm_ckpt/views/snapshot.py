@@ -21,6 +21,7 @@ from ..core.errors import FailedJobError, UncompletedJobError
 from ..core.events import TERMINAL_EVENTS, summarize
 from ..core.job import FINAL_STATES, Job
 from ..core.paths import JobPaths
+from ..core.payload import format_size
 from ..core.progress import Progress, progress_from_events, progress_from_log, step_reports
 from .terminal import Screen, read_tail
 
@@ -167,7 +168,7 @@ def collect_status(
         backend=info.cluster,
         state=state,
         done=done,
-        pending_reason=_pending_reason(job) if state == "PENDING" else None,
+        pending_reason=job.pending_reason if state == "PENDING" else None,
         node=summary.node,
         started=summary.started_at is not None,
         runs=summary.runs,
@@ -247,12 +248,6 @@ def log_progress(paths: JobPaths) -> Progress | None:
     )
 
 
-def _pending_reason(job: Job[Any]) -> str | None:
-    # Slurm jobs expose the scheduler's reason (Priority, Resources, ...); others have none.
-    reason = getattr(job, "pending_reason", None)
-    return str(reason) if reason else None
-
-
 def _outcome(job: Job[Any]) -> tuple[str | None, str | None]:
     """(result repr, None) for a success, (None, traceback or reason) otherwise.
 
@@ -268,7 +263,7 @@ def _outcome(job: Job[Any]) -> tuple[str | None, str | None]:
         path = job.paths.for_task(task).result_pickle
         size = path.stat().st_size if path.exists() else 0
         if size > RESULT_MAX_LOAD_BYTES:
-            return f"<result of {format_bytes(size)}: call job.result() to load it>", None
+            return f"<result of {format_size(size)}: call job.result() to load it>", None
     try:
         values = job.results()
     except (FailedJobError, UncompletedJobError) as error:
@@ -354,7 +349,7 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
         if record.get("array_size"):
             parts.append(f"element of an array of {record['array_size']}")
         if "bytes" in record:
-            parts.append(f"payload {format_bytes(int(record['bytes']))}")
+            parts.append(f"payload {format_size(int(record['bytes']))}")
         if record.get("resubmission_of"):
             parts.append(f"continues job {record['resubmission_of']} from its last checkpoint")
         return name, ", ".join(parts)
@@ -375,7 +370,7 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
         if not record.get("requeue", True):
             return name, f"{words}, no requeue"
         if "bytes" in record:
-            words += f", new payload {format_bytes(int(record['bytes']))}"
+            words += f", new payload {format_size(int(record['bytes']))}"
         return name, words
     if name == "requeued":
         words = f"next: run #{record.get('run', '?')}"
@@ -457,16 +452,6 @@ def format_duration(seconds: float) -> str:
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours:02d} h"
-
-
-def format_bytes(size: int) -> str:
-    """1.2 kB, 3.4 MB..."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover - the loop always returns
 
 
 def plural(count: int, word: str) -> str:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from support import wait_for
@@ -20,13 +19,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends import processes
 
 from .conftest import wait_running_run
-from .jobs_for_tests import spawn_tree
-
-
-def wait_file(path: str) -> str:
-    while not os.path.exists(path):
-        time.sleep(0.02)
-    return "released"
+from .jobs_for_tests import spawn_tree, wait_file
 
 
 def _controller(job: submitit.Job[object]) -> int:

@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...core.errors import InvalidParameterError
-from ...core.executor import Check, Executor
+from ...core.executor import Executor, Reservation
 from ...core.files import next_counter_value, open_private_append
 from ...core.info import JobInfo
 from ...core.job import Job
-from ...core.paths import template_root
+from ...core.parameters import Check, tasks_per_job
+from ...core.paths import JobPaths, template_root
+from ...core.payload import Pickled
 from . import agent_client
 from .job import LocalJob
+
+#: The module of the controller, started as ``python -m`` when no agent forks it.
+CONTROLLER_MODULE = "jupyter_slurm_ckpt.backends.local.controller"
 
 #: Tasks of one local job (``nodes * tasks_per_node``): each is a process on this machine, so a
 #: typo such as ``--nodes 100000`` must not fork that many.
@@ -100,7 +105,8 @@ class LocalExecutor(Executor):
         super().update_parameters(**kwargs)
 
     def _check_parameters(self, parameters: dict[str, Any]) -> None:
-        tasks = int(parameters.get("nodes") or 1) * int(parameters.get("tasks_per_node") or 1)
+        """Refuse more than :data:`MAX_LOCAL_TASKS` tasks, or more GPUs than listed."""
+        tasks = tasks_per_job(parameters)
         if tasks > MAX_LOCAL_TASKS:
             raise InvalidParameterError(
                 f"nodes * tasks_per_node = {tasks} local processes per job, over the local "
@@ -113,29 +119,32 @@ class LocalExecutor(Executor):
                 f"gpus_per_node={wanted}, but visible_gpus lists only {list(visible)}"
             )
 
-    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
+    def _reserve_job_ids(self, count: int, array: bool) -> Reservation:
+        """``L<n>`` (``L<n>_<i>`` for array elements), from the job folder's counter."""
         number = next_counter_value(template_root(self.folder) / ".local_job_counter")
         if not array:
-            return [f"L{number}"]
-        return [f"L{number}_{index}" for index in range(count)]
+            return Reservation([f"L{number}"], array)
+        return Reservation([f"L{number}_{index}" for index in range(count)], array)
 
-    def _launch(self, job_ids: list[str]) -> None:
+    def _launch(self, reservation: Reservation) -> subprocess.Popen[bytes] | None:
+        """Start the jobs' controller (one for an array, which forks one per job): forked by
+        the warm agent, else started here; returns the process started here, if any."""
+        job_ids = reservation.job_ids
         parallelism = int(self.parameters.get("array_parallelism") or len(job_ids))
         argv = [str(self.folder), str(parallelism), *job_ids]
-        paths = self.job_class(self.folder, job_ids[0]).paths
+        paths = JobPaths.create(self.folder, job_ids[0])
         log = paths.stdout if self.parameters.get("stderr_to_stdout") else paths.stderr
         setup = self.parameters.get("setup") or ()
-        self._last_launcher = None
-        command = [self.python, "-m", "jupyter_slurm_ckpt.backends.local.controller", *argv]
+        command = [self.python, "-m", CONTROLLER_MODULE, *argv]
         if setup:
             # User shell by design, as in a Slurm batch script; our argv is passed as "$@",
             # never pasted into the shell text. exec: the setup's environment is the job's.
             command = ["bash", "-c", "\n".join([*setup, 'exec "$@"']), "setup", *command]
         elif self.python == sys.executable and agent_client.launch(argv, log) is not None:
-            return  # forked by the warm agent: no Python start-up on the submission path
+            return None  # forked by the warm agent: no Python start-up on the submission path
         fd = open_private_append(log)
         try:
-            self._last_launcher = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
@@ -146,8 +155,9 @@ class LocalExecutor(Executor):
         finally:
             os.close(fd)
 
-    def _make_job(self, job_id: str) -> Job[Any]:
-        job = super()._make_job(job_id)
-        if isinstance(job, LocalJob):
-            job._launcher = getattr(self, "_last_launcher", None)
+    def _make_job(self, job_id: str, pickled: Pickled, launched: Any) -> Job[Any]:
+        """The job, which reaps the process :meth:`_launch` started (so it leaves no zombie)."""
+        job = super()._make_job(job_id, pickled, launched)
+        if isinstance(job, LocalJob) and isinstance(launched, subprocess.Popen):
+            job._launcher = launched
         return job

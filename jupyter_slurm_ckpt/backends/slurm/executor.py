@@ -9,21 +9,21 @@ script and its options: ``script`` (checked with ``parameters``); the job seen f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...core import payload
 from ...core.errors import FailedSubmissionError
-from ...core.executor import DEFAULT_SIGNAL_DELAY_S, Check, Executor
+from ...core.executor import Executor, Reservation
 from ...core.files import atomic_write_text
-from ...core.helpers import DelayedSubmission
 from ...core.info import JobInfo
 from ...core.job import Job
+from ...core.parameters import DEFAULT_SIGNAL_DELAY_S, Check
 from ...core.paths import JobPaths
+from ...core.payload import Pickled
 from . import parameters as slurm_parameters
 from . import script as slurm_script
 from .commands import SchedulerError, run_command
@@ -60,6 +60,14 @@ def _sbatch(options: list[str], script: str) -> subprocess.CompletedProcess[str]
     return done
 
 
+@dataclass
+class HeldSubmission(Reservation):
+    """The job ids of one ``sbatch --hold``: the held job (the array's id) and its script."""
+
+    held: str
+    script: str
+
+
 class SlurmExecutor(Executor):
     """Submit jobs to Slurm with ``sbatch`` (one ``sbatch --array`` for an array).
 
@@ -89,8 +97,6 @@ class SlurmExecutor(Executor):
     ) -> None:
         super().__init__(folder, max_num_timeout, max_pickle_size_gb)
         self.python = python or sys.executable
-        self._held: str | None = None
-        self._script = ""
 
     @classmethod
     def _from_info(cls, info: JobInfo) -> Executor:
@@ -109,17 +115,14 @@ class SlurmExecutor(Executor):
         super().update_parameters(**kwargs)
 
     def _own_parameter(self, name: str, value: Any) -> tuple[str, Any]:
+        """Slurm's name and value (``mem_gb=2`` is ``mem="2GB"``)."""
         return slurm_parameters.own_parameter(name, value)
 
     def _check_parameters(self, parameters: dict[str, Any]) -> None:
+        """What sbatch would refuse together (see ``parameters.check_together``)."""
         slurm_parameters.check_together(parameters)
 
     # -- the script ---------------------------------------------------------------------------
-
-    def _num_tasks(self) -> int:
-        return int(self.parameters.get("nodes") or 1) * int(
-            self.parameters.get("ntasks_per_node") or 1
-        )
 
     def time_limit_min(self) -> float | None:
         """The ``time`` parameter in minutes (None: no limit given, or ``UNLIMITED``)."""
@@ -147,9 +150,9 @@ class SlurmExecutor(Executor):
     # -- the core's hooks ---------------------------------------------------------------------
 
     def _job_info(self, job_id: str) -> JobInfo:
+        """Describe the job Slurm really runs: a limit of whole minutes, the warning it gets."""
         info = super()._job_info(job_id)
         info.name = self.parameters.get("job_name") or "job"
-        # Describe the job Slurm really runs: a limit of whole minutes, the warning it gets.
         minutes = slurm_script.time_limit_minutes(self.time_limit_min())
         info.timeout_min = None if minutes is None else float(minutes)
         delay = self.parameters.get("signal_delay_s")
@@ -158,57 +161,49 @@ class SlurmExecutor(Executor):
         )
         return info
 
-    def _submit_submissions(
-        self,
-        submissions: list[DelayedSubmission[Any]],
-        array: bool,
-        pickled: list[payload.Pickled] | None = None,
-    ) -> list[Job[Any]]:
-        self._held = None
-        try:
-            jobs = super()._submit_submissions(submissions, array, pickled)
-        except BaseException:
-            if self._held is not None:  # submitted held, files not (all) written: take it back
-                with contextlib.suppress(Exception):
-                    run_command(["scancel", self._held])
-            raise
-        finally:
-            self._held = None
-        STATES.submitted(job.job_id for job in jobs)
-        return jobs
+    def _reserve_job_ids(self, count: int, array: bool) -> HeldSubmission:
+        """``sbatch --hold`` the job (the whole array): Slurm's id, held until :meth:`_launch`.
 
-    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
+        A held job is not checked against the nodes: one that no node can ever run (more GPUs
+        than any has) would wait as PENDING/BadConstraints forever. ``--test-only`` checks it
+        as a plain sbatch would, at once, without submitting (about 10 ms).
+        """
         try:
             options, script = self._sbatch(count if array else 0)
         except ValueError as error:
             raise FailedSubmissionError(str(error)) from None
-        self._script = script
-        # A held job is not checked against the nodes: one that no node can ever run (more GPUs
-        # than any has) would wait as PENDING/BadConstraints forever. --test-only checks it as
-        # a plain sbatch would, at once, without submitting (about 10 ms).
         _sbatch(["--test-only", *options], script)
         done = _sbatch(options, script)
-        job_id = done.stdout.strip().split(";")[0]
-        if not job_id.isdigit():
+        held = done.stdout.strip().split(";")[0]
+        if not held.isdigit():
             raise FailedSubmissionError(f"sbatch printed no job id: {done.stdout.strip()!r}")
-        self._held = job_id
-        return [f"{job_id}_{index}" for index in range(count)] if array else [job_id]
+        job_ids = [f"{held}_{index}" for index in range(count)] if array else [held]
+        return HeldSubmission(job_ids, array, held=held, script=script)
 
     def _write_job_files(
-        self, job_id: str, pickled: payload.Pickled, array_size: int
+        self, reservation: Reservation, job_id: str, pickled: Pickled
     ) -> list[Path]:
-        written = super()._write_job_files(job_id, pickled, array_size)
-        # What sbatch got, for the user to read (submitit's <id>_submission.sh; one per array).
+        """The job's files, and what sbatch got, for the user to read (submitit's
+        ``<id>_submission.sh``; one per array)."""
+        assert isinstance(reservation, HeldSubmission)
+        written = super()._write_job_files(reservation, job_id, pickled)
         script = JobPaths.create(self.folder, job_id).submission_file
         if not script.exists():
-            atomic_write_text(script, self._script)
+            atomic_write_text(script, reservation.script)
             written.append(script)
         return written
 
-    def _launch(self, job_ids: list[str]) -> None:
-        assert self._held is not None
-        done = run_command(["scontrol", "release", self._held])
+    def _launch(self, reservation: Reservation) -> None:
+        """``scontrol release`` the held job: it runs from its files, written now."""
+        assert isinstance(reservation, HeldSubmission)
+        done = run_command(["scontrol", "release", reservation.held])
         if done.returncode != 0:
             raise FailedSubmissionError(
-                f"scontrol release {self._held} failed: {done.stderr.strip()}"
+                f"scontrol release {reservation.held} failed: {done.stderr.strip()}"
             )
+        STATES.submitted(reservation.job_ids)
+
+    def _withdraw(self, reservation: Reservation) -> None:
+        """Cancel the held job: its files are not (all) written, it must never run."""
+        assert isinstance(reservation, HeldSubmission)
+        run_command(["scancel", reservation.held])

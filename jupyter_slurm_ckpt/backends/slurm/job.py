@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ...core.events import append_event
@@ -58,7 +58,7 @@ class SlurmJob(Job[Any]):
         return self._public_state(record)
 
     @classmethod
-    def poll_states(cls, jobs: Sequence[Job[Any]]) -> dict[str, str]:
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
         """States of ``jobs`` as ``job.state`` tells them, from at most one scheduler call.
 
         Jobs whose folder shows their end are not asked about; the others are asked about

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.errors import InvalidParameterError
-from ...core.executor import Check
+from ...core.parameters import Check, tasks_per_job
 from .script import (
     _PLAIN_FLAGS,
     check_additional_parameters,
@@ -153,7 +153,7 @@ def check_together(parameters: Mapping[str, Any]) -> None:
             f"{' and '.join(memory)} are exclusive in Slurm (memory per node, per CPU or per "
             "GPU): give one"
         )
-    tasks = int(parameters.get("nodes") or 1) * int(parameters.get("ntasks_per_node") or 1)
+    tasks = tasks_per_job(parameters, "ntasks_per_node")
     if parameters.get("use_srun") is False and tasks > 1:
         raise InvalidParameterError(
             f"use_srun=False runs one task, but nodes * ntasks_per_node is {tasks}: "

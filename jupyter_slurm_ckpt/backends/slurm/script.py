@@ -35,7 +35,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from ...core.executor import DEFAULT_SIGNAL_DELAY_S
+from ...core.parameters import CONTROL_CHARACTERS, DEFAULT_SIGNAL_DELAY_S
 from .long_options import resolve_long_option
 
 #: Named parameters that map one to one to an sbatch flag of the same name (dashes for "_").
@@ -93,7 +93,6 @@ _NAMED_FLAGS = {
 }
 
 _FLAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Slurm's largest warning offset (``--signal ...@T`` is a 16-bit number of seconds).
 MAX_SIGNAL_DELAY_S = 65535
@@ -101,7 +100,7 @@ ENTRY_MODULE = "jupyter_slurm_ckpt.backends.slurm.task"
 
 
 def _check_text(what: str, value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise ValueError(f"{what} must be one line without control characters, not {value!r}")
     return value
 
