@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 from ..core import payload
-from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_RESTART_COUNT
+from ..core.environment import set_worker_environment
 from ..core.errors import FailedJobError
 from ..core.events import append_event
 from ..core.executor import Executor, Reservation
@@ -30,7 +30,7 @@ from ..core.files import next_counter_value
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..core.parameters import Check
-from ..core.paths import template_root
+from ..core.paths import PackagePaths
 from ..core.payload import Pickled
 from ..core.progress import flush_progress
 from ..core.worker import SignalHandler, Termination
@@ -84,11 +84,7 @@ class DebugJob(Job[Any]):
     @contextmanager
     def _job_environment(self) -> Iterator[None]:
         saved = dict(os.environ)
-        os.environ.update(
-            {ENV_JOB_ID: self.job_id, ENV_FOLDER: str(self.paths.folder), ENV_CLUSTER: "debug"}
-        )
-        if self._restarts:
-            os.environ[ENV_RESTART_COUNT] = str(self._restarts)
+        set_worker_environment(self.info, self.paths, self._restarts)
         try:
             yield
         finally:
@@ -194,7 +190,7 @@ class DebugExecutor(Executor):
 
     def _reserve_job_ids(self, count: int, array: bool) -> Reservation:
         """``DEBUG<n>`` (``DEBUG<n>_<i>`` for array elements), from the job folder's counter."""
-        number = next_counter_value(template_root(self.folder) / ".debug_job_counter")
+        number = next_counter_value(PackagePaths.of(self.folder).job_counter(self.cluster))
         ids = [f"DEBUG{number}_{i}" for i in range(count)] if array else [f"DEBUG{number}"]
         return Reservation(ids, array)
 

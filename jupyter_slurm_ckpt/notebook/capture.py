@@ -25,7 +25,7 @@ from typing import Any
 
 from ..core.files import atomic_write_text, ensure_private_folder
 from ..core.helpers import DelayedSubmission
-from ..core.paths import template_root
+from ..core.paths import PackagePaths
 
 #: Compiler flags a cell may inherit from earlier cells (``from __future__ import ...``).
 FUTURE_FLAGS = 0
@@ -55,7 +55,7 @@ class CellSource:
     def create(cls, text: str, folder: str | Path) -> CellSource:
         """Name the cell after its content, in the ``cells/`` folder of the job folder."""
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        path = template_root(folder) / "cells" / f"cell_{digest}.py"
+        path = PackagePaths.of(folder).cell(digest)
         return cls(text, str(path))
 
     def register(self) -> None:

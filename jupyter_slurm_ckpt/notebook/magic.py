@@ -27,7 +27,7 @@ from ..core.files import check_folder_is_safe
 from ..core.helpers import DelayedSubmission
 from ..core.info import callable_name
 from ..core.job import Job
-from ..core.paths import is_valid_job_id, template_root
+from ..core.paths import JobPaths, template_root
 from ..core.payload import format_size
 from ..views import snapshot as status
 from ..views.snapshot import JobStatus
@@ -224,13 +224,14 @@ def list_jobs(folder: str | Path) -> JobTable:
     folder = Path(folder).expanduser().absolute()
     if folder.is_dir():
         check_folder_is_safe(folder)
-    found = sorted(folder.glob("*_job.json")) + sorted(folder.glob("*/*_job.json"))
+    marker = f"*{JobPaths.INFO_SUFFIX}"
+    found = sorted(folder.glob(marker)) + sorted(folder.glob(f"*/{marker}"))
     attached: list[tuple[float, Job[Any], JobStatus]] = []
     unreadable: dict[str, str] = {}
     seen: set[str] = set()
     for info_path in found:
-        job_id = info_path.name[: -len("_job.json")]
-        if not is_valid_job_id(job_id) or job_id in seen:
+        job_id = JobPaths.job_id_of(info_path.name)
+        if job_id is None or job_id in seen:
             continue
         seen.add(job_id)
         try:

@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobError
 from ..core.files import check_folder_is_safe
 from ..core.job import FINAL_STATES, Job
-from ..core.paths import is_valid_job_id
+from ..core.paths import JobPaths, is_valid_job_id
 from ..core.progress import progress_from_events
 from ..views.snapshot import JobTimes, job_times, log_progress
 from ..views.terminal import read_tail
 from ..views.watcher import poll_states
 from .config import SlurmJobsConfig
-from .discovery import MARKER_SUFFIX, OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
+from .discovery import OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
 
 T = TypeVar("T")
 
@@ -148,7 +148,7 @@ class JobService:
         for folder in self._job_folders(scope):
             for job_id in job_ids_in(folder):
                 with contextlib.suppress(OSError):
-                    mtime = (folder / f"{job_id}{MARKER_SUFFIX}").stat().st_mtime
+                    mtime = JobPaths(folder, job_id).info.stat().st_mtime
                     markers.append((mtime, folder, job_id))
         markers.sort(key=lambda marker: marker[0], reverse=True)
         kept = markers[: self.config.max_jobs]
@@ -263,7 +263,7 @@ class JobService:
         reason = _unsafe_reason(real)
         if reason is not None:
             raise JobRequestError(403, reason)
-        marker = real / f"{job_id}{MARKER_SUFFIX}"
+        marker = JobPaths(real, job_id).info
         if not marker.is_file() or marker.is_symlink():
             raise JobRequestError(404, f"no job {job_id} in {folder!r}")
         try:

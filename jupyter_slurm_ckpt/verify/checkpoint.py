@@ -40,7 +40,7 @@ from ..core.helpers import DelayedSubmission, checkpoint_method
 from ..core.info import JobInfo, callable_name
 from ..core.job import Job
 from ..core.parameters import DEFAULT_SIGNAL_DELAY_S
-from ..core.paths import template_root
+from ..core.paths import PackagePaths
 from ..views.snapshot import plural
 from .report import (
     InterruptRecord,
@@ -391,7 +391,7 @@ class _Verification:
         self.verbose = verbose
         self.name = callable_name(delayed.function)
         stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
-        self.workdir = template_root(executor.folder) / "verify" / f"{self.name}-{stamp}"
+        self.workdir = PackagePaths.of(executor.folder).verification(self.name, stamp)
         self.reference_s = 0.0
         #: Whether the reference run reported progress (``report_progress``) when it started:
         #: each interrupted run is then interrupted only after it did too (once its callable

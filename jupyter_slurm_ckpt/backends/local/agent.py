@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.files import open_private_append
+from ...core.paths import PackagePaths
 from . import controller
 from .agent_client import CONNECT_TIMEOUT_S, agent_key, peer_uid, receive, send
 
@@ -75,11 +76,11 @@ def serve(path: Path) -> None:
     (e.g. cloudpickle was upgraded since the submitter imported it): its jobs would not run
     as that submitter's would.
     """
-    if path.name != f"agent-{agent_key()}.sock":
+    if path != PackagePaths.agent_socket(path.parent, agent_key()):
         return
     signal.signal(signal.SIGCHLD, _reap)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary = PackagePaths.agent_socket_before_listening(path, os.getpid())
     listener.bind(str(temporary))
     os.chmod(temporary, 0o600)
     listener.listen(64)

@@ -30,6 +30,7 @@ import cloudpickle
 
 from ...core.errors import JobFolderError
 from ...core.files import PRIVATE_DIR_MODE, check_folder_is_safe
+from ...core.paths import PackagePaths
 
 CONNECT_TIMEOUT_S = 5.0
 _START_TIMEOUT_S = 10.0
@@ -90,8 +91,7 @@ def agent_folder() -> Path:
     Its name may sit in the shared /tmp: one that is a symbolic link is refused (another user
     could have created it first).
     """
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    folder = Path(base) / f"jupyter-slurm-ckpt-{os.getuid()}"
+    folder = PackagePaths.agent_folder(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
     with contextlib.suppress(FileExistsError):
         os.mkdir(folder, PRIVATE_DIR_MODE)
     check_folder_is_safe(folder, follow_symlinks=False)
@@ -100,7 +100,7 @@ def agent_folder() -> Path:
 
 def socket_path() -> Path:
     """The socket of the agent whose forked jobs run as this process would start them."""
-    return agent_folder() / f"agent-{agent_key()}.sock"
+    return PackagePaths.agent_socket(agent_folder(), agent_key())
 
 
 def send(connection: socket.socket, message: dict[str, Any]) -> None:
@@ -206,7 +206,7 @@ def launch(controller_argv: list[str], log: Path) -> int | None:
 def stop_agents() -> None:
     """Ask every agent of this user to exit now (running jobs are not affected)."""
     with contextlib.suppress(OSError, JobFolderError):
-        for path in agent_folder().glob("agent-*.sock"):
+        for path in agent_folder().glob(PackagePaths.AGENT_SOCKETS):
             try:
                 _ask(path, {"op": "stop"})
             except (OSError, ValueError):  # nobody answers: a killed agent's socket

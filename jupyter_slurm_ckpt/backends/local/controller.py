@@ -24,14 +24,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ...core import worker
-from ...core.environment import (
-    ENV_CLUSTER,
-    ENV_FOLDER,
-    ENV_JOB_ID,
-    ENV_NUM_TASKS,
-    ENV_RESTART_COUNT,
-    ENV_TASK_ID,
-)
+from ...core.environment import set_worker_environment
 from ...core.events import append_event, read_events, summarize
 from ...core.files import (
     PRIVATE_FILE_MODE,
@@ -112,20 +105,8 @@ def claim_job(paths: JobPaths) -> int | None:
     return fd
 
 
-def _worker_environment(info: JobInfo, paths: JobPaths, task: int, restart: int) -> None:
-    os.environ.update(
-        {
-            ENV_JOB_ID: info.job_id,
-            ENV_FOLDER: str(paths.folder),
-            ENV_TASK_ID: str(task),
-            ENV_NUM_TASKS: str(info.num_tasks),
-            ENV_CLUSTER: "local",
-        }
-    )
-    if restart:
-        os.environ[ENV_RESTART_COUNT] = str(restart)
-    else:  # as on Slurm: unset on the first run
-        os.environ.pop(ENV_RESTART_COUNT, None)
+def _worker_environment(info: JobInfo, paths: JobPaths, restart: int) -> None:
+    set_worker_environment(info, paths, restart)
     gpus = info.parameters.get("gpus_per_node")
     if gpus is not None:  # GPUs stay visible unless the user asked for a number of them
         visible = info.parameters.get("visible_gpus")
@@ -161,7 +142,7 @@ def _fork_task(
         for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         task_paths = paths.for_task(task)
-        _worker_environment(info, task_paths, task, restart)
+        _worker_environment(info, task_paths, restart)
         _redirect_output(info, task_paths)
         code = worker.run_task(task_paths, info, LocalRuntime(task_paths))
     except BaseException:

@@ -21,7 +21,7 @@ from ...core.files import next_counter_value, open_private_append
 from ...core.info import JobInfo
 from ...core.job import Job
 from ...core.parameters import Check, tasks_per_job
-from ...core.paths import JobPaths, template_root
+from ...core.paths import JobPaths, PackagePaths
 from ...core.payload import Pickled
 from . import agent_client
 from .job import LocalJob
@@ -121,7 +121,7 @@ class LocalExecutor(Executor):
 
     def _reserve_job_ids(self, count: int, array: bool) -> Reservation:
         """``L<n>`` (``L<n>_<i>`` for array elements), from the job folder's counter."""
-        number = next_counter_value(template_root(self.folder) / ".local_job_counter")
+        number = next_counter_value(PackagePaths.of(self.folder).job_counter(self.cluster))
         if not array:
             return Reservation([f"L{number}"], array)
         return Reservation([f"L{number}_{index}" for index in range(count)], array)

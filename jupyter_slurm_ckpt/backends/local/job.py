@@ -79,11 +79,9 @@ class LocalJob(Job[Any]):
 
     def _escaped_processes(self) -> list[int]:
         """Processes that left the job's process group but carry its id in their environment."""
-        return [
-            pid
-            for pid in processes.processes_with_env(ENV_JOB_ID, self.job_id)
-            if _environ_value(pid, ENV_FOLDER) == str(self.paths.folder)
-        ]
+        return processes.processes_with_env(
+            {ENV_JOB_ID: self.job_id, ENV_FOLDER: str(self.paths.folder)}
+        )
 
     def _why_no_result(self, task: int) -> str:
         record = self._process()
@@ -120,12 +118,3 @@ class LocalJob(Job[Any]):
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)
-
-
-def _environ_value(pid: int, name: str) -> str | None:
-    with contextlib.suppress(OSError):
-        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-            key, _, value = item.partition(b"=")
-            if key.decode(errors="replace") == name:
-                return value.decode(errors="replace")
-    return None

@@ -17,14 +17,7 @@ import time
 from typing import NoReturn
 
 from ...core import worker
-from ...core.environment import (
-    ENV_CLUSTER,
-    ENV_FOLDER,
-    ENV_JOB_ID,
-    ENV_NUM_TASKS,
-    ENV_TASK_ID,
-    JobEnvironment,
-)
+from ...core.environment import JobEnvironment, set_worker_environment
 from ...core.files import remove_stale_temp_files
 from ...core.info import JobInfo
 from ...core.paths import JobPaths, resolve_folder
@@ -122,15 +115,7 @@ def main(argv: list[str]) -> int:
     info = JobInfo.read(paths.info)
     task = int(os.environ.get("SLURM_PROCID", "0")) if info.num_tasks > 1 else 0
     paths = paths.for_task(task)
-    os.environ.update(
-        {
-            ENV_JOB_ID: job_id,
-            ENV_FOLDER: str(paths.folder),
-            ENV_TASK_ID: str(task),
-            ENV_NUM_TASKS: str(info.num_tasks),
-            ENV_CLUSTER: "slurm",
-        }
-    )
+    set_worker_environment(info, paths, restart=None)  # Slurm counts the runs itself
     if task == 0:
         # An earlier run's reason must not be read for this run's signals; the worker writes
         # "started" only after this, and _interrupt waits for that.
