@@ -436,6 +436,28 @@ def test_malformed_requests_are_400(api: Api, executor: submitit.LocalExecutor) 
     assert api.status("jobs", "L12345", "events", params={"folder": folder}) == 404
 
 
+def test_a_row_is_the_snapshot_the_widget_shows(
+    api: Api, executor: submitit.LocalExecutor, job_folder: Path
+) -> None:
+    # One snapshot for the kernel's views and the sidebar (views.snapshot), read here as the
+    # server reads it: read_only, nothing unpickled.
+    job = executor.submit(pow, 3, 3)
+    assert job.result(timeout=WAIT_S) == 27
+    row = row_of(api.get("jobs"), job)
+    viewed = submitit.Job(job_folder, job.job_id)
+    viewed.read_only = True
+    status = collect_status(viewed, details=False)
+    times = status.times
+    assert (row["state"], row["name"], row["backend"], row["runs"], row["num_tasks"]) == (
+        status.state, status.name, status.backend, status.runs, status.num_tasks
+    )
+    assert (row["submitted_at"], row["started_at"], row["ended_at"]) == (
+        status.submitted_at, times.started_at, times.ended_at
+    )
+    assert row["last_event"] == status.last_event and row["last_event"]["event"] == "completed"
+    assert status.result == "<not loaded here: call job.result() to load it>"
+
+
 # -- reads only -----------------------------------------------------------------------------------
 
 

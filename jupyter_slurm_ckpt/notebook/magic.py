@@ -9,7 +9,6 @@ raised before anything is written to the job folder.
 from __future__ import annotations
 
 import contextlib
-import html
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from ..core.info import callable_name
 from ..core.job import Job
 from ..core.paths import JobPaths, template_root
 from ..core.payload import format_size
-from ..views import snapshot as status
-from ..views.snapshot import JobStatus
+from ..views.html import escape, render_table_html
+from ..views.snapshot import JobStatus, collect_status
+from ..views.text import render_table_text
 from . import capture, options, serialize
 from .options import SlurmConfig, SubmitOptions
 
@@ -187,7 +187,7 @@ class JobTable(Mapping[str, Job[Any]]):
     def __repr__(self) -> str:
         if not self.statuses and not self.unreadable:
             return f"no jobs in {self.folder}"
-        lines = [f"job folder {self.folder}", status.render_table_text(self.statuses)]
+        lines = [f"job folder {self.folder}", render_table_text(self.statuses)]
         lines += [f"  {job_id:<10} unreadable: {why}" for job_id, why in self.unreadable.items()]
         lines += [f"  {job_id:<10} problem: {why}" for job_id, why in self._problems().items()]
         return "\n".join(lines)
@@ -197,17 +197,17 @@ class JobTable(Mapping[str, Job[Any]]):
         return {s.job_id: s.problem for s in self.statuses if s.problem}
 
     def _repr_html_(self) -> str:
-        folder = html.escape(str(self.folder))
+        folder = escape(str(self.folder))
         if not self.statuses and not self.unreadable:
             return f"<p>no jobs in <code>{folder}</code></p>"
         broken = "".join(
-            f"<li><code>{html.escape(job_id)}</code> {kind}: {html.escape(why)}</li>"
+            f"<li><code>{escape(job_id)}</code> {kind}: {escape(why)}</li>"
             for kind, reasons in (("unreadable", self.unreadable), ("problem", self._problems()))
             for job_id, why in reasons.items()
         )
         return (
             f"<div>job folder <code>{folder}</code></div>"
-            + status.render_table_html(self.statuses)
+            + render_table_html(self.statuses)
             + (f"<ul>{broken}</ul>" if broken else "")
         )
 
@@ -236,7 +236,7 @@ def list_jobs(folder: str | Path) -> JobTable:
         seen.add(job_id)
         try:
             job: Job[Any] = Job(info_path.parent, job_id)
-            snapshot = status.collect_status(job, details=False)
+            snapshot = collect_status(job, details=False)
             attached.append((job.info.submitted_at, job, snapshot))
         except Exception as error:  # one broken job must not hide the others
             unreadable[job_id] = f"{type(error).__name__}: {' '.join(str(error).split())}"

@@ -41,7 +41,7 @@ from ..core.info import JobInfo, callable_name
 from ..core.job import Job
 from ..core.parameters import DEFAULT_SIGNAL_DELAY_S
 from ..core.paths import PackagePaths
-from ..views.snapshot import plural
+from ..views.words import plural
 from .report import (
     InterruptRecord,
     PlannedInterrupt,

@@ -11,7 +11,9 @@ import sys
 from typing import Any
 
 from ..core.job import Job
-from .snapshot import collect_status, render_html, render_text
+from .html import render_html
+from .snapshot import collect_status
+from .text import render_text
 
 
 def in_kernel() -> bool:
