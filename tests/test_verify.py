@@ -28,7 +28,7 @@ from jupyter_slurm_ckpt.verify import (
     plan_interrupts,
     verify_checkpoint,
 )
-from jupyter_slurm_ckpt.verify.checkpoint import FRACTION_RANGE
+from jupyter_slurm_ckpt.verify.plan import FRACTION_RANGE
 from jupyter_slurm_ckpt.verify.report import VerificationReport
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_checkpointed_training.ipynb"

@@ -14,25 +14,13 @@ from ..core.payload import format_size
 from ..views.display import in_kernel
 from ..views.html import escape
 from ..views.words import plural, truncate
+from .plan import PlannedInterrupt
 
 _TABLE_STYLE = "border-collapse:collapse;font-size:12px;line-height:1.4;margin:4px 0"
 _CELL_STYLE = "padding:1px 12px 1px 0;text-align:left;vertical-align:top;border:none"
 _PASS_COLOR = "#2e7d32"
 _FAIL_COLOR = "#c62828"
 _WARN_COLOR = "#e65100"
-
-
-@dataclass(frozen=True)
-class PlannedInterrupt:
-    """One interrupt of the schedule: when (a fraction of the reference run) and why.
-
-    Interrupt ``index`` is sent once the run it interrupts has been RUNNING for its share of
-    the reference duration: the runs' running times up to it add up to ``fraction`` of it.
-    """
-
-    index: int
-    fraction: float
-    reason: str  # "preemption" or "timeout"
 
 
 @dataclass
