@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 
 import jupyter_slurm_ckpt
 from jupyter_slurm_ckpt import FailedJobError, Job
-from jupyter_slurm_ckpt.notebook.magic import JobTable
+from jupyter_slurm_ckpt.views.listing import JobTable
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 
