@@ -17,9 +17,10 @@ from .core.environment import JobEnvironment
 from .core.errors import FailedJobError, FailedSubmissionError, UncompletedJobError
 from .core.executor import Executor
 from .core.helpers import Checkpointable, DelayedSubmission
-from .core.job import Job, register_display
+from .core.job import Job
 from .core.paths import JobPaths
 from .core.progress import report_progress
+from .core.registry import register_display
 
 if TYPE_CHECKING:
     from .verify import verify_checkpoint

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..core import payload
+from ..core import payload, registry
 from ..core.errors import UnknownParameterError
 from ..core.executor import Executor
 from ..core.helpers import DelayedSubmission
@@ -67,7 +67,7 @@ class AutoExecutor:
                 )
             if prefix == self.cluster:
                 own[name] = value
-        self._executor = Executor.of_backend(self.cluster)(folder, **own)
+        self._executor = registry.executor_class(self.cluster)(folder, **own)
 
     @staticmethod
     def which() -> str:
@@ -101,7 +101,7 @@ class AutoExecutor:
         InvalidParameterError
             On a bad value (a ``ValueError`` and ``AssertionError``).
         """
-        valid = {c: set(Executor.of_backend(c)._valid_parameters()) for c in CLUSTERS}
+        valid = {c: set(registry.executor_class(c)._valid_parameters()) for c in CLUSTERS}
         generic: dict[str, Any] = {}
         own: dict[str, Any] = {}
         problems: list[str] = []

@@ -21,9 +21,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from . import payload
+from . import payload, registry
+from .batch import DelayedJob
 from .errors import (
     FailedSubmissionError,
     InvalidParameterError,
@@ -43,8 +44,6 @@ from .parameters import (
     tasks_per_job,
 )
 from .paths import JobPaths, template_root
-
-R = TypeVar("R")
 
 
 @dataclass
@@ -81,31 +80,10 @@ class Executor(ABC):
     #: Other names of parameters -> the executor's own (Slurm: ``timeout_min`` -> ``time``).
     aliases: ClassVar[dict[str, str]] = {}
 
-    #: Every backend's executor class, by ``cluster``: each registers itself when it is
-    #: defined (the package imports every backend), and as the executor of its job class.
-    _classes: ClassVar[dict[str, type[Executor]]] = {}
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.cluster:
-            Executor._classes.setdefault(cls.cluster, cls)
-            if cls.job_class.__dict__.get("executor_class") is None:
-                cls.job_class.executor_class = cls
-
-    @staticmethod
-    def of_backend(cluster: str) -> type[Executor]:
-        """The executor class of the backend ``cluster`` (``local``, ``slurm``, ``debug``).
-
-        Raises
-        ------
-        ValueError
-            For a name no backend has.
-        """
-        try:
-            return Executor._classes[cluster]
-        except KeyError:
-            known = ", ".join(sorted(Executor._classes))
-            raise ValueError(f"unknown cluster {cluster!r}; choose one of {known}") from None
+            registry.register_executor_class(cls)
 
     def __init__(
         self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0
@@ -269,7 +247,7 @@ class Executor(ABC):
         """An executor like the one that submitted the job ``info`` describes: its backend,
         folder and parameters (``job.resubmit()`` submits with it)."""
         try:
-            executor_class = Executor.of_backend(info.cluster)
+            executor_class = registry.executor_class(info.cluster)
         except ValueError:
             raise JobFolderError(f"no executor for the backend {info.cluster!r}") from None
         executor = executor_class._from_info(info)
@@ -444,37 +422,3 @@ def _as_submission(fn: Any) -> DelayedSubmission[Any]:
             f"not {type(fn).__name__}"
         )
     return DelayedSubmission(fn)
-
-
-class DelayedJob(Job[R]):
-    """What ``submit`` returns inside ``with executor.batch()``: it becomes the real job
-    (same object, its class and fields replaced) when the batch is submitted.
-
-    Until then reading it raises ``AttributeError``, unless the batch was opened with
-    ``allow_implicit_submissions=True``: then the first read submits what the batch holds
-    so far (submitit's semantics).
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> DelayedJob[Any]:
-        return object.__new__(cls)
-
-    def __init__(self, executor: Any) -> None:  # no Job fields until promoted
-        self.__dict__["_batch_executor"] = executor
-
-    def __getattr__(self, name: str) -> Any:  # only for fields a real job would have
-        executor = self.__dict__.get("_batch_executor")
-        if executor is None or not executor._allow_implicit_submissions:
-            raise AttributeError(
-                f"job.{name}: the jobs of `with executor.batch()` are submitted when the block "
-                "ends; read them after it, or use executor.batch(allow_implicit_submissions=True)"
-            )
-        executor._submit_pending_batch()
-        return getattr(self, name)
-
-    def _promote(self, job: Job[Any]) -> None:
-        self.__dict__.clear()
-        self.__dict__.update(job.__dict__)
-        self.__class__ = type(job)  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}<not submitted yet: inside executor.batch()>"

@@ -7,23 +7,20 @@ backend (scheduler or local controller).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from . import payload
-from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJobError
+from . import payload, registry
+from .awaitable import AsyncJobProxy
+from .errors import FailedJobError, PayloadError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobPaths, is_valid_job_id, resolve_folder
-
-if TYPE_CHECKING:
-    from .executor import Executor
 
 R = TypeVar("R")
 
@@ -35,28 +32,6 @@ FINAL_STATES = frozenset(
 # How long waiting sleeps between looks: short first (results land within tens of ms).
 _FIRST_POLL_S = 0.005
 _MAX_POLL_S = 0.04
-
-#: Every backend's job class, by ``cluster``: each registers itself when it is defined (the
-#: package imports every backend).
-_JOB_CLASSES: dict[str, type[Job[Any]]] = {}
-
-#: How a job shows itself in a notebook (``_repr_mimebundle_``), registered from above the
-#: core (see :func:`register_display`): the core itself renders nothing.
-_display: Callable[[Job[Any]], dict[str, Any]] | None = None
-
-
-def _job_class_for(cluster: str) -> type[Job[Any]]:
-    try:
-        return _JOB_CLASSES[cluster]
-    except KeyError:
-        raise JobFolderError(f"unknown backend {cluster!r} in job description") from None
-
-
-def register_display(render: Callable[[Job[Any]], dict[str, Any]]) -> None:
-    """Make ``render(job)`` the rich display of every job (``_repr_mimebundle_``)."""
-    global _display
-    _display = render
-
 
 class Job(Generic[R]):
     """A submitted job. ``Job(folder, job_id)`` re-attaches to any job of a job folder.
@@ -70,19 +45,16 @@ class Job(Generic[R]):
     """
 
     cluster: ClassVar[str] = ""
-    #: The executor class that submits jobs of this class (it registers itself as such):
-    #: :meth:`resubmit` submits with one like it.
-    executor_class: ClassVar[type[Executor] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.cluster:
-            _JOB_CLASSES.setdefault(cls.cluster, cls)
+            registry.register_job_class(cls)
 
     def __new__(cls, folder: str | Path, job_id: str, *args: Any, **kwargs: Any) -> Job[Any]:
         if cls is Job:  # generic re-attach: the description names the backend
             paths = JobPaths.create(folder, str(job_id))
-            cls = _job_class_for(JobInfo.read(paths.info).cluster)
+            cls = registry.job_class(JobInfo.read(paths.info).cluster)
         return super().__new__(cls)
 
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
@@ -398,9 +370,8 @@ class Job(Generic[R]):
             )
         if state in ("COMPLETED", "DONE"):
             raise UncompletedJobError(f"job {self.job_id} completed: nothing is left to continue")
-        if self.executor_class is None:
-            raise JobFolderError(f"no executor submits {type(self).__name__} jobs")
-        resubmitted: Job[R] = self.executor_class.for_job(self.info).resubmit_from(self)
+        executor = registry.executor_class(self.info.cluster).for_job(self.info)
+        resubmitted: Job[R] = executor.resubmit_from(self)
         append_event(self.paths.events, "resubmitted", job_id=resubmitted.job_id)
         return resubmitted
 
@@ -441,36 +412,12 @@ class Job(Generic[R]):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere
-        (what the package registered with :func:`register_display`; its ``repr`` without)."""
-        if _display is None:
-            return {"text/plain": repr(self)}
-        return _display(self)
+        (what the package registered: ``registry.register_display``; else its ``repr``)."""
+        return registry.display(self) or {"text/plain": repr(self)}
 
     def __repr__(self) -> str:
         task = "" if self._task_id is None else f", task_id={self._task_id}"
         return f'{type(self).__name__}<job_id={self.job_id}{task}, state="{self.state}">'
-
-
-class AsyncJobProxy(Generic[R]):
-    """Awaitable versions of a job's blocking calls."""
-
-    def __init__(self, job: Job[R]) -> None:
-        self.job = job
-
-    async def wait(self, poll_frequency: float = 0.02) -> None:
-        """Wait without blocking the event loop."""
-        while not self.job.done():
-            await asyncio.sleep(poll_frequency)
-
-    async def result(self, poll_frequency: float = 0.02) -> R:
-        """``job.result()`` for ``await``."""
-        await self.wait(poll_frequency)
-        return self.job.result()
-
-    async def results(self, poll_frequency: float = 0.02) -> list[R]:
-        """``job.results()`` for ``await``."""
-        await self.wait(poll_frequency)
-        return self.job.results()
 
 
 def _read_text(path: Path) -> str | None:

@@ -129,17 +129,11 @@ def collect_status(
     now
         The clock used for the elapsed times (default: ``time.time()``).
     """
-    now = time.time() if now is None else now
     info = job.info
     state = job.state if state is None else state
     events = job.events()
     summary = summarize(events)
     done = state in FINAL_STATES
-    times = job_times(events, done)
-    elapsed, run_elapsed = times.elapsed(now)
-    submitted_at = summary.submitted_at or info.submitted_at
-    if elapsed is None and not done:  # still queued: show how long it has waited
-        elapsed = now - submitted_at
     stdout, stderr, progress = _logs_and_progress(job, events, details)
     result, failure = _ended(job, previous) if done else (None, None)
     return JobStatus(
@@ -149,17 +143,9 @@ def collect_status(
         state=state,
         done=done,
         pending_reason=job.pending_reason if state == "PENDING" else None,
-        node=summary.node,
-        started=summary.started_at is not None,
-        runs=summary.runs,
-        requeues=summary.requeues,
-        preemptions=summary.preemptions,
-        timeouts=summary.timeouts,
         max_num_timeout=info.max_num_timeout,
         num_tasks=info.num_tasks,
-        not_requeued_reason=summary.not_requeued_reason,
         budget_warnings=tuple(warning.message for warning in check_budget(events, info)),
-        terminal_seen=summary.terminal is not None,
         timeline=tuple(timeline_rows(events, info.num_tasks)) if details else (),
         stdout_tail=stdout.text,
         stderr_tail=stderr.text,
@@ -170,13 +156,42 @@ def collect_status(
         failure=failure,
         problem=_damage(job),
         scheduler_problem=job.scheduler_problem if not done else None,
-        submitted_at=submitted_at,
-        times=times,
         resubmitted_as=_resubmitted_as(events),
-        last_event=summary.last,
-        elapsed_s=elapsed,
-        run_elapsed_s=run_elapsed,
+        **_counters(summary),
+        **_clock(events, summary.submitted_at or info.submitted_at, done, now),
     )
+
+
+def _counters(summary: EventSummary) -> dict[str, Any]:
+    """What the events count, and the last one."""
+    return {
+        "node": summary.node,
+        "started": summary.started_at is not None,
+        "runs": summary.runs,
+        "requeues": summary.requeues,
+        "preemptions": summary.preemptions,
+        "timeouts": summary.timeouts,
+        "not_requeued_reason": summary.not_requeued_reason,
+        "terminal_seen": summary.terminal is not None,
+        "last_event": summary.last,
+    }
+
+
+def _clock(
+    events: Sequence[dict[str, Any]], submitted_at: float, done: bool, now: float | None
+) -> dict[str, Any]:
+    """The job's times, and how long it has run (or waited in the queue) as of ``now``."""
+    now = time.time() if now is None else now
+    times = job_times(events, done)
+    elapsed, run_elapsed = times.elapsed(now)
+    if elapsed is None and not done:  # still queued: show how long it has waited
+        elapsed = now - submitted_at
+    return {
+        "times": times,
+        "submitted_at": submitted_at,
+        "elapsed_s": elapsed,
+        "run_elapsed_s": run_elapsed,
+    }
 
 
 def job_times(events: Sequence[dict[str, Any]], done: bool) -> JobTimes:

@@ -78,8 +78,8 @@ SHIM_MODULES: dict[str, str] = {
     "core/core.py": _MAPPED.format(what="submitit.core.core")
     + "from jupyter_slurm_ckpt.core.executor import Executor as Executor\n"
     "from jupyter_slurm_ckpt.core.executor import Executor as PicklingExecutor\n"
-    "from jupyter_slurm_ckpt.core.job import AsyncJobProxy as AsyncJobProxy\n"
-    "from jupyter_slurm_ckpt.core.executor import DelayedJob as DelayedJob\n"
+    "from jupyter_slurm_ckpt.core.awaitable import AsyncJobProxy as AsyncJobProxy\n"
+    "from jupyter_slurm_ckpt.core.batch import DelayedJob as DelayedJob\n"
     "from jupyter_slurm_ckpt.core.job import Job as Job\n"
     "from jupyter_slurm_ckpt.core.job import R as R\n\n\n"
     "class InfoWatcher:\n"
