@@ -59,9 +59,6 @@ class DelayedSubmission(Generic[R]):
             raise TypeError(f"{path} holds a {type(loaded).__name__}, not a DelayedSubmission")
         return loaded
 
-    def set_timeout(self, timeout_min: float, max_num_timeout: int) -> None:
-        """Accepted for submitit compatibility; the executor's parameters decide."""
-
     def __repr__(self) -> str:
         name = getattr(self.function, "__qualname__", type(self.function).__qualname__)
         return f"DelayedSubmission({name}, {len(self.args)} args, {len(self.kwargs)} kwargs)"

@@ -53,7 +53,7 @@ class LocalJob(Job[Any]):
             return "FAILED"
         alive = processes.is_alive(record["pid"], record.get("start_time"))
         if not alive and not self._orphans(record):
-            # Nothing of this job writes any more: a temporary left by a killed writer is junk.
+            # No process of the job is left: a temporary one of them left half-written is junk.
             if not self.read_only:
                 remove_stale_temp_files(self.paths.folder, self.job_id)
             # The folder is read again: the process may have just written its last event.
