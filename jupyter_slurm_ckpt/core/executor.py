@@ -1,21 +1,19 @@
 """The base executor owns the submission flow; backends fill a few declared hooks.
 
-Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch``: pickle every payload once,
-straight into a file that has no name yet (refusing oversized ones, which are counted, not
-written, past the limit); reserve job ids (:meth:`Executor._reserve_job_ids`); give each job its
-files atomically (payload, description, ``submitted`` event: :meth:`Executor._write_job_files`);
-launch (:meth:`Executor._launch`); build the jobs (:meth:`Executor._make_job`). If anything
-fails after the reservation, the files written are removed and the backend takes back what it
-reserved (:meth:`Executor._withdraw`): nothing is left half-submitted. What one hook hands to
-the next travels as return values (a :class:`Reservation`, what ``_launch`` returns), never as
-attributes of the executor: two threads may submit through one executor at once.
-``submit_pickled`` enters the same flow with payloads pickled already (by the notebook's
-preflight).
+Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch`` (and ``submit_pickled``, for
+payloads the notebook's preflight pickled): pickle every payload once, straight into a file that
+has no name yet (refusing oversized ones); reserve job ids (``_reserve_job_ids``); give each job
+its files atomically (``_write_job_files``); launch (``_launch``); build the jobs
+(``_make_job``). If anything fails after the reservation, the files written are removed and the
+backend takes back what it reserved (``_withdraw``): nothing is left half-submitted. One hook
+hands the next its data as return values (a :class:`Reservation`, what ``_launch`` returns),
+never as attributes of the executor: threads may submit through one executor at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,9 +25,7 @@ from . import payload, registry
 from .batch import DelayedJob
 from .errors import (
     FailedSubmissionError,
-    InvalidParameterError,
     JobFolderError,
-    UnknownParameterError,
 )
 from .events import append_event
 from .files import WriteError, ensure_private_folder
@@ -40,6 +36,7 @@ from .parameters import (
     DEFAULT_SIGNAL_DELAY_S,
     GENERIC_PARAMETERS,
     Check,
+    check_names,
     check_parameter,
     tasks_per_job,
 )
@@ -104,6 +101,7 @@ class Executor(ABC):
 
     @classmethod
     def _valid_parameters(cls) -> dict[str, Check]:
+        """Every parameter name this executor takes, with its check."""
         return {**GENERIC_PARAMETERS, **cls.specific_parameters, "max_num_timeout": int}
 
     def update_parameters(self, **kwargs: Any) -> None:
@@ -127,17 +125,7 @@ class Executor(ABC):
                 "set the parameters before it"
             )
         valid = self._valid_parameters()
-        unknown = sorted(set(kwargs) - set(valid))
-        if unknown:
-            raise UnknownParameterError(
-                f"unknown parameter(s) {', '.join(unknown)} for {type(self).__name__}; "
-                f"valid parameters: {', '.join(sorted(valid))}"
-            )
-        for alias, own in self.aliases.items():
-            if alias in kwargs and own in kwargs:
-                raise InvalidParameterError(
-                    f"{own} and {alias} set the same thing: give only one of them"
-                )
+        check_names(kwargs, valid, self.aliases, type(self).__name__)
         updated = dict(self.parameters)
         max_num_timeout = self.max_num_timeout
         for name, value in kwargs.items():
@@ -410,6 +398,34 @@ class Executor(ABC):
         ``obj``, what was pickled, when pickled in this process), ``launched`` what
         :meth:`_launch` returned."""
         return self.job_class(self.folder, job_id)
+
+
+class PythonExecutor(Executor):
+    """An executor whose jobs run in a Python process of their own (not in this one).
+
+    Parameters
+    ----------
+    folder, max_num_timeout, max_pickle_size_gb
+        As :class:`Executor`'s.
+    python
+        The interpreter that runs the jobs (default: this one; on a cluster it must exist on
+        the nodes).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        max_num_timeout: int = 3,
+        max_pickle_size_gb: float = 1.0,
+        python: str | None = None,
+    ) -> None:
+        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
+        self.python = python or sys.executable
+
+    @classmethod
+    def _from_info(cls, info: JobInfo) -> Executor:
+        """The job's interpreter too (see :meth:`Executor.for_job`)."""
+        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
 
 
 def _as_submission(fn: Any) -> DelayedSubmission[Any]:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, UnknownParameterError
 
 #: How a parameter is checked: a type (see :func:`check_parameter`), or a function
 #: ``check(name, value)`` that returns the value to store or raises ``ValueError``.
@@ -29,6 +29,33 @@ GENERIC_PARAMETERS: dict[str, Check] = {
 }
 
 DEFAULT_SIGNAL_DELAY_S = 90.0
+
+
+def check_names(
+    given: Iterable[str], valid: Mapping[str, Check], aliases: Mapping[str, str], owner: str
+) -> None:
+    """Refuse the names of ``given`` that ``owner`` (an executor class) does not take, and two
+    names of one setting (``time`` and ``timeout_min``).
+
+    Raises
+    ------
+    UnknownParameterError
+        Naming the unknown ones and listing the valid ones.
+    InvalidParameterError
+        For an alias given with the name it stands for.
+    """
+    names = set(given)
+    unknown = sorted(names - set(valid))
+    if unknown:
+        raise UnknownParameterError(
+            f"unknown parameter(s) {', '.join(unknown)} for {owner}; "
+            f"valid parameters: {', '.join(sorted(valid))}"
+        )
+    for alias, own in aliases.items():
+        if alias in names and own in names:
+            raise InvalidParameterError(
+                f"{own} and {alias} set the same thing: give only one of them"
+            )
 
 
 def check_parameter(name: str, value: Any, kind: Check) -> Any:

@@ -68,41 +68,37 @@ class ActionBar(widgets.HBox):
         self._status: JobStatus | None = None
         # Jobs resubmitted from here (the watcher reads an ended job's folder no more).
         self._resubmitted: set[str] = set()
-        self.preempt_button = widgets.Button(
-            description="Simulate preemption",
-            icon="bolt",
-            tooltip="job._interrupt(timeout=False): signal, checkpoint(), requeue",
-            layout=widgets.Layout(width="auto"),
+        self.preempt_button = self._button(
+            "Simulate preemption", "bolt", _interrupt_preemption,
+            "job._interrupt(timeout=False): signal, checkpoint(), requeue",
         )
-        self.timeout_button = widgets.Button(
-            description="Simulate timeout",
-            icon="hourglass",
-            tooltip="job._interrupt(timeout=True): counts against max_num_timeout",
-            layout=widgets.Layout(width="auto"),
+        self.timeout_button = self._button(
+            "Simulate timeout", "hourglass", _interrupt_timeout,
+            "job._interrupt(timeout=True): counts against max_num_timeout",
         )
-        self.cancel_button = widgets.Button(
-            description="Cancel",
-            icon="stop",
-            button_style="danger",
-            tooltip="job.cancel(): stop the job and its whole process tree",
-            layout=widgets.Layout(width="auto"),
+        self.cancel_button = self._button(
+            "Cancel", "stop", _cancel, "job.cancel(): stop the job and its whole process tree"
         )
-        self.resubmit_button = widgets.Button(
-            description="Resubmit",
-            icon="redo",
-            tooltip="job.resubmit(): a new job that continues from the last checkpoint",
-            layout=widgets.Layout(width="auto", display="none"),
+        self.cancel_button.button_style = "danger"
+        self.resubmit_button = self._button(
+            "Resubmit", "redo", _resubmit,
+            "job.resubmit(): a new job that continues from the last checkpoint",
         )
+        self.resubmit_button.layout.display = "none"
         self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
-        self.preempt_button.on_click(
-            lambda _: self._act("Simulate preemption", _interrupt_preemption)
-        )
-        self.timeout_button.on_click(lambda _: self._act("Simulate timeout", _interrupt_timeout))
-        self.cancel_button.on_click(lambda _: self._act("Cancel", _cancel))
-        self.resubmit_button.on_click(lambda _: self._act("Resubmit", _resubmit))
         buttons = [self.preempt_button, self.timeout_button, self.cancel_button]
         super().__init__(children=[*buttons, self.resubmit_button, self._note], **kwargs)
         self._refresh()
+
+    def _button(
+        self, label: str, icon: str, action: JobAction, tooltip: str
+    ) -> widgets.Button:
+        """A button that runs ``action`` on the target job (see :meth:`_act`)."""
+        button = widgets.Button(
+            description=label, icon=icon, tooltip=tooltip, layout=widgets.Layout(width="auto")
+        )
+        button.on_click(lambda _: self._act(label, action))
+        return button
 
     def update(self, status: JobStatus | None) -> None:
         """Enable the buttons that apply to the target job in this state."""

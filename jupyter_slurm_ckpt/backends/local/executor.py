@@ -12,13 +12,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ...core.errors import InvalidParameterError
-from ...core.executor import Executor, Reservation
+from ...core.executor import PythonExecutor, Reservation
 from ...core.files import next_counter_value, open_private_append
-from ...core.info import JobInfo
 from ...core.job import Job
 from ...core.parameters import Check, tasks_per_job
 from ...core.paths import JobPaths, PackagePaths
@@ -52,7 +50,7 @@ def _check_setup(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(PythonExecutor):
     """Run jobs as local processes that behave like Slurm jobs (signal, limit, requeue).
 
     Parameters
@@ -75,21 +73,6 @@ class LocalExecutor(Executor):
         "visible_gpus": _check_visible_gpus,
         "setup": _check_setup,
     }
-
-    def __init__(
-        self,
-        folder: str | Path,
-        max_num_timeout: int = 3,
-        max_pickle_size_gb: float = 1.0,
-        python: str | None = None,
-    ) -> None:
-        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
-        self.python = python or sys.executable
-
-    @classmethod
-    def _from_info(cls, info: JobInfo) -> Executor:
-        """The job's interpreter too (see ``Executor.for_job``)."""
-        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
 
     def update_parameters(self, **kwargs: Any) -> None:
         """Set job parameters (see ``Executor.update_parameters``): the generic ones, and

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ...core.errors import FailedSubmissionError
-from ...core.executor import Executor, Reservation
+from ...core.executor import PythonExecutor, Reservation
 from ...core.files import atomic_write_text
 from ...core.info import JobInfo
 from ...core.job import Job
@@ -68,7 +67,7 @@ class HeldSubmission(Reservation):
     script: str
 
 
-class SlurmExecutor(Executor):
+class SlurmExecutor(PythonExecutor):
     """Submit jobs to Slurm with ``sbatch`` (one ``sbatch --array`` for an array).
 
     Parameters
@@ -87,21 +86,6 @@ class SlurmExecutor(Executor):
     job_class: ClassVar[type[Job[Any]]] = SlurmJob
     specific_parameters: ClassVar[dict[str, Check]] = slurm_parameters.SLURM_PARAMETERS
     aliases: ClassVar[dict[str, str]] = slurm_parameters.ALIASES
-
-    def __init__(
-        self,
-        folder: str | Path,
-        max_num_timeout: int = 3,
-        max_pickle_size_gb: float = 1.0,
-        python: str | None = None,
-    ) -> None:
-        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
-        self.python = python or sys.executable
-
-    @classmethod
-    def _from_info(cls, info: JobInfo) -> Executor:
-        """The job's interpreter too (see ``Executor.for_job``)."""
-        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
 
     def update_parameters(self, **kwargs: Any) -> None:
         """Set parameters: submitit's Slurm names (``job_name``, ``time``, ``mem``,
