@@ -25,11 +25,16 @@ class _Shown:
 
 
 def _saved_key(widget: LiveView) -> tuple[tuple[Any, ...], ...]:
-    # What makes a saved output worth re-publishing: the state, the counters and the outcome.
-    # Each re-publication makes JupyterLab render the output (and the live view) again, so
-    # events that change none of these (a checkpoint line, a log line) wait for the next one.
+    # What makes a saved output worth re-publishing: the state, the counters (runs too: a
+    # snapshot may pair the state read before a requeue with the events read after it, so the
+    # resume changes nothing else) and the outcome. Each re-publication makes JupyterLab render
+    # the output (and the live view) again, so events that change none of these (a checkpoint
+    # line, a log line) wait for the next one.
     return tuple(
-        (s.state, s.requeues, s.done, s.terminal_seen, s.result, s.failure, s.budget_warnings)
+        (
+            s.state, s.runs, s.requeues, s.done, s.terminal_seen,
+            s.result, s.failure, s.budget_warnings,
+        )
         for s in widget.statuses()
     )
 
