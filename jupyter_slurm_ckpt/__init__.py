@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import helpers
+from ._version import __version__ as __version__
 from .backends.auto import AutoExecutor
 from .backends.debug import DebugExecutor, DebugJob
 from .backends.local import LocalExecutor, LocalJob
@@ -24,8 +25,6 @@ from .core.registry import register_display
 
 if TYPE_CHECKING:
     from .verify import verify_checkpoint
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AutoExecutor",

@@ -19,8 +19,10 @@ import jupyter_slurm_ckpt
 PACKAGE_DIR = Path(jupyter_slurm_ckpt.__file__).parent
 NAME = "jupyter_slurm_ckpt"
 
-#: The stage of each subpackage, from the bottom.
-STAGES = {"core": 0, "backends": 1, "views": 2, "verify": 3, "notebook": 4, "server": 4}
+#: The stage of each subpackage, from the bottom (``_version``: a leaf every stage may read).
+STAGES = {
+    "_version": 0, "core": 0, "backends": 1, "views": 2, "verify": 3, "notebook": 4, "server": 4
+}
 #: The public face: the package itself and its submitit-compatible ``helpers``.
 TOP = 5
 #: What the executor core and its backends never import (the worker starts fast without them,
@@ -126,7 +128,7 @@ def _upward(edges: list[Edge]) -> list[str]:
             _stage(edge.target) > _stage(edge.source)
             # notebook and server share a stage but not their code
             or (
-                _stage(edge.target) == _stage(edge.source) < TOP
+                _stage(edge.target) == _stage(edge.source) == STAGES["notebook"]
                 and edge.target.split(".")[1] != edge.source.split(".")[1]
             )
         )

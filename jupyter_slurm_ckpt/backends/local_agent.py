@@ -1,5 +1,6 @@
 """Kept for kernels still running an earlier version, which start their agent as ``python -m
-jupyter_slurm_ckpt.backends.local_agent SOCKET``. The agent is ``local.agent`` now."""
+jupyter_slurm_ckpt.backends.local_agent SOCKET``. The agent is ``local.agent`` now.
+"""
 
 import sys
 from pathlib import Path

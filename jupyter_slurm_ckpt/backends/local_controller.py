@@ -1,6 +1,7 @@
 """Kept for kernels still running an earlier version, which start controllers as ``python -m
 jupyter_slurm_ckpt.backends.local_controller FOLDER PARALLELISM ID [ID...]``. The controller
-is ``local.controller`` now."""
+is ``local.controller`` now.
+"""
 
 import sys
 

@@ -1,6 +1,7 @@
 """Names of every file and folder the package writes: the job folder is the contract between
 processes. :class:`JobPaths` names the files of one job, :class:`PackagePaths` the rest (what a
-job folder holds beside its jobs' files, and the user's agent sockets)."""
+job folder holds beside its jobs' files, and the user's agent sockets).
+"""
 
 from __future__ import annotations
 

@@ -77,13 +77,11 @@ def pickled_by_value(modules: Iterable[str]) -> Iterator[None]:
                 cloudpickle.unregister_pickle_by_value(module)
 
 
-
 def _pickled_size(obj: Any) -> int | None:
     try:
         return payload.pickled_size(obj)
     except Exception:
         return None
-
 
 
 def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> list[tuple[str, int]]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
 from .config import SlurmJobsConfig
 from .discovery import real_roots
 from .handlers import SETTINGS_KEY, routes
 from .jobs import JobService
 
-__all__ = ["JobService", "SlurmJobsConfig"]
+__all__ = ["JobService", "SlurmJobsConfig", "__version__"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

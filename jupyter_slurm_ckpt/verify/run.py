@@ -1,5 +1,6 @@
 """One verification run: submit the call, send the planned interrupts at their moments, read
-back what the job recorded (:class:`Verification`)."""
+back what the job recorded (:class:`Verification`).
+"""
 
 from __future__ import annotations
 

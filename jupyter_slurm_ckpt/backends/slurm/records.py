@@ -1,5 +1,6 @@
 """What Slurm says about one job, parsed from ``sacct``/``squeue``/``scontrol``, and how long it
-stays fresh (:class:`PollPolicy`)."""
+stays fresh (:class:`PollPolicy`).
+"""
 
 from __future__ import annotations
 
