@@ -23,7 +23,7 @@ from jupyter_slurm_ckpt.core.budget import (
 )
 from jupyter_slurm_ckpt.core.info import JobInfo
 from jupyter_slurm_ckpt.views.html import counters_html
-from jupyter_slurm_ckpt.views.snapshot import collect_status
+from jupyter_slurm_ckpt.views.status import collect_status
 from jupyter_slurm_ckpt.views.text import counters_text
 
 

@@ -194,7 +194,7 @@ def test_no_import_cycle_between_modules() -> None:
 
 def test_the_checks_find_what_they_look_for() -> None:
     # A made-up upward import, a made-up import between the front ends and a made-up cycle.
-    core, view = f"{NAME}.core.job", f"{NAME}.views.snapshot"
+    core, view = f"{NAME}.core.job", f"{NAME}.views.status"
     front, other = f"{NAME}.notebook.magic", f"{NAME}.server.jobs"
     made_up = [Edge(core, view, 1, False), Edge(view, core, 2, False), Edge(front, other, 3, False)]
     assert [_where(edge) for edge in made_up if edge.source != view] == _upward(made_up)

@@ -29,7 +29,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.server.handlers import SETTINGS_KEY
 from jupyter_slurm_ckpt.server.jobs import JobService
-from jupyter_slurm_ckpt.views.snapshot import collect_status
+from jupyter_slurm_ckpt.views.status import collect_status
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 API = "jupyter-slurm-ckpt"
@@ -439,7 +439,7 @@ def test_malformed_requests_are_400(api: Api, executor: submitit.LocalExecutor) 
 def test_a_row_is_the_snapshot_the_widget_shows(
     api: Api, executor: submitit.LocalExecutor, job_folder: Path
 ) -> None:
-    # One snapshot for the kernel's views and the sidebar (views.snapshot), read here as the
+    # One snapshot for the kernel's views and the sidebar (views.status), read here as the
     # server reads it: read_only, nothing unpickled.
     job = executor.submit(pow, 3, 3)
     assert job.result(timeout=WAIT_S) == 27

@@ -17,7 +17,7 @@ from test_widget_helpers import (  # the fixtures register as executor and watch
 from test_widget_jobs import Waiter, echo
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.views.snapshot import JobStatus
+from jupyter_slurm_ckpt.views.status import JobStatus
 from jupyter_slurm_ckpt.views.watcher import Watcher, next_interval
 
 

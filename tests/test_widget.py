@@ -19,7 +19,7 @@ from test_widget_jobs import Waiter, echo, fail
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.views.html import render_html
-from jupyter_slurm_ckpt.views.snapshot import JobStatus, collect_status
+from jupyter_slurm_ckpt.views.status import JobStatus, collect_status
 from jupyter_slurm_ckpt.views.terminal import read_tail
 from jupyter_slurm_ckpt.views.text import render_text
 from jupyter_slurm_ckpt.views.watcher import Watcher

@@ -21,7 +21,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.progress import Progress
 from jupyter_slurm_ckpt.views.html import render_html
 from jupyter_slurm_ckpt.views.listing import list_jobs
-from jupyter_slurm_ckpt.views.snapshot import JobStatus, collect_status
+from jupyter_slurm_ckpt.views.status import JobStatus, collect_status
 from jupyter_slurm_ckpt.views.text import elapsed_text, progress_text, render_text, time_left_text
 from jupyter_slurm_ckpt.views.watcher import Watcher
 from jupyter_slurm_ckpt.views.widget import JobTableWidget, JobWidget

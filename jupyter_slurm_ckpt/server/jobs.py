@@ -7,7 +7,7 @@ calls, so it is protected: one refresh at a time (a single-thread pool), its res
 flight. Jobs are read only through the core's public objects and the job folder, opened
 ``read_only``: the server never unpickles a result, removes a file or records an end (a dead
 job's end is recorded by the job's own processes or the user's kernel). A row of the listing is
-the job's snapshot (``views.snapshot``: the one the widget shows), read in that mode.
+the job's snapshot (``views.status``: the one the widget shows), read in that mode.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobE
 from ..core.files import check_folder_is_safe
 from ..core.job import Job
 from ..core.paths import JobPaths, is_valid_job_id
-from ..views.snapshot import JobStatus, JobTimes, collect_status
+from ..views.status import JobStatus, JobTimes, collect_status
 from ..views.terminal import read_tail
 from ..views.watcher import poll_states
 from .config import SlurmJobsConfig

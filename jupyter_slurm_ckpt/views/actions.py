@@ -15,7 +15,7 @@ from traitlets import Bool, Unicode
 
 from ..core.job import Job
 from .html import escape
-from .snapshot import JobStatus
+from .status import JobStatus
 from .watcher import Watcher
 
 #: What a button does to the job; it may return words for the note beside the buttons.

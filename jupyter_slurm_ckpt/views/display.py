@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.job import Job
 from .html import render_html
-from .snapshot import collect_status
+from .status import collect_status
 from .text import render_text
 
 

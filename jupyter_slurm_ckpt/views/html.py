@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from .snapshot import JobStatus
+from .status import JobStatus
 from .text import (
     counters_text,
     elapsed_text,

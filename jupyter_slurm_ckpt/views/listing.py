@@ -10,7 +10,7 @@ from ..core.files import check_folder_is_safe
 from ..core.job import Job
 from ..core.paths import JobPaths
 from .html import escape, render_table_html
-from .snapshot import JobStatus, collect_status
+from .status import JobStatus, collect_status
 from .text import render_table_text
 
 

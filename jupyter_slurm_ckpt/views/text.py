@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ..core.progress import Progress
-from .snapshot import JobStatus
+from .status import JobStatus
 from .timeline import TIMELINE_MAX_ROWS
 from .words import format_count, format_duration, format_rate, plural
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.job import Job
-from .snapshot import JobStatus, collect_status
+from .status import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]
 

@@ -33,7 +33,7 @@ from .html import (
     timeline_html,
 )
 from .saved_outputs import saved_outputs
-from .snapshot import JobStatus, collect_status
+from .status import JobStatus, collect_status
 from .text import (
     counters_text,
     elapsed_text,

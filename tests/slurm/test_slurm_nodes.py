@@ -21,7 +21,7 @@ from test_notebooks import NOTEBOOKS, check_several_nodes, execute
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt import FailedSubmissionError
-from jupyter_slurm_ckpt.views.snapshot import collect_status
+from jupyter_slurm_ckpt.views.status import collect_status
 
 pytestmark = pytest.mark.slurm
 

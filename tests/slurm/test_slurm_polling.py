@@ -23,7 +23,7 @@ from support import wait_for
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends.slurm.commands import COUNTER
 from jupyter_slurm_ckpt.backends.slurm.state import STATES
-from jupyter_slurm_ckpt.views.snapshot import JobStatus
+from jupyter_slurm_ckpt.views.status import JobStatus
 from jupyter_slurm_ckpt.views.watcher import Watcher
 
 pytestmark = pytest.mark.slurm
