@@ -138,6 +138,7 @@ def collect_status(
     state = job.state if state is None else state
     events = job.events()
     summary = summarize(events)
+    state = summary.agree(state)  # the events may have moved on since the state was read
     done = state in FINAL_STATES
     times = job_times(events, done)
     elapsed, run_elapsed = times.elapsed(now)

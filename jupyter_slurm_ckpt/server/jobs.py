@@ -204,6 +204,7 @@ class JobService:
             state = job.state if state is None else state
             events = job.events()
             summary = job.summary()
+            state = summary.agree(state)  # the events may have moved on since the state was read
         except Exception as error:  # a corrupt job is shown as such, not a broken listing
             self._jobs.pop(key, None)
             return {**_broken(row), "error": f"{type(error).__name__}: {error}"}
