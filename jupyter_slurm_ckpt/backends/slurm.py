@@ -401,9 +401,9 @@ class SlurmExecutor(Executor):
             raise FailedSubmissionError(str(error)) from None
         self._script = script
         # A held job is not checked against the nodes: one that no node can ever run (more GPUs
-        # than any has) would wait as PENDING/BadConstraints forever. --test-only checks it as
-        # a plain sbatch would, at once, without submitting (about 10 ms).
-        _sbatch(["--test-only", *options], script)
+        # than any has) waits as PENDING (BadConstraints), which the views explain. (`sbatch
+        # --test-only` would refuse it at once, but also refuses valid jobs while the nodes are
+        # down or not registered yet, e.g. after a controller restart.)
         done = _sbatch(options, script)
         job_id = done.stdout.strip().split(";")[0]
         if not job_id.isdigit():
