@@ -323,8 +323,7 @@ def main() -> None:
               f"{1000 * statistics.median(r[2] for r in runs):.0f} ms, "
               f"max {1000 * max(r[2] for r in runs):.0f} ms")
         seconds, sbatches = big_array(root / "array")
-        print(f"1000-task array: submitted in {seconds:.2f} s with {sbatches} sbatch call(s) "
-              "(a --test-only check, then the submission)")
+        print(f"1000-task array: submitted in {seconds:.2f} s with {sbatches} sbatch call(s)")
         turns = [requeue_turnaround(root / f"rq{i}") for i in range(args.repeat)]
         print(f"requeue turnaround: _interrupt -> next run started "
               f"{statistics.median(t[0] for t in turns):.1f} s; Slurm's own scontrol requeue -> "

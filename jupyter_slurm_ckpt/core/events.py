@@ -204,6 +204,13 @@ class EventSummary:
         """How many times the job was requeued (Slurm's ``Restarts``)."""
         return self.requeues
 
+    def agree(self, state: str) -> str:
+        """``state``, read a moment before these events, made to agree with them: RUNNING is
+        REQUEUED when they end with a requeue whose next run has not started yet."""
+        if state == "RUNNING" and 0 < self.runs <= self.requeues:
+            return "REQUEUED"
+        return state
+
 
 def summarize(events: list[dict[str, Any]]) -> EventSummary:
     """Fold an event list into counters; the task-0 view (tasks > 0 only add their ends)."""

@@ -222,23 +222,30 @@ class Job(Generic[R]):
             delay = min(delay * 1.5, _MAX_POLL_S)
 
     def results(self, timeout: float | None = None) -> list[R]:
-        """Results of all tasks; raises ``FailedJobError`` with the remote traceback on failure."""
+        """Results of all tasks; raises ``FailedJobError`` with the remote traceback on failure.
+
+        The first task that failed is reported, even when another task has no result yet (a
+        multi-task job ends when one task fails; the others may still be finishing).
+        """
         self.wait(timeout)
-        values = []
+        outcomes = {}
         for task in self._task_ids():
             paths = self.paths.for_task(task)
-            if not paths.result_pickle.exists():
-                raise UncompletedJobError(self._why_no_result(task))
-            status, value = self._outcome(paths.result_pickle)
+            if paths.result_pickle.exists():
+                outcomes[task] = self._outcome(paths.result_pickle)
+        for task, (status, value) in outcomes.items():
             if status != "success":
+                paths = self.paths.for_task(task)
                 raise FailedJobError(
                     f"Job {self.job_id} (task {task}) failed during processing with trace:\n"
                     f"{'-' * 40}\n{value}\n{'-' * 40}\n"
                     f"Logs: job.stderr({task}) and job.stdout({task}), or\n"
                     f"  - {paths.stderr}\n  - {paths.stdout}"
                 )
-            values.append(value)
-        return values
+        missing = [task for task in self._task_ids() if task not in outcomes]
+        if missing:
+            raise UncompletedJobError(self._why_no_result(missing[0]))
+        return [value for _, value in outcomes.values()]
 
     def result(self, timeout: float | None = None) -> R:
         """The result of the job (of task 0 for a multi-task job: see :meth:`results`)."""

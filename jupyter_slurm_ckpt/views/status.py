@@ -133,6 +133,7 @@ def collect_status(
     state = job.state if state is None else state
     events = job.events()
     summary = summarize(events)
+    state = summary.agree(state)  # the events may have moved on since the state was read
     done = state in FINAL_STATES
     stdout, stderr, progress = _logs_and_progress(job, events, details)
     result, failure = _ended(job, previous) if done else (None, None)

@@ -30,10 +30,27 @@ def counters_text(status: JobStatus) -> str:
     return text
 
 
+#: What Slurm's most common pending reasons mean for the user (``squeue``'s words are terse).
+PENDING_REASONS = {
+    "BadConstraints": "no node can ever run this job as asked (more GPUs, CPUs or memory than "
+    "any node of the partition has): cancel it and ask for less",
+    "Resources": "waiting for nodes, GPUs or memory to free up",
+    "Priority": "other jobs come first",
+    "BeginTime": "not before its begin time (a requeued job waits a few seconds)",
+    "ReqNodeNotAvail": "a node it needs is down, drained or reserved",
+    "PartitionDown": "its partition is down",
+    "JobHeldUser": "held (scontrol release starts it)",
+    "JobHeldAdmin": "held by an administrator",
+    "Dependency": "waiting for the jobs it depends on",
+}
+
+
 def state_text(status: JobStatus) -> str:
-    """The state, with Slurm's pending reason when there is one."""
-    if status.pending_reason:
-        return f"{status.state} ({status.pending_reason})"
+    """The state, with Slurm's pending reason (and what it means) when there is one."""
+    reason = status.pending_reason
+    if reason:
+        meaning = PENDING_REASONS.get(reason)
+        return f"{status.state} ({reason}: {meaning})" if meaning else f"{status.state} ({reason})"
     return status.state
 
 

@@ -122,11 +122,22 @@ def test_a_job_killed_without_a_word_is_seen_within_the_liveness_period(
     assert job.state == "FAILED" and "Slurm reports FAILED" in str(job.exception())
 
 
+def sacct_state(job_id: str) -> str:
+    """What the accounting database says of a job, asked directly (not through the cache)."""
+    done = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
 def test_slurm_away_is_said_and_the_folder_still_answers(
     executor: submitit.AutoExecutor, gate: Path, accounting: bool
 ) -> None:
     job = executor.submit(Gated(), str(gate))
     wait_for(lambda: job.summary().runs == 1 and job.state == "RUNNING", "RUNNING", WAIT_S)
+    if accounting:  # slurmctld tells slurmdbd of the start a moment later (seconds on a slow
+        # machine); stopped before that, it keeps the message and sacct still says PENDING,
+        # which only the absent controller could correct.
+        wait_for(lambda: sacct_state(job.job_id) == "RUNNING", "sacct to know it runs", WAIT_S)
     cluster = Path(__file__).with_name("cluster.sh")
     subprocess.run(["bash", str(cluster), "controller", "stop"], check=True)
     seen = Seen()

@@ -149,14 +149,14 @@ class SlurmExecutor(PythonExecutor):
         """``sbatch --hold`` the job (the whole array): Slurm's id, held until :meth:`_launch`.
 
         A held job is not checked against the nodes: one that no node can ever run (more GPUs
-        than any has) would wait as PENDING/BadConstraints forever. ``--test-only`` checks it
-        as a plain sbatch would, at once, without submitting (about 10 ms).
+        than any has) waits as PENDING (BadConstraints), which the views explain. (``sbatch
+        --test-only`` would refuse it at once, but also refuses valid jobs while the nodes are
+        down or not registered yet, e.g. after a controller restart.)
         """
         try:
             options, script = self._sbatch(count if array else 0)
         except ValueError as error:
             raise FailedSubmissionError(str(error)) from None
-        _sbatch(["--test-only", *options], script)
         done = _sbatch(options, script)
         held = done.stdout.strip().split(";")[0]
         if not held.isdigit():
