@@ -34,8 +34,8 @@ from typing import Any
 import cloudpickle
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import STATES
-from jupyter_slurm_ckpt.watcher import get_watcher
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
+from jupyter_slurm_ckpt.views.watcher import get_watcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "slurm"))
 import slurm_jobs_for_tests as jobs_module

@@ -40,8 +40,9 @@ from typing import Any
 import cloudpickle
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import COUNTER, STATES
-from jupyter_slurm_ckpt.watcher import Watcher
+from jupyter_slurm_ckpt.backends.slurm.commands import COUNTER
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
+from jupyter_slurm_ckpt.views.watcher import Watcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "slurm"))
 import slurm_jobs_for_tests as jobs_module

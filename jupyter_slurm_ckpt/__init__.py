@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import helpers
+from ._version import __version__ as __version__
 from .backends.auto import AutoExecutor
 from .backends.debug import DebugExecutor, DebugJob
 from .backends.local import LocalExecutor, LocalJob
@@ -20,11 +21,10 @@ from .core.helpers import Checkpointable, DelayedSubmission
 from .core.job import Job
 from .core.paths import JobPaths
 from .core.progress import report_progress
+from .core.registry import register_display
 
 if TYPE_CHECKING:
     from .verify import verify_checkpoint
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AutoExecutor",
@@ -58,15 +58,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _display_job(job: Job[Any]) -> dict[str, Any]:
+    # The views load on the first display: jobs, which import this package, never need them.
+    from .views.display import job_mimebundle
+
+    return job_mimebundle(job)
+
+
+register_display(_display_job)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_slurm_ckpt``: register the ``%%slurm`` magics."""
-    from .magic import load_ipython_extension as load
+    from .notebook.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext jupyter_slurm_ckpt``."""
-    from .magic import unload_ipython_extension as unload
+    from .notebook.magic import unload_ipython_extension as unload
 
     unload(ipython)

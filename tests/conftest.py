@@ -160,6 +160,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Leave no local-job agent behind the test run (jobs themselves are cancelled by tests)."""
-    from jupyter_slurm_ckpt.backends.local_agent import stop_agents
+    from jupyter_slurm_ckpt.backends.local.agent_client import stop_agents
 
     stop_agents()

@@ -22,7 +22,9 @@ from jupyter_slurm_ckpt.core.budget import (
     default_margin,
 )
 from jupyter_slurm_ckpt.core.info import JobInfo
-from jupyter_slurm_ckpt.status import collect_status, counters_html, counters_text
+from jupyter_slurm_ckpt.views.html import counters_html
+from jupyter_slurm_ckpt.views.status import collect_status
+from jupyter_slurm_ckpt.views.text import counters_text
 
 
 def info(signal_delay_s: float = 30.0, timeout_min: float | None = None) -> JobInfo:

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from jupyter_slurm_ckpt.capture import (
+from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
+from jupyter_slurm_ckpt.core.info import callable_name
+from jupyter_slurm_ckpt.notebook.capture import (
     CaptureError,
     CellSource,
-    callable_name,
     evaluate,
     parse_cell,
     run_body,
 )
-from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
 
 
 def _run(text: str, folder: Path, ns: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:

@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 
 import jupyter_slurm_ckpt
 from jupyter_slurm_ckpt import FailedJobError, Job
-from jupyter_slurm_ckpt.magic import JobTable
+from jupyter_slurm_ckpt.views.listing import JobTable
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 
@@ -219,7 +219,7 @@ def test_large_global_warning(ipython: Any, capsys: pytest.CaptureFixture[str]) 
 def test_display_falls_back_to_text(
     ipython: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "jupyter_slurm_ckpt.widget", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "jupyter_slurm_ckpt.views.widget", None)  # as if not installed
     ipython.run("%%slurm --cluster debug\ndef f():\n    return 1\njob = f()\n")
     out = capsys.readouterr().out
     assert 'DebugJob<job_id=DEBUG1, state="QUEUED">' in out

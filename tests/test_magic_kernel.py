@@ -51,7 +51,7 @@ def test_notebook_class_checkpoints_requeues_and_comes_back(
     submit, _, check, listing = cells[1:]
     shown = [output.get("data", {}) for output in submit.outputs]
     assert any("text/plain" in data for data in shown), "the %%slurm cell displays the job"
-    if importlib.util.find_spec("jupyter_slurm_ckpt.widget") is not None:
+    if importlib.util.find_spec("jupyter_slurm_ckpt.views.widget") is not None:
         assert any("application/vnd.jupyter.widget-view+json" in data for data in shown)
     assert not any(o["output_type"] == "error" for o in submit.outputs)
     printed = "".join(_text(o) for o in check.outputs)

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_slurm_ckpt.options import (
+from jupyter_slurm_ckpt.notebook.config import SlurmConfig
+from jupyter_slurm_ckpt.notebook.options import (
     OPTIONS,
     OptionError,
-    SlurmConfig,
     add_arguments,
-    build_executor,
-    resolve,
     sbatch_pair,
     split_statement,
 )
+from jupyter_slurm_ckpt.notebook.resolve import build_executor, resolve
 
 
 @add_arguments

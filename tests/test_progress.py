@@ -25,7 +25,7 @@ from jupyter_slurm_ckpt.core.progress import (
     progress_from_events,
     progress_from_log,
 )
-from jupyter_slurm_ckpt.terminal import emulate
+from jupyter_slurm_ckpt.views.terminal import emulate
 
 WAIT_S = 120.0
 

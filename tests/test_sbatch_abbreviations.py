@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_slurm_ckpt.backends.sbatch_long_options import (
+from jupyter_slurm_ckpt.backends.slurm.long_options import (
     SBATCH_LONG_OPTIONS,
     resolve_long_option,
 )
-from jupyter_slurm_ckpt.backends.slurm_script import check_additional_parameters
+from jupyter_slurm_ckpt.backends.slurm.script import check_additional_parameters
 
 
 @pytest.mark.parametrize(

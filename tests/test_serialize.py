@@ -16,7 +16,7 @@ import pytest
 from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
 from jupyter_slurm_ckpt.core.unpicklable import find_unpicklable
-from jupyter_slurm_ckpt.serialize import (
+from jupyter_slurm_ckpt.notebook.serialize import (
     SerializationError,
     biggest_parts,
     pickled_by_value,

@@ -29,7 +29,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.server.handlers import SETTINGS_KEY
 from jupyter_slurm_ckpt.server.jobs import JobService
-from jupyter_slurm_ckpt.status import collect_status
+from jupyter_slurm_ckpt.views.status import collect_status
 
 WAIT_S = 120.0  # generous: other engineers run tests on the same 2 cores
 API = "jupyter-slurm-ckpt"
@@ -434,6 +434,28 @@ def test_malformed_requests_are_400(api: Api, executor: submitit.LocalExecutor) 
     for params in ({"stream": "in"}, {"lines": 0}, {"lines": "ten"}, {"task": 5}):
         assert api.status(*log, params={"folder": folder, **params}) == 400, params
     assert api.status("jobs", "L12345", "events", params={"folder": folder}) == 404
+
+
+def test_a_row_is_the_snapshot_the_widget_shows(
+    api: Api, executor: submitit.LocalExecutor, job_folder: Path
+) -> None:
+    # One snapshot for the kernel's views and the sidebar (views.status), read here as the
+    # server reads it: read_only, nothing unpickled.
+    job = executor.submit(pow, 3, 3)
+    assert job.result(timeout=WAIT_S) == 27
+    row = row_of(api.get("jobs"), job)
+    viewed = submitit.Job(job_folder, job.job_id)
+    viewed.read_only = True
+    status = collect_status(viewed, details=False)
+    times = status.times
+    assert (row["state"], row["name"], row["backend"], row["runs"], row["num_tasks"]) == (
+        status.state, status.name, status.backend, status.runs, status.num_tasks
+    )
+    assert (row["submitted_at"], row["started_at"], row["ended_at"]) == (
+        status.submitted_at, times.started_at, times.ended_at
+    )
+    assert row["last_event"] == status.last_event and row["last_event"]["event"] == "completed"
+    assert status.result == "<not loaded here: call job.result() to load it>"
 
 
 # -- reads only -----------------------------------------------------------------------------------

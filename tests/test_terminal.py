@@ -11,8 +11,7 @@ from pathlib import Path
 
 import tqdm
 
-from jupyter_slurm_ckpt.status import tail
-from jupyter_slurm_ckpt.terminal import emulate, read_tail
+from jupyter_slurm_ckpt.views.terminal import emulate, read_tail
 
 BAR = re.compile(r"train: +\d+%\|")
 
@@ -105,7 +104,7 @@ def test_the_tail_reads_only_the_end_of_a_huge_log(tmp_path: Path) -> None:
         stream.seek(0, 2)
         stream.write(b"\nline 1\nline 2\n" + tqdm_output(200).encode())
 
-    text = tail(log, lines=3)
+    text = read_tail(log, lines=3).text
 
     assert text.splitlines()[:2] == ["line 1", "line 2"]
     assert BAR.match(text.splitlines()[2]) and "200/200" in text

@@ -23,13 +23,13 @@ import jupyter_slurm_ckpt
 from jupyter_slurm_ckpt import Checkpointable, DelayedSubmission
 from jupyter_slurm_ckpt.core.budget import check_budget
 from jupyter_slurm_ckpt.verify import (
-    FRACTION_RANGE,
     VerificationError,
     first_difference,
     plan_interrupts,
     verify_checkpoint,
 )
-from jupyter_slurm_ckpt.verify_report import VerificationReport
+from jupyter_slurm_ckpt.verify.plan import FRACTION_RANGE
+from jupyter_slurm_ckpt.verify.report import VerificationReport
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_checkpointed_training.ipynb"
 EPOCH_S = 0.05  # 30 epochs: a reference run of about 1.5 s

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from IPython.core.error import UsageError
 
-from jupyter_slurm_ckpt.verify_report import VerificationReport
+from jupyter_slurm_ckpt.verify.report import VerificationReport
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_checkpointed_training.ipynb"
 

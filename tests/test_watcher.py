@@ -17,8 +17,8 @@ from test_widget_helpers import (  # the fixtures register as executor and watch
 from test_widget_jobs import Waiter, echo
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.status import JobStatus
-from jupyter_slurm_ckpt.watcher import Watcher, next_interval
+from jupyter_slurm_ckpt.views.status import JobStatus
+from jupyter_slurm_ckpt.views.watcher import Watcher, next_interval
 
 
 class Recorder:
@@ -186,7 +186,7 @@ def test_importable_without_ipython_or_ipywidgets(tmp_path: Path) -> None:
         "sys.modules['ipywidgets'] = None\n"  # any import of them now fails
         "sys.modules['IPython'] = None\n"
         "import jupyter_slurm_ckpt as s\n"
-        "from jupyter_slurm_ckpt.watcher import Watcher\n"
+        "from jupyter_slurm_ckpt.views.watcher import Watcher\n"
         f"job = s.LocalExecutor({str(tmp_path / 'jobs')!r}).submit(int, '5')\n"
         "job.wait(60)\n"
         "print(job._repr_mimebundle_()['text/plain'])\n"

@@ -18,16 +18,13 @@ from test_widget_helpers import (  # the fixtures register as executor and watch
 from test_widget_jobs import Waiter, echo, fail
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.status import (
-    JobStatus,
-    collect_status,
-    format_duration,
-    render_html,
-    render_text,
-    tail,
-)
-from jupyter_slurm_ckpt.watcher import Watcher
-from jupyter_slurm_ckpt.widget import JobTableWidget, JobWidget, display_job, widget_for
+from jupyter_slurm_ckpt.views.html import render_html
+from jupyter_slurm_ckpt.views.status import JobStatus, collect_status
+from jupyter_slurm_ckpt.views.terminal import read_tail
+from jupyter_slurm_ckpt.views.text import render_text
+from jupyter_slurm_ckpt.views.watcher import Watcher
+from jupyter_slurm_ckpt.views.widget import JobTableWidget, JobWidget, display_job, widget_for
+from jupyter_slurm_ckpt.views.words import format_duration
 
 
 def events(widget: JobWidget) -> list[str]:
@@ -191,15 +188,22 @@ def test_a_job_array_gets_one_table(
     table.close()
 
 
+class _WaitingBehindTheFirst(submitit.LocalJob):
+    """A local job that says why it waits, as Slurm's jobs do (``Job.pending_reason``)."""
+
+    @property
+    def pending_reason(self) -> str | None:
+        return "JobArrayTaskLimit"
+
+
 def test_pending_shows_the_schedulers_reason(
     executor: submitit.LocalExecutor, tmp_path: Path
 ) -> None:
     executor.update_parameters(array_parallelism=1)
     jobs = executor.map_array(Waiter(), [str(tmp_path / "release")] * 2)
     wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run")
-    second = jobs[1]
-    assert second.state == "PENDING"  # waits for the first: array_parallelism=1
-    second.pending_reason = "JobArrayTaskLimit"  # type: ignore[attr-defined]  # as Slurm sets it
+    assert jobs[1].state == "PENDING"  # waits for the first: array_parallelism=1
+    second = _WaitingBehindTheFirst(executor.folder, jobs[1].job_id)
     status = collect_status(second)
     assert status.pending_reason == "JobArrayTaskLimit"
     assert "PENDING (JobArrayTaskLimit)" in render_text(status)
@@ -230,7 +234,7 @@ def test_small_helpers(tmp_path: Path) -> None:
     ]
     log = tmp_path / "log"
     log.write_text("".join(f"line {i}\n" for i in range(5000)))
-    assert tail(log, lines=3) == "line 4997\nline 4998\nline 4999"
-    assert tail(tmp_path / "missing") == ""
+    assert read_tail(log, lines=3).text == "line 4997\nline 4998\nline 4999"
+    assert read_tail(tmp_path / "missing").text == ""
     status = JobStatus("L1", "n", "local", "RUNNING", problem="gone")
     assert "watcher: gone" in render_text(status)

@@ -15,7 +15,7 @@ import test_widget_jobs
 from support import WAIT_S, cancel_leftover_jobs
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.watcher import Watcher
+from jupyter_slurm_ckpt.views.watcher import Watcher
 
 cloudpickle.register_pickle_by_value(test_widget_jobs)  # jobs need not import the tests
 

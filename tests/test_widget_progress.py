@@ -19,18 +19,12 @@ from test_widget_jobs import Stepper, Waiter, tqdm_loop
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.progress import Progress
-from jupyter_slurm_ckpt.magic import list_jobs
-from jupyter_slurm_ckpt.status import (
-    JobStatus,
-    collect_status,
-    elapsed_text,
-    progress_text,
-    render_html,
-    render_text,
-    time_left_text,
-)
-from jupyter_slurm_ckpt.watcher import Watcher
-from jupyter_slurm_ckpt.widget import JobTableWidget, JobWidget
+from jupyter_slurm_ckpt.views.html import render_html
+from jupyter_slurm_ckpt.views.listing import list_jobs
+from jupyter_slurm_ckpt.views.status import JobStatus, collect_status
+from jupyter_slurm_ckpt.views.text import elapsed_text, progress_text, render_text, time_left_text
+from jupyter_slurm_ckpt.views.watcher import Watcher
+from jupyter_slurm_ckpt.views.widget import JobTableWidget, JobWidget
 
 WAIT_S = 120.0
 BAR = re.compile(r"train: +\d+%\|")

@@ -14,11 +14,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..core import payload
+from ..core import payload, registry
 from ..core.errors import UnknownParameterError
-from ..core.executor import GENERIC_PARAMETERS, Executor
+from ..core.executor import Executor
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
+from ..core.parameters import GENERIC_PARAMETERS
 
 CLUSTERS = ("slurm", "local", "debug")
 
@@ -34,21 +35,6 @@ def pick_cluster(cluster: str | None = None) -> str:
     if cluster not in CLUSTERS:
         raise ValueError(f"unknown cluster {cluster!r}; choose one of auto, {', '.join(CLUSTERS)}")
     return cluster
-
-
-def executor_class(cluster: str) -> type[Executor]:
-    """The executor class of a backend (imported on first use)."""
-    if cluster == "slurm":
-        from .slurm import SlurmExecutor
-
-        return SlurmExecutor
-    if cluster == "debug":
-        from .debug import DebugExecutor
-
-        return DebugExecutor
-    from .local import LocalExecutor
-
-    return LocalExecutor
 
 
 class AutoExecutor:
@@ -81,7 +67,7 @@ class AutoExecutor:
                 )
             if prefix == self.cluster:
                 own[name] = value
-        self._executor = executor_class(self.cluster)(folder, **own)
+        self._executor = registry.executor_class(self.cluster)(folder, **own)
 
     @staticmethod
     def which() -> str:
@@ -115,7 +101,7 @@ class AutoExecutor:
         InvalidParameterError
             On a bad value (a ``ValueError`` and ``AssertionError``).
         """
-        valid = {cluster: set(executor_class(cluster)._valid_parameters()) for cluster in CLUSTERS}
+        valid = {c: set(registry.executor_class(c)._valid_parameters()) for c in CLUSTERS}
         generic: dict[str, Any] = {}
         own: dict[str, Any] = {}
         problems: list[str] = []

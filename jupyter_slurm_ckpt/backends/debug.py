@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 from ..core import payload
-from ..core.environment import ENV_CLUSTER, ENV_FOLDER, ENV_JOB_ID, ENV_RESTART_COUNT
+from ..core.environment import set_worker_environment
 from ..core.errors import FailedJobError
 from ..core.events import append_event
-from ..core.executor import Check, Executor
+from ..core.executor import Executor, Reservation
 from ..core.files import next_counter_value
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
-from ..core.paths import template_root
+from ..core.parameters import Check
+from ..core.paths import PackagePaths
+from ..core.payload import Pickled
 from ..core.progress import flush_progress
 from ..core.worker import SignalHandler, Termination
 
@@ -82,11 +84,7 @@ class DebugJob(Job[Any]):
     @contextmanager
     def _job_environment(self) -> Iterator[None]:
         saved = dict(os.environ)
-        os.environ.update(
-            {ENV_JOB_ID: self.job_id, ENV_FOLDER: str(self.paths.folder), ENV_CLUSTER: "debug"}
-        )
-        if self._restarts:
-            os.environ[ENV_RESTART_COUNT] = str(self._restarts)
+        set_worker_environment(self.info, self.paths, self._restarts)
         try:
             yield
         finally:
@@ -153,10 +151,13 @@ class DebugJob(Job[Any]):
         found = super().exception(timeout)
         return self._error if self._error is not None and found is not None else found
 
-    def cancel(self, check: bool = True) -> None:
-        """Mark the job cancelled (nothing runs in the background); an ended job is left."""
-        if not self._has_ended():
-            append_event(self.paths.events, "cancelled", by="user")
+    def cancel(self, check: bool = True) -> bool:
+        """Mark the job cancelled (nothing runs in the background); an ended job is left
+        (False)."""
+        if self._has_ended():
+            return False
+        append_event(self.paths.events, "cancelled", by="user")
+        return True
 
     def _interrupt(self, timeout: bool = False) -> None:
         """Checkpoint and requeue synchronously (the job has not run, or runs next time)."""
@@ -187,21 +188,19 @@ class DebugExecutor(Executor):
     job_class: ClassVar[type[Job[Any]]] = DebugJob
     specific_parameters: ClassVar[dict[str, Check]] = {"signal_delay_s": float}
 
-    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        number = next_counter_value(template_root(self.folder) / ".debug_job_counter")
-        return [f"DEBUG{number}_{i}" for i in range(count)] if array else [f"DEBUG{number}"]
+    def _reserve_job_ids(self, count: int, array: bool) -> Reservation:
+        """``DEBUG<n>`` (``DEBUG<n>_<i>`` for array elements), from the job folder's counter."""
+        number = next_counter_value(PackagePaths.of(self.folder).job_counter(self.cluster))
+        ids = [f"DEBUG{number}_{i}" for i in range(count)] if array else [f"DEBUG{number}"]
+        return Reservation(ids, array)
 
-    def _launch(self, job_ids: list[str]) -> None:
-        """Debug jobs start when their result is asked for."""
+    def _launch(self, reservation: Reservation) -> None:
+        """Nothing to start: a debug job runs when its result is asked for."""
 
-    def _submit_submissions(
-        self,
-        submissions: list[DelayedSubmission[Any]],
-        array: bool,
-        pickled: list[payload.Pickled] | None = None,
-    ) -> list[Job[Any]]:
-        jobs = super()._submit_submissions(submissions, array, pickled)
-        for job, delayed in zip(jobs, submissions):
-            assert isinstance(job, DebugJob)
-            job._submission = delayed
-        return jobs
+    def _make_job(self, job_id: str, pickled: Pickled, launched: Any) -> Job[Any]:
+        """The job, holding the submitted object itself when it was pickled in this process
+        (it runs that very object, as submitit's debug jobs do)."""
+        job = super()._make_job(job_id, pickled, launched)
+        assert isinstance(job, DebugJob)
+        job._submission = pickled.obj
+        return job

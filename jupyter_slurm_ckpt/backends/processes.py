@@ -7,6 +7,7 @@ import ctypes
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -93,16 +94,27 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def processes_with_env(name: str, value: str) -> list[int]:
-    """Our user's processes whose environment has ``name=value`` (escapees of a process group)."""
-    wanted = f"{name}={value}".encode()
+def environ_of(pid: int) -> dict[str, str] | None:
+    """The environment process ``pid`` started with (``/proc/<pid>/environ``); None when it
+    cannot be read (the process is gone, or another user's)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
+def processes_with_env(wanted: Mapping[str, str]) -> list[int]:
+    """Our user's processes whose environment has every ``name=value`` of ``wanted`` (the
+    escapees of a process group that still carry their job's variables)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        with contextlib.suppress(OSError):
-            if wanted in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                found.append(int(entry))
+        environ = environ_of(int(entry))
+        if environ is not None and all(environ.get(k) == v for k, v in wanted.items()):
+            found.append(int(entry))
     return found
 
 

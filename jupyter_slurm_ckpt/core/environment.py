@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import MutableMapping
 from pathlib import Path
 
+from .info import JobInfo
 from .nodelist import parse_nodelist
 from .paths import JobPaths
 
@@ -16,6 +18,36 @@ ENV_TASK_ID = "JSC_TASK_ID"
 ENV_NUM_TASKS = "JSC_NUM_TASKS"
 ENV_CLUSTER = "JSC_CLUSTER"
 ENV_RESTART_COUNT = "SLURM_RESTART_COUNT"
+
+
+def set_worker_environment(
+    info: JobInfo,
+    paths: JobPaths,
+    restart: int | None,
+    environ: MutableMapping[str, str] = os.environ,
+) -> None:
+    """Set what every backend's worker runs with (and :class:`JobEnvironment` reads): the job's
+    id, folder, task (``paths.task_id``), number of tasks and backend.
+
+    ``restart`` is the run's restart count, for a backend that counts its runs itself (the
+    local and debug ones): ``SLURM_RESTART_COUNT`` is set to it, and unset on the first run, as
+    Slurm does; None leaves it to Slurm.
+    """
+    environ.update(
+        {
+            ENV_JOB_ID: info.job_id,
+            ENV_FOLDER: str(paths.folder),
+            ENV_TASK_ID: str(paths.task_id),
+            ENV_NUM_TASKS: str(info.num_tasks),
+            ENV_CLUSTER: info.cluster,
+        }
+    )
+    if restart is None:
+        return
+    if restart:
+        environ[ENV_RESTART_COUNT] = str(restart)
+    else:
+        environ.pop(ENV_RESTART_COUNT, None)
 
 
 def _int_env(*names: str, default: int = 0) -> int:

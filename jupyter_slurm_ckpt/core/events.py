@@ -23,7 +23,10 @@ from typing import Any
 
 from .files import append_line
 
-MAX_LINE_BYTES = 3500  # below PIPE_BUF (4096): one write() is one unbroken line
+#: Each event is one write() of at most this many bytes on an O_APPEND descriptor: a local
+#: filesystem appends it whole even while others append, and a network filesystem sends one
+#: this small in one request. (PIPE_BUF bounds the atomic writes to pipes, not to files.)
+MAX_LINE_BYTES = 3500
 _KEPT = ("t", "event")  # never shortened
 _MIN_SHORTENED = 16  # text this short is not halved again
 

@@ -1,99 +1,61 @@
-"""The base executor owns the submission flow; backends fill a few hooks.
+"""The base executor owns the submission flow; backends fill a few declared hooks.
 
-Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch``: pickle every payload once,
-straight into a file that has no name yet (refusing oversized ones, which are counted, not
-written, past the limit), reserve job ids, give each job its files atomically (payload,
-description, ``submitted`` event), then launch. If the launch fails, the files written are
-removed: nothing is left half-submitted. ``submit_pickled`` enters the same flow with payloads
-pickled already (by the notebook's preflight).
+Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch`` (and ``submit_pickled``, for
+payloads the notebook's preflight pickled): pickle every payload once, straight into a file that
+has no name yet (refusing oversized ones); reserve job ids (``_reserve_job_ids``); give each job
+its files atomically (``_write_job_files``); launch (``_launch``); build the jobs
+(``_make_job``). If anything fails after the reservation, the files written are removed and the
+backend takes back what it reserved (``_withdraw``): nothing is left half-submitted. One hook
+hands the next its data as return values (a :class:`Reservation`, what ``_launch`` returns),
+never as attributes of the executor: threads may submit through one executor at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import payload
+from . import payload, registry
+from .batch import DelayedJob
 from .errors import (
     FailedSubmissionError,
-    InvalidParameterError,
     JobFolderError,
-    UnknownParameterError,
 )
 from .events import append_event
 from .files import WriteError, ensure_private_folder
 from .helpers import DelayedSubmission
 from .info import JobInfo
-from .job import DelayedJob, Job
+from .job import Job
+from .parameters import (
+    DEFAULT_SIGNAL_DELAY_S,
+    GENERIC_PARAMETERS,
+    Check,
+    check_names,
+    check_parameter,
+    tasks_per_job,
+)
 from .paths import JobPaths, template_root
 
-#: How a parameter is checked: a type (see :func:`check_parameter`), or a function
-#: ``check(name, value)`` that returns the value to store or raises ``ValueError``.
-Check = type | Callable[[str, Any], Any]
 
-#: Parameters every executor understands (submitit's generic names) and their types.
-GENERIC_PARAMETERS: dict[str, Check] = {
-    "timeout_min": float,
-    "mem_gb": float,
-    "nodes": int,
-    "cpus_per_task": int,
-    "gpus_per_node": int,
-    "tasks_per_node": int,
-    "name": str,
-    "stderr_to_stdout": bool,
-}
+@dataclass
+class Reservation:
+    """The job ids one submission reserved (:meth:`Executor._reserve_job_ids`), handed to the
+    submission's later hooks. A backend subclasses it for what those hooks need of the
+    reservation (Slurm: its held job and the batch script it was submitted with)."""
 
-DEFAULT_SIGNAL_DELAY_S = 90.0
+    job_ids: list[str]
+    array: bool
 
-
-def check_parameter(name: str, value: Any, kind: Check) -> Any:
-    """Validate one parameter value; returns it converted.
-
-    Raises
-    ------
-    InvalidParameterError
-        A ``ValueError`` naming the parameter and what it must be.
-    """
-    try:
-        return _check_value(name, value, kind)
-    except InvalidParameterError:
-        raise
-    except ValueError as error:
-        raise InvalidParameterError(str(error)) from None
-
-
-def _check_value(name: str, value: Any, kind: Check) -> Any:
-    if value is None:
-        return None
-    if not isinstance(kind, type):
-        return kind(name, value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be True or False, not {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str) or not value or "\n" in value:
-            raise ValueError(f"{name} must be a non-empty one-line string, not {value!r}")
-        return value
-    if kind is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise ValueError(f"{name} must be a list, not {value!r}")
-        return tuple(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, not {value!r}")
-    if kind is int and value != int(value):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    minimum = 0 if name in _MAY_BE_ZERO else 1e-9
-    if value < minimum:
-        raise ValueError(f"{name} must be {'>= 0' if minimum == 0 else '> 0'}, not {value!r}")
-    return kind(value)
-
-
-_MAY_BE_ZERO = ("gpus_per_node", "num_gpus", "max_num_timeout", "signal_delay_s")
+    @property
+    def array_size(self) -> int:
+        """Number of elements of the array, 0 for a single job."""
+        return len(self.job_ids) if self.array else 0
 
 
 class Executor(ABC):
@@ -115,13 +77,10 @@ class Executor(ABC):
     #: Other names of parameters -> the executor's own (Slurm: ``timeout_min`` -> ``time``).
     aliases: ClassVar[dict[str, str]] = {}
 
-    #: Every backend's executor class, by ``cluster`` (to resubmit a re-attached job).
-    _classes: ClassVar[dict[str, type[Executor]]] = {}
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.cluster:
-            Executor._classes.setdefault(cls.cluster, cls)
+            registry.register_executor_class(cls)
 
     def __init__(
         self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0
@@ -142,6 +101,7 @@ class Executor(ABC):
 
     @classmethod
     def _valid_parameters(cls) -> dict[str, Check]:
+        """Every parameter name this executor takes, with its check."""
         return {**GENERIC_PARAMETERS, **cls.specific_parameters, "max_num_timeout": int}
 
     def update_parameters(self, **kwargs: Any) -> None:
@@ -165,17 +125,7 @@ class Executor(ABC):
                 "set the parameters before it"
             )
         valid = self._valid_parameters()
-        unknown = sorted(set(kwargs) - set(valid))
-        if unknown:
-            raise UnknownParameterError(
-                f"unknown parameter(s) {', '.join(unknown)} for {type(self).__name__}; "
-                f"valid parameters: {', '.join(sorted(valid))}"
-            )
-        for alias, own in self.aliases.items():
-            if alias in kwargs and own in kwargs:
-                raise InvalidParameterError(
-                    f"{own} and {alias} set the same thing: give only one of them"
-                )
+        check_names(kwargs, valid, self.aliases, type(self).__name__)
         updated = dict(self.parameters)
         max_num_timeout = self.max_num_timeout
         for name, value in kwargs.items():
@@ -285,8 +235,8 @@ class Executor(ABC):
         """An executor like the one that submitted the job ``info`` describes: its backend,
         folder and parameters (``job.resubmit()`` submits with it)."""
         try:
-            executor_class = Executor._classes[info.cluster]
-        except KeyError:
+            executor_class = registry.executor_class(info.cluster)
+        except ValueError:
             raise JobFolderError(f"no executor for the backend {info.cluster!r}") from None
         executor = executor_class._from_info(info)
         executor.update_parameters(**info.parameters)
@@ -309,6 +259,8 @@ class Executor(ABC):
         array: bool,
         pickled: list[payload.Pickled] | None = None,
     ) -> list[Job[Any]]:
+        """The flow of every submission (see the module docstring); ``pickled``: the payloads
+        pickled already (then ``submissions`` are their objects)."""
         try:
             root = ensure_private_folder(template_root(self.folder))
         except Exception as error:
@@ -323,12 +275,20 @@ class Executor(ABC):
             for index, item in enumerate(pickled):
                 if item.size > limit:
                     raise self._too_large(index, item.size)
-            job_ids = self._allocate_job_ids(len(pickled), array)
-            self._write_and_launch(job_ids, pickled, array)
+            reservation = self._reserve_job_ids(len(pickled), array)
+            try:
+                launched = self._write_and_launch(reservation, pickled)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._withdraw(reservation)
+                raise
         finally:
             for item in spooled:
                 item.discard()
-        return [self._make_job(job_id) for job_id in job_ids]
+        return [
+            self._make_job(job_id, item, launched)
+            for job_id, item in zip(reservation.job_ids, pickled)
+        ]
 
     def _pickle(
         self, index: int, delayed: DelayedSubmission[Any], root: Path, limit: int
@@ -340,14 +300,13 @@ class Executor(ABC):
         except WriteError as error:
             raise FailedSubmissionError(f"cannot write payload {index}: {error}") from None
 
-    def _write_and_launch(
-        self, job_ids: list[str], pickled: list[payload.Pickled], array: bool
-    ) -> None:
+    def _write_and_launch(self, reservation: Reservation, pickled: list[payload.Pickled]) -> Any:
+        """Write every job's files, then launch; on failure remove the files written."""
         written: list[Path] = []
         try:
-            for job_id, item in zip(job_ids, pickled):
-                written.extend(self._write_job_files(job_id, item, len(pickled) if array else 0))
-            self._launch(job_ids)
+            for job_id, item in zip(reservation.job_ids, pickled):
+                written.extend(self._write_job_files(reservation, job_id, item))
+            return self._launch(reservation)
         except Exception as error:
             for path in written:
                 with contextlib.suppress(OSError):
@@ -358,14 +317,9 @@ class Executor(ABC):
 
     def _too_large(self, index: int, size: int) -> FailedSubmissionError:
         return FailedSubmissionError(
-            f"payload {index} is {size / 1024**2:.1f} MB, over the limit of "
+            f"payload {index} is {payload.format_size(size)}, over the limit of "
             f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
         )
-
-    def _num_tasks(self) -> int:
-        """Tasks of each job: ``nodes * tasks_per_node`` (backend hook for its own names)."""
-        params = self.parameters
-        return int(params.get("nodes") or 1) * int(params.get("tasks_per_node") or 1)
 
     def time_limit_min(self) -> float | None:
         """The jobs' time limit in minutes, None when there is none (whatever the backend
@@ -373,7 +327,43 @@ class Executor(ABC):
         limit = self.parameters.get("timeout_min")
         return None if limit is None else float(limit)
 
+    # -- backend hooks: the flow above calls these -----------------------------------------
+
+    @abstractmethod
+    def _reserve_job_ids(self, count: int, array: bool) -> Reservation:
+        """Reserve ``count`` job ids for one submission (an array's element ids when
+        ``array``): once the payloads are pickled and checked, before any file is written.
+
+        Returns what the later hooks of this submission need (a :class:`Reservation`, or a
+        backend's subclass). Raise ``FailedSubmissionError`` to refuse the submission.
+        """
+
+    def _write_job_files(
+        self, reservation: Reservation, job_id: str, pickled: payload.Pickled
+    ) -> list[Path]:
+        """Give one job its files, each atomically: the payload (``pickled`` placed), the
+        description, the ``submitted`` event. Returns the files written (removed again if the
+        submission fails). A backend adds its own (Slurm: the batch script)."""
+        paths = JobPaths.create(self.folder, job_id)
+        if paths.folder != template_root(self.folder):
+            ensure_private_folder(paths.folder)
+        # Not fsynced: a crash before the job starts loses the job anyway, and this is the
+        # submission's hot path (an fsync costs more than the rest of a submit).
+        pickled.place(paths.submitted_pickle, durable=False)
+        info = self._job_info(job_id)
+        info.resubmission_of = pickled.origin
+        info.write(paths.info)
+        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
+        if reservation.array_size:
+            fields["array_size"] = reservation.array_size
+        if pickled.origin is not None:
+            fields["resubmission_of"] = pickled.origin
+        append_event(paths.events, "submitted", **fields)
+        return [paths.submitted_pickle, paths.info, paths.events]
+
     def _job_info(self, job_id: str) -> JobInfo:
+        """The description of a job this executor submits now (``<id>_job.json``); a backend
+        corrects what it knows better (Slurm: the limit and warning Slurm really applies)."""
         params = self.parameters
         return JobInfo(
             job_id=job_id,
@@ -387,38 +377,55 @@ class Executor(ABC):
             parameters=dict(params),
         )
 
-    def _write_job_files(
-        self, job_id: str, pickled: payload.Pickled, array_size: int
-    ) -> list[Path]:
-        paths = JobPaths.create(self.folder, job_id)
-        if paths.folder != template_root(self.folder):
-            ensure_private_folder(paths.folder)
-        # Not fsynced: a crash before the job starts loses the job anyway, and this is the
-        # submission's hot path (an fsync costs more than the rest of a submit).
-        pickled.place(paths.submitted_pickle, durable=False)
-        info = self._job_info(job_id)
-        info.resubmission_of = pickled.origin
-        info.write(paths.info)
-        fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
-        if array_size:
-            fields["array_size"] = array_size
-        if pickled.origin is not None:
-            fields["resubmission_of"] = pickled.origin
-        append_event(paths.events, "submitted", **fields)
-        return [paths.submitted_pickle, paths.info, paths.events]
+    def _num_tasks(self) -> int:
+        """Tasks of each job: ``nodes * tasks_per_node``, under the backend's own names."""
+        return tasks_per_job(self.parameters, self.aliases.get("tasks_per_node", "tasks_per_node"))
 
-    def _make_job(self, job_id: str) -> Job[Any]:
+    @abstractmethod
+    def _launch(self, reservation: Reservation) -> Any:
+        """Start the jobs of ``reservation``, whose files are written; raise to abort the
+        whole submission. What it returns reaches :meth:`_make_job` (the local backend: the
+        process it started)."""
+
+    def _withdraw(self, reservation: Reservation) -> None:
+        """Take back what :meth:`_reserve_job_ids` reserved, when the submission fails after
+        it (Slurm cancels its held job). By default there is nothing to take back: an id is
+        never handed out twice anyway."""
+        return None
+
+    def _make_job(self, job_id: str, pickled: payload.Pickled, launched: Any) -> Job[Any]:
+        """The job object for ``job_id`` once submitted: ``pickled`` is its payload (its
+        ``obj``, what was pickled, when pickled in this process), ``launched`` what
+        :meth:`_launch` returned."""
         return self.job_class(self.folder, job_id)
 
-    # -- backend hooks --------------------------------------------------------------------------
 
-    @abstractmethod
-    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        """Reserve ``count`` job ids (an array's element ids when ``array``)."""
+class PythonExecutor(Executor):
+    """An executor whose jobs run in a Python process of their own (not in this one).
 
-    @abstractmethod
-    def _launch(self, job_ids: list[str]) -> None:
-        """Start the jobs whose files are written; raise to abort the whole submission."""
+    Parameters
+    ----------
+    folder, max_num_timeout, max_pickle_size_gb
+        As :class:`Executor`'s.
+    python
+        The interpreter that runs the jobs (default: this one; on a cluster it must exist on
+        the nodes).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        max_num_timeout: int = 3,
+        max_pickle_size_gb: float = 1.0,
+        python: str | None = None,
+    ) -> None:
+        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
+        self.python = python or sys.executable
+
+    @classmethod
+    def _from_info(cls, info: JobInfo) -> Executor:
+        """The job's interpreter too (see :meth:`Executor.for_job`)."""
+        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
 
 
 def _as_submission(fn: Any) -> DelayedSubmission[Any]:

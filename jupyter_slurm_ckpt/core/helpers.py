@@ -59,12 +59,20 @@ class DelayedSubmission(Generic[R]):
             raise TypeError(f"{path} holds a {type(loaded).__name__}, not a DelayedSubmission")
         return loaded
 
-    def set_timeout(self, timeout_min: float, max_num_timeout: int) -> None:
-        """Accepted for submitit compatibility; the executor's parameters decide."""
-
     def __repr__(self) -> str:
         name = getattr(self.function, "__qualname__", type(self.function).__qualname__)
         return f"DelayedSubmission({name}, {len(self.args)} args, {len(self.kwargs)} kwargs)"
+
+
+def checkpoint_method(function: Any) -> Callable[..., Any] | None:
+    """What the checkpoint protocol calls on ``function`` when its job is interrupted: its
+    ``__submitit_checkpoint__`` or else its ``checkpoint`` method; None when it has neither
+    (a preemption then restarts it from scratch, a timeout ends it)."""
+    for name in ("__submitit_checkpoint__", "checkpoint"):
+        method = getattr(function, name, None)
+        if callable(method):
+            return method
+    return None
 
 
 class Checkpointable:

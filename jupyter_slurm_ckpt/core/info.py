@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 from .errors import JobFolderError
@@ -59,3 +61,13 @@ class JobInfo:
         if not isinstance(raw, dict) or "job_id" not in raw or "cluster" not in raw:
             raise JobFolderError(f"{path} is not a job description")
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def callable_name(function: Any) -> str:
+    """A job name for a callable: its function name or its class name."""
+    if isinstance(function, MethodType):
+        function = function.__func__
+    name = getattr(function, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>":
+        name = type(function).__name__ if name is None else "lambda"
+    return re.sub(r"[^\w.-]", "_", name)[:64] or "job"

@@ -7,16 +7,16 @@ backend (scheduler or local controller).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import importlib
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from . import payload
-from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJobError
+from . import payload, registry
+from .awaitable import AsyncJobProxy
+from .errors import FailedJobError, PayloadError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
@@ -32,18 +32,6 @@ FINAL_STATES = frozenset(
 # How long waiting sleeps between looks: short first (results land within tens of ms).
 _FIRST_POLL_S = 0.005
 _MAX_POLL_S = 0.04
-
-_JOB_CLASSES: dict[str, type[Job[Any]]] = {}
-
-
-def _job_class_for(cluster: str) -> type[Job[Any]]:
-    if cluster not in _JOB_CLASSES:
-        importlib.import_module(f"jupyter_slurm_ckpt.backends.{cluster}")
-    try:
-        return _JOB_CLASSES[cluster]
-    except KeyError:
-        raise JobFolderError(f"unknown backend {cluster!r} in job description") from None
-
 
 class Job(Generic[R]):
     """A submitted job. ``Job(folder, job_id)`` re-attaches to any job of a job folder.
@@ -61,12 +49,12 @@ class Job(Generic[R]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.cluster:
-            _JOB_CLASSES.setdefault(cls.cluster, cls)
+            registry.register_job_class(cls)
 
     def __new__(cls, folder: str | Path, job_id: str, *args: Any, **kwargs: Any) -> Job[Any]:
         if cls is Job:  # generic re-attach: the description names the backend
             paths = JobPaths.create(folder, str(job_id))
-            cls = _job_class_for(JobInfo.read(paths.info).cluster)
+            cls = registry.job_class(JobInfo.read(paths.info).cluster)
         return super().__new__(cls)
 
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
@@ -162,15 +150,33 @@ class Job(Generic[R]):
             return ("error", f"{path} does not hold a job result")
         return outcome
 
-    # -- backend hooks ----------------------------------------------------------------------
+    # -- backend hooks: what the folder cannot tell, and the actions -------------------------
 
     def _live_state(self) -> str:
-        """The backend's view of a job that has not ended (PENDING, RUNNING, REQUEUED...)."""
+        """The backend's view of a job whose folder shows no end yet (PENDING, RUNNING,
+        REQUEUED...): :attr:`state` asks it only then. Default: UNKNOWN."""
         return "UNKNOWN"
 
     def _live_final(self, state: str) -> bool:
-        """Whether a live state reported by the backend means the job is over."""
+        """Whether a state :meth:`_live_state` reported means the job is over (default: a
+        final state; the debug backend's jobs end only once they ran)."""
         return state in FINAL_STATES
+
+    @classmethod
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
+        """The states of ``jobs`` (all of this class), by job id, as :attr:`state` tells them.
+
+        Views poll every job they watch through this, once a tick (``views.watcher``): a
+        backend with a scheduler asks it once for all of them (Slurm: one ``sacct`` or
+        ``squeue``). Default: each job's :attr:`state`, one by one.
+        """
+        return {job.job_id: job.state for job in jobs}
+
+    @property
+    def pending_reason(self) -> str | None:
+        """Why the scheduler keeps the job PENDING (Slurm's ``Priority``, ``Resources``...);
+        None when it does not say, or for a backend without a queue (the default)."""
+        return None
 
     @property
     def scheduler_problem(self) -> str | None:
@@ -179,10 +185,15 @@ class Job(Generic[R]):
         return None
 
     def _cancel(self) -> None:
-        raise NotImplementedError
+        """Stop the job and its whole process tree, or raise (e.g. a ``scancel`` that failed:
+        :meth:`cancel` then records nothing). Default: raises ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot cancel")
 
     def _send_interrupt(self, reason: str) -> None:
-        raise NotImplementedError
+        """Send the running job the checkpoint signal, after recording ``reason``
+        (``"preemption"`` or ``"timeout"``) where the job reads it (``paths.signal_request``).
+        Default: raises ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot interrupt")
 
     # -- the Future vocabulary ----------------------------------------------------------------
 
@@ -281,8 +292,12 @@ class Job(Generic[R]):
         found = [text for text in texts if text is not None]
         return "\n".join(found) if found else None
 
-    def cancel(self, check: bool = True) -> None:
+    def cancel(self, check: bool = True) -> bool:
         """Cancel the job (its whole process tree); a finished job is left as it is.
+
+        Returns True when this call cancelled the job, False when it had ended already (or,
+        without ``check``, when the backend failed to cancel it), as
+        ``concurrent.futures.Future.cancel`` does.
 
         Parameters
         ----------
@@ -300,14 +315,15 @@ class Job(Generic[R]):
             ``scancel`` that failed: ``SchedulerError`` with its message).
         """
         if self.done():
-            return
+            return False
         try:
             self._cancel()
         except Exception:
             if check:
                 raise
-            return
+            return False
         self._record_cancelled()
+        return True
 
     def _record_cancelled(self) -> None:
         """Record the user's cancel, unless the job's end is recorded already."""
@@ -361,9 +377,8 @@ class Job(Generic[R]):
             )
         if state in ("COMPLETED", "DONE"):
             raise UncompletedJobError(f"job {self.job_id} completed: nothing is left to continue")
-        from .executor import Executor  # the executor module builds on this one
-
-        resubmitted: Job[R] = Executor.for_job(self.info).resubmit_from(self)
+        executor = registry.executor_class(self.info.cluster).for_job(self.info)
+        resubmitted: Job[R] = executor.resubmit_from(self)
         append_event(self.paths.events, "resubmitted", job_id=resubmitted.job_id)
         return resubmitted
 
@@ -403,70 +418,13 @@ class Job(Generic[R]):
         self._send_interrupt("timeout" if timeout else "preemption")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere."""
-        from ..status import job_mimebundle  # late: the core itself never needs IPython/ipywidgets
-
-        return job_mimebundle(self)
+        """Rich display: the live widget in a Jupyter kernel, a status text and table elsewhere
+        (what the package registered: ``registry.register_display``; else its ``repr``)."""
+        return registry.display(self) or {"text/plain": repr(self)}
 
     def __repr__(self) -> str:
         task = "" if self._task_id is None else f", task_id={self._task_id}"
         return f'{type(self).__name__}<job_id={self.job_id}{task}, state="{self.state}">'
-
-
-class DelayedJob(Job[R]):
-    """What ``submit`` returns inside ``with executor.batch()``: it becomes the real job
-    (same object, its class and fields replaced) when the batch is submitted.
-
-    Until then reading it raises ``AttributeError``, unless the batch was opened with
-    ``allow_implicit_submissions=True``: then the first read submits what the batch holds
-    so far (submitit's semantics).
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> DelayedJob[Any]:
-        return object.__new__(cls)
-
-    def __init__(self, executor: Any) -> None:  # no Job fields until promoted
-        self.__dict__["_batch_executor"] = executor
-
-    def __getattr__(self, name: str) -> Any:  # only for fields a real job would have
-        executor = self.__dict__.get("_batch_executor")
-        if executor is None or not executor._allow_implicit_submissions:
-            raise AttributeError(
-                f"job.{name}: the jobs of `with executor.batch()` are submitted when the block "
-                "ends; read them after it, or use executor.batch(allow_implicit_submissions=True)"
-            )
-        executor._submit_pending_batch()
-        return getattr(self, name)
-
-    def _promote(self, job: Job[Any]) -> None:
-        self.__dict__.clear()
-        self.__dict__.update(job.__dict__)
-        self.__class__ = type(job)  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}<not submitted yet: inside executor.batch()>"
-
-
-class AsyncJobProxy(Generic[R]):
-    """Awaitable versions of a job's blocking calls."""
-
-    def __init__(self, job: Job[R]) -> None:
-        self.job = job
-
-    async def wait(self, poll_frequency: float = 0.02) -> None:
-        """Wait without blocking the event loop."""
-        while not self.job.done():
-            await asyncio.sleep(poll_frequency)
-
-    async def result(self, poll_frequency: float = 0.02) -> R:
-        """``job.result()`` for ``await``."""
-        await self.wait(poll_frequency)
-        return self.job.result()
-
-    async def results(self, poll_frequency: float = 0.02) -> list[R]:
-        """``job.results()`` for ``await``."""
-        await self.wait(poll_frequency)
-        return self.job.results()
 
 
 def _read_text(path: Path) -> str | None:

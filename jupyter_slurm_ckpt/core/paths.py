@@ -1,10 +1,15 @@
-"""One object names every file of a job: the job folder is the contract between processes."""
+"""Names of every file and folder the package writes: the job folder is the contract between
+processes. :class:`JobPaths` names the files of one job, :class:`PackagePaths` the rest (what a
+job folder holds beside its jobs' files, and the user's agent sockets).
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 #: Job ids we create or accept: Slurm's (``123``, ``123_4``) and ours (``L12``, ``L12_3``,
 #: ``DEBUG4``).
@@ -45,6 +50,23 @@ class JobPaths:
     job_id: str
     task_id: int = 0
 
+    #: The end of a job's description file's name (``<id>_job.json``): its presence marks a job.
+    INFO_SUFFIX: ClassVar[str] = "_job.json"
+
+    @classmethod
+    def job_id_of(cls, name: str) -> str | None:
+        """The id of the job whose description file is named ``name``; None for another file."""
+        if not name.endswith(cls.INFO_SUFFIX):
+            return None
+        job_id = name[: -len(cls.INFO_SUFFIX)]
+        return job_id if is_valid_job_id(job_id) else None
+
+    @staticmethod
+    def log_name(job: str, task: int | str, stream: str) -> str:
+        """A log's file name: ``<job>_<task>_log.out`` (``stream`` ``"out"``) or ``.err``; with
+        Slurm's placeholders, its output file pattern (``log_name("%j", "%t", "out")``)."""
+        return f"{job}_{task}_log.{stream}"
+
     @classmethod
     def create(cls, folder: str | Path, job_id: str, task_id: int = 0) -> JobPaths:
         """Paths of ``job_id`` whose folder template is ``folder`` (``%j`` resolved)."""
@@ -75,12 +97,12 @@ class JobPaths:
     @property
     def stdout(self) -> Path:
         """This task's standard output, appended across requeues."""
-        return self._file(f"{self.task_id}_log.out")
+        return self.folder / self.log_name(self.job_id, self.task_id, "out")
 
     @property
     def stderr(self) -> Path:
         """This task's standard error, appended across requeues."""
-        return self._file(f"{self.task_id}_log.err")
+        return self.folder / self.log_name(self.job_id, self.task_id, "err")
 
     @property
     def events(self) -> Path:
@@ -90,7 +112,7 @@ class JobPaths:
     @property
     def info(self) -> Path:
         """The job's description (backend, parameters); its presence marks a job."""
-        return self._file("job.json")
+        return self.folder / f"{self.job_id}{self.INFO_SUFFIX}"
 
     @property
     def heartbeat(self) -> Path:
@@ -111,3 +133,61 @@ class JobPaths:
     def local_lock(self) -> Path:
         """Locked by the local job's controller and its forked processes while they live."""
         return self._file("local.lock")
+
+
+@dataclass(frozen=True)
+class PackagePaths:
+    """Names of what the package writes besides each job's own files: in a job folder, the
+    job id counters, the cells ``%%slurm`` submitted and the working directories of checkpoint
+    verifications; and, outside any job folder, the sockets of the user's local agents.
+
+    ``PackagePaths(root)`` for the job folder ``root`` (:meth:`of` for a folder template).
+    """
+
+    root: Path
+
+    #: The agents' sockets, in :meth:`agent_folder`.
+    AGENT_SOCKETS: ClassVar[str] = "agent-*.sock"
+
+    @classmethod
+    def of(cls, folder: str | Path) -> PackagePaths:
+        """The names of the job folder ``folder`` (a template: its part before any ``%``)."""
+        return cls(template_root(folder))
+
+    def job_counter(self, cluster: str) -> Path:
+        """The last job number a backend handed out here (``.local_job_counter``...)."""
+        return self.root / f".{cluster}_job_counter"
+
+    @property
+    def cells(self) -> Path:
+        """The cells ``%%slurm`` submitted: the jobs' tracebacks show their lines."""
+        return self.root / "cells"
+
+    def cell(self, digest: str) -> Path:
+        """The file of the cell whose text hashes to ``digest``."""
+        return self.cells / f"cell_{digest}.py"
+
+    @property
+    def verifications(self) -> Path:
+        """The working directories of ``verify_checkpoint`` calls."""
+        return self.root / "verify"
+
+    def verification(self, name: str, stamp: str) -> Path:
+        """One verification's folder (one working directory per run inside)."""
+        return self.verifications / f"{name}-{stamp}"
+
+    @staticmethod
+    def agent_folder(runtime_dir: str | Path) -> Path:
+        """The user's folder of agent sockets, in ``runtime_dir`` (``$XDG_RUNTIME_DIR``, or
+        the temporary folder)."""
+        return Path(runtime_dir) / f"jupyter-slurm-ckpt-{os.getuid()}"
+
+    @staticmethod
+    def agent_socket(folder: Path, key: str) -> Path:
+        """The socket of the agent whose context has the key ``key``."""
+        return folder / f"agent-{key}.sock"
+
+    @staticmethod
+    def agent_socket_before_listening(socket: Path, pid: int) -> Path:
+        """Where agent ``pid`` binds its socket before giving it its name (once it listens)."""
+        return socket.with_name(f".{socket.name}.{pid}")

@@ -34,9 +34,19 @@ PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 #: Protocol 5 pickles large buffers as they are (no copy into the stream, none when loading).
 PROTOCOL = 5
 _HEADER_MAX_BYTES = 4096
+MB = 1024**2
 #: A spooled payload waits in memory up to this size, then in an unnamed file: an open file
 #: for each element of a large job array would run out of file descriptors.
-SPOOL_MEMORY_BYTES = 8 * 1024**2
+SPOOL_MEMORY_BYTES = 8 * MB
+
+
+def format_size(size: int) -> str:
+    """2.0 GB, 1.5 MB, 12.0 KB (binary units, as the limits are given)."""
+    if size >= 1024 * MB:
+        return f"{size / (1024 * MB):.1f} GB"
+    if size >= MB:
+        return f"{size / MB:.1f} MB"
+    return f"{size / 1024:.1f} KB"
 
 
 def _python_series(version: str) -> str:

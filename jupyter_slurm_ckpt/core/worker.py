@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -25,7 +26,7 @@ from .budget import default_margin
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
 from .files import WriteError, open_private_append
-from .helpers import DelayedSubmission
+from .helpers import DelayedSubmission, checkpoint_method
 from .info import JobInfo
 from .paths import JobPaths
 from .progress import flush_progress
@@ -93,14 +94,6 @@ _early_signals: list[int] = []
 def remember_early_signal(signum: int, frame: FrameType | None) -> None:
     """Signal handler for the time before the worker is ready (installed first thing)."""
     _early_signals.append(signum)
-
-
-def _checkpoint_method(function: Any) -> Any:
-    for name in ("__submitit_checkpoint__", "checkpoint"):
-        method = getattr(function, name, None)
-        if callable(method):
-            return method
-    return None
 
 
 class SignalHandler:
@@ -191,7 +184,7 @@ class SignalHandler:
         if not self.calling:
             self._requeue(summary.timeouts, limit, window_end, requeued, before_call=True)
             return
-        checkpoint = _checkpoint_method(self.delayed.function)
+        checkpoint = checkpoint_method(self.delayed.function)
         if checkpoint is None:
             if reason == "timeout":
                 name = type(self.delayed.function).__name__
@@ -199,42 +192,46 @@ class SignalHandler:
                 return
             self._requeue(summary.timeouts, limit, window_end, requeued, from_scratch=True)
             return
-        started = time.perf_counter()
-        try:
-            replacement = checkpoint(*self.delayed.args, **self.delayed.kwargs)
-        except Exception:
-            seconds = time.perf_counter() - started
-            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            say(traceback.format_exc().rstrip(), prefix="")
-            self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
+        if not self._checkpointed(checkpoint):
             return
-        seconds = time.perf_counter() - started
-        if replacement is None:
-            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            self._refuse("checkpoint() returned None")
-            return
-        if not isinstance(replacement, DelayedSubmission):
-            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            self._refuse(
-                f"checkpoint() returned {type(replacement).__name__}, "
-                "expected a DelayedSubmission or None"
-            )
-            return
-        try:
-            size = payload.dump(replacement, self.paths.submitted_pickle)
-        except OSError as error:  # the previous checkpoint is left as it was
-            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            self._refuse(f"the new payload could not be written: {error}")
-            return
-        except Exception as error:  # raised here, not in the user's code the signal interrupted
-            self._event("checkpoint", seconds=round(seconds, 4), requeue=False)
-            self._refuse(self._unpicklable(replacement, error))
-            return
-        self._event("checkpoint", seconds=round(seconds, 4), requeue=True, bytes=size)
         if reason == "unknown":  # the scheduler could not be asked: a requeue could revive
             self._refuse("the scheduler could not be asked why the run ends; checkpoint kept")
             return
         self._requeue(summary.timeouts, limit, window_end, requeued)
+
+    def _checkpointed(self, checkpoint: Callable[..., Any]) -> bool:
+        """Call ``checkpoint`` with the call's arguments and write the payload it returns in
+        place of the job's; False, the refusal recorded, when that fails (the payload on disk
+        is then the previous checkpoint's, as it was)."""
+        started = time.perf_counter()
+        try:
+            replacement = checkpoint(*self.delayed.args, **self.delayed.kwargs)
+        except Exception:
+            seconds = round(time.perf_counter() - started, 4)
+            self._event("checkpoint", seconds=seconds, requeue=False)
+            say(traceback.format_exc().rstrip(), prefix="")
+            self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
+            return False
+        seconds = round(time.perf_counter() - started, 4)
+        size, problem = 0, None
+        if replacement is None:
+            problem = "checkpoint() returned None"
+        elif not isinstance(replacement, DelayedSubmission):
+            name = type(replacement).__name__
+            problem = f"checkpoint() returned {name}, expected a DelayedSubmission or None"
+        else:
+            try:
+                size = payload.dump(replacement, self.paths.submitted_pickle)
+            except OSError as error:  # the previous checkpoint is left as it was
+                problem = f"the new payload could not be written: {error}"
+            except Exception as error:  # raised here, not in the code the signal interrupted
+                problem = self._unpicklable(replacement, error)
+        if problem is not None:
+            self._event("checkpoint", seconds=seconds, requeue=False)
+            self._refuse(problem)
+            return False
+        self._event("checkpoint", seconds=seconds, requeue=True, bytes=size)
+        return True
 
     def _window_s(self, via: str | None) -> float:
         """How long the run has after this signal (the requeue is retried that long)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from .config import SlurmJobsConfig
 from .discovery import real_roots
 from .handlers import SETTINGS_KEY, routes

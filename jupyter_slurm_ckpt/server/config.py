@@ -6,7 +6,7 @@ from typing import Any
 
 from traitlets import Float, Int, List, TraitError, Unicode, validate
 
-from ..polling_config import SchedulerPolling
+from ..views.polling import SchedulerPolling
 
 
 class SlurmJobsConfig(SchedulerPolling):

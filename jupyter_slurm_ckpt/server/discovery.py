@@ -19,9 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.paths import is_valid_job_id
-
-MARKER_SUFFIX = "_job.json"
+from ..core.paths import JobPaths
 
 #: Folder names never searched: tools' trees that can be huge and never hold job folders.
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
@@ -37,19 +35,12 @@ def job_ids_in(folder: Path) -> list[str]:
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                job_id = _marker_id(entry.name)
+                job_id = JobPaths.job_id_of(entry.name)
                 if job_id is not None and entry.is_file(follow_symlinks=False):
                     ids.append(job_id)
     except OSError:
         return []
     return ids
-
-
-def _marker_id(name: str) -> str | None:
-    if not name.endswith(MARKER_SUFFIX):
-        return None
-    job_id = name[: -len(MARKER_SUFFIX)]
-    return job_id if is_valid_job_id(job_id) else None
 
 
 @dataclass
@@ -83,7 +74,7 @@ def walk_job_folders(roots: Iterable[Path], max_depth: int, max_folders: int) ->
                     if entry.is_dir(follow_symlinks=False):
                         if depth < max_depth and not _skipped(name):
                             queue.append((Path(entry.path), depth + 1))
-                    elif not has_marker and _marker_id(name) is not None:
+                    elif not has_marker and JobPaths.job_id_of(name) is not None:
                         has_marker = True
         except OSError:  # unreadable or vanished: not ours to report
             continue

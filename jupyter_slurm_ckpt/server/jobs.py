@@ -6,7 +6,8 @@ calls, so it is protected: one refresh at a time (a single-thread pool), its res
 ``min_poll_interval_s``, and concurrent requests for the same folders share the refresh in
 flight. Jobs are read only through the core's public objects and the job folder, opened
 ``read_only``: the server never unpickles a result, removes a file or records an end (a dead
-job's end is recorded by the job's own processes or the user's kernel).
+job's end is recorded by the job's own processes or the user's kernel). A row of the listing is
+the job's snapshot (``views.status``: the one the widget shows), read in that mode.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from typing import Any, TypeVar
 
 from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobError
 from ..core.files import check_folder_is_safe
-from ..core.job import FINAL_STATES, Job
-from ..core.paths import is_valid_job_id
-from ..core.progress import progress_from_events
-from ..status import JobTimes, job_times, log_progress
-from ..terminal import read_tail
-from ..watcher import poll_states
+from ..core.job import Job
+from ..core.paths import JobPaths, is_valid_job_id
+from ..views.status import JobStatus, JobTimes, collect_status
+from ..views.terminal import read_tail
+from ..views.watcher import poll_states
 from .config import SlurmJobsConfig
-from .discovery import MARKER_SUFFIX, OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
+from .discovery import OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
 
 T = TypeVar("T")
 
@@ -148,7 +148,7 @@ class JobService:
         for folder in self._job_folders(scope):
             for job_id in job_ids_in(folder):
                 with contextlib.suppress(OSError):
-                    mtime = (folder / f"{job_id}{MARKER_SUFFIX}").stat().st_mtime
+                    mtime = JobPaths(folder, job_id).info.stat().st_mtime
                     markers.append((mtime, folder, job_id))
         markers.sort(key=lambda marker: marker[0], reverse=True)
         kept = markers[: self.config.max_jobs]
@@ -200,42 +200,11 @@ class JobService:
         try:
             job = self._jobs.get(key) or _read_only(Job(folder, job_id))
             self._jobs[key] = job
-            info = job.info
-            state = job.state if state is None else state
-            events = job.events()
-            summary = job.summary()
-            state = summary.agree(state)  # the events may have moved on since the state was read
+            status = collect_status(job, state, details=False)
         except Exception as error:  # a corrupt job is shown as such, not a broken listing
             self._jobs.pop(key, None)
             return {**_broken(row), "error": f"{type(error).__name__}: {error}"}
-        times = job_times(events, state in FINAL_STATES)
-        progress = progress_from_events(events)
-        logs = (job.paths.stderr, job.paths.stdout)
-        if progress is None and not any(path.is_symlink() for path in logs):
-            progress = log_progress(job.paths)  # the job's own tqdm bar
-        row.update(
-            name=info.name,
-            backend=info.cluster,
-            state=state,
-            requeues=summary.requeues,
-            preemptions=summary.preemptions,
-            timeouts=summary.timeouts,
-            runs=summary.runs,
-            node=summary.node,
-            num_tasks=info.num_tasks,
-            submitted_at=summary.submitted_at or info.submitted_at,
-            started_at=times.started_at,
-            run_started_at=times.run_started_at,
-            run_ended_at=times.run_ended_at,
-            ended_at=times.ended_at,
-            last_event=summary.last,
-            not_requeued_reason=summary.not_requeued_reason,
-            progress=progress.as_dict() if progress else None,
-            resubmitted_as=next(
-                (e.get("job_id") for e in reversed(events) if e["event"] == "resubmitted"), None
-            ),
-        )
-        return row
+        return {**row, **_row(status)}
 
     # -- one job --------------------------------------------------------------------------------
 
@@ -264,7 +233,7 @@ class JobService:
         reason = _unsafe_reason(real)
         if reason is not None:
             raise JobRequestError(403, reason)
-        marker = real / f"{job_id}{MARKER_SUFFIX}"
+        marker = JobPaths(real, job_id).info
         if not marker.is_file() or marker.is_symlink():
             raise JobRequestError(404, f"no job {job_id} in {folder!r}")
         try:
@@ -326,6 +295,31 @@ class JobService:
             raise JobRequestError(502, f"the resubmission failed: {error}") from None
         self.invalidate()
         return {"id": job_id, "action": "resubmit", "ok": True, "new_id": again.job_id}
+
+
+def _row(status: JobStatus) -> dict[str, Any]:
+    """A job's row of the listing, from its snapshot (the same one the widget shows)."""
+    times = status.times
+    return {
+        "name": status.name,
+        "backend": status.backend,
+        "state": status.state,
+        "requeues": status.requeues,
+        "preemptions": status.preemptions,
+        "timeouts": status.timeouts,
+        "runs": status.runs,
+        "node": status.node,
+        "num_tasks": status.num_tasks,
+        "submitted_at": status.submitted_at,
+        "started_at": times.started_at,
+        "run_started_at": times.run_started_at,
+        "run_ended_at": times.run_ended_at,
+        "ended_at": times.ended_at,
+        "last_event": status.last_event,
+        "not_requeued_reason": status.not_requeued_reason,
+        "progress": status.progress.as_dict() if status.progress else None,
+        "resubmitted_as": status.resubmitted_as,
+    }
 
 
 def _read_only(job: Job[Any]) -> Job[Any]:

@@ -72,7 +72,7 @@ export class JobLogView extends Widget {
       if (tail.html === null) {
         this._pre.textContent = '(no output yet)';
       } else {
-        // Rendered by the server (jupyter_slurm_ckpt.terminal): every character of the log is
+        // Rendered by the server (jupyter_slurm_ckpt.views.terminal): every character of the log is
         // escaped there; the only markup is <span style="..."> for the ANSI colours.
         this._pre.innerHTML = tail.html;
       }

@@ -114,3 +114,10 @@ class SlowToLoad(Checkpointable):
         if not self.called:
             raise RuntimeError("checkpoint() before __call__: nothing to save yet")
         return super().checkpoint()
+
+
+def wait_file(path: str) -> str:
+    """Wait until ``path`` exists (the test releases the job by creating it)."""
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    return "released"

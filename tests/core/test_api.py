@@ -56,7 +56,8 @@ def test_core_does_not_import_notebook_stacks() -> None:
     import sys
 
     code = (
-        "import sys, jupyter_slurm_ckpt, jupyter_slurm_ckpt.backends.local_controller;"
+        "import sys, jupyter_slurm_ckpt, jupyter_slurm_ckpt.backends.local.controller,"
+        " jupyter_slurm_ckpt.backends.local.agent, jupyter_slurm_ckpt.backends.slurm.task;"
         "bad = [m for m in ('IPython', 'ipywidgets', 'jupyter_server') if m in sys.modules];"
         "print(bad)"
     )

@@ -14,7 +14,7 @@ import pytest
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends import local_agent
+from jupyter_slurm_ckpt.backends.local import agent_client
 from jupyter_slurm_ckpt.backends.processes import is_alive
 
 
@@ -41,7 +41,7 @@ def test_controllers_are_forked_by_the_agent_with_the_submitters_context(
     finally:
         os.umask(old_mask)
     assert context == {"cwd": str(workdir), "marker": "set just before submitting", "umask": 0o027}
-    agent_socket = local_agent.socket_path()
+    agent_socket = agent_client.socket_path()
     assert stat.S_ISSOCK(agent_socket.stat().st_mode)
     assert stat.S_IMODE(agent_socket.parent.stat().st_mode) == 0o700
     controller = json.loads(job.paths.local_process.read_text())["pid"]
@@ -55,7 +55,7 @@ def test_a_running_controller_is_a_child_of_the_agent(local: submitit.LocalExecu
         time.sleep(0.01)
     controller = json.loads(job.paths.local_process.read_text())["pid"]
     agent = _parent_of(controller)
-    assert "local_agent" in Path(f"/proc/{agent}/cmdline").read_text()
+    assert "backends.local.agent" in Path(f"/proc/{agent}/cmdline").read_text()
     assert os.getsid(controller) == controller  # its own session, like a direct launch
     job.cancel()
 
@@ -76,9 +76,9 @@ def test_submission_falls_back_to_a_direct_start_without_a_private_folder(
 
 def test_stop_agents_stops_them(local: submitit.LocalExecutor) -> None:
     local.submit(len, "x").result(timeout=60)
-    path = local_agent.socket_path()
+    path = agent_client.socket_path()
     assert path.exists()
-    local_agent.stop_agents()
+    agent_client.stop_agents()
     assert not path.exists()
     assert local.submit(len, "again").result(timeout=60) == 5  # a new agent starts on demand
 
@@ -148,17 +148,17 @@ OLD_AGENT = """
 import sys
 import cloudpickle
 cloudpickle.__version__ = "0.0-old"  # an agent started before cloudpickle was upgraded
-from jupyter_slurm_ckpt.backends import local_agent
-local_agent.serve(local_agent.socket_path())
+from jupyter_slurm_ckpt.backends.local import agent, agent_client
+agent.serve(agent_client.socket_path())
 """
 
 
 def test_an_agent_with_another_cloudpickle_is_not_used(local: submitit.LocalExecutor) -> None:
-    local_agent.stop_agents()
+    agent_client.stop_agents()
     old = subprocess.Popen([sys.executable, "-c", OLD_AGENT])
     try:
         # It serves where an agent of *its* cloudpickle is looked for.
-        wait_for(lambda: any(local_agent.agent_folder().glob("agent-*.sock")), "the old agent")
+        wait_for(lambda: any(agent_client.agent_folder().glob("agent-*.sock")), "the old agent")
         job = local.submit(len, "four")
         # Before the fix it forked the job, which then refused the payload ("written by
         # cloudpickle 3..., but this is cloudpickle 0.0-old").

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from support import wait_for
@@ -20,13 +19,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends import processes
 
 from .conftest import wait_running_run
-from .jobs_for_tests import spawn_tree
-
-
-def wait_file(path: str) -> str:
-    while not os.path.exists(path):
-        time.sleep(0.02)
-    return "released"
+from .jobs_for_tests import spawn_tree, wait_file
 
 
 def _controller(job: submitit.Job[object]) -> int:
@@ -48,7 +41,7 @@ def test_a_second_controller_of_a_running_job_leaves_it_alone(
     wait_running_run(job, 0)
     first = _controller(job)
     duplicate = subprocess.run(
-        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_controller", str(folder), "1",
+        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          job.job_id],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -58,7 +51,7 @@ def test_a_second_controller_of_a_running_job_leaves_it_alone(
     assert job.result(timeout=60) == "released"
     # Once the job has run, a late duplicate does not run it again either.
     late = subprocess.run(
-        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_controller", str(folder), "1",
+        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          job.job_id],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -75,7 +68,7 @@ def test_a_second_launcher_of_an_array_leaves_its_elements_alone(
     wait_running_run(jobs[0], 0)
     records = [job.paths.local_process.read_text() for job in jobs]
     duplicate = subprocess.run(
-        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local_controller", str(folder), "1",
+        [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          *(job.job_id for job in jobs)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -97,7 +90,7 @@ def test_a_slow_agent_does_not_launch_a_job_twice(
     first = local.submit(wait_file, str(release))
     wait_running_run(first, 0)
     agent = processes.parent_of(_controller(first))
-    assert "local_agent" in Path(f"/proc/{agent}/cmdline").read_text()
+    assert "backends.local.agent" in Path(f"/proc/{agent}/cmdline").read_text()
     os.kill(agent, signal.SIGSTOP)
     try:
         job = local.submit(wait_file, str(release))

@@ -23,9 +23,10 @@ from support import WAIT_S, rewrite_payload_header, wait_for
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.errors import FailedJobError, JobFolderError, PayloadError
-from jupyter_slurm_ckpt.status import JobStatus, collect_status, render_text
-from jupyter_slurm_ckpt.watcher import Watcher
-from jupyter_slurm_ckpt.widget import JobTableWidget, JobWidget
+from jupyter_slurm_ckpt.views.status import JobStatus, collect_status
+from jupyter_slurm_ckpt.views.text import render_text
+from jupyter_slurm_ckpt.views.watcher import Watcher
+from jupyter_slurm_ckpt.views.widget import JobTableWidget, JobWidget
 
 OTHER_PYTHON = "3.9.18"
 

@@ -23,7 +23,7 @@ import pytest
 from support import WAIT_S
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends import local_agent
+from jupyter_slurm_ckpt.backends.local import agent_client
 from jupyter_slurm_ckpt.core.errors import JobFolderError
 
 FOLDER_NAME = f"jupyter-slurm-ckpt-{os.getuid()}"
@@ -43,7 +43,7 @@ def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        local_agent.stop_agents()
+        agent_client.stop_agents()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -56,7 +56,7 @@ def test_a_symlinked_agent_folder_is_refused(runtime: Path, tmp_path: Path) -> N
     # Before the fix the agent's socket was created in the folder the link points to.
     assert list(elsewhere.iterdir()) == []
     with pytest.raises(JobFolderError, match="is a symbolic link"):
-        local_agent.agent_folder()
+        agent_client.agent_folder()
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +125,10 @@ def test_another_users_link_to_a_folder_of_mine_is_refused(
         assert job.result(timeout=WAIT_S) == 4
         assert list(mine.iterdir()) == []
     finally:
-        local_agent.stop_agents()
+        agent_client.stop_agents()
         shutil.rmtree(mine, ignore_errors=True)
     with pytest.raises(JobFolderError, match="is a symbolic link"):
-        local_agent.agent_folder()
+        agent_client.agent_folder()
 
 
 LISTENER = """
@@ -164,7 +164,7 @@ def test_nothing_is_sent_to_a_socket_another_user_listens_on(
     assert listener.stdout.readline().strip() == "listening"
     # Their socket where the client looks for its agent (root could put it there; so could
     # anyone who won the race for the folder before the fix).
-    os.replace(theirs, local_agent.socket_path())
+    os.replace(theirs, agent_client.socket_path())
     job = submitit.LocalExecutor(tmp_path / "jobs").submit(len, "four")
     assert job.result(timeout=WAIT_S) == 4
     # The client connected, saw who listens, and hung up without a byte.

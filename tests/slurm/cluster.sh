@@ -450,6 +450,16 @@ nodes_state() {  # one word for all nodes: their state when they agree (idle), e
 
 all_nodes() { node_names | paste -sd, -; }
 
+wait_registered() {  # a restarted slurmctld shows its nodes "unknown" until their slurmd registers
+    local t0=$SECONDS states
+    while :; do
+        states=$(SLURM_CONF=$CONF sinfo -h -N -o '%T' 2>/dev/null) || states=unknown
+        [[ -n $states && $states != *unknown* ]] && return 0
+        (( SECONDS - t0 < 60 )) || die "nodes not registered 60 s after slurmctld started"
+        sleep 0.1
+    done
+}
+
 wait_until_usable() {
     local t0=$SECONDS state jobid ids
     # Jobs recovered from the saved state of an earlier run that did not end cleanly would keep
@@ -709,7 +719,7 @@ case $cmd in
         [[ -s $MODE_FILE ]] || die "the cluster is not running"
         case $1 in
             stop) pid=$(pid_of slurmctld) && kill_pid "$pid" slurmctld; rm -f "$RUN/slurmctld.pid" ;;
-            start) pid_of slurmctld >/dev/null || SLURM_CONF=$CONF start_slurmctld ;;
+            start) pid_of slurmctld >/dev/null || { SLURM_CONF=$CONF start_slurmctld; wait_registered; } ;;
             *) usage ;;
         esac
         ;;

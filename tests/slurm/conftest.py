@@ -13,7 +13,8 @@ import pytest
 from support import cancel_leftover_jobs
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import STATES, PollPolicy
+from jupyter_slurm_ckpt.backends.slurm.records import PollPolicy
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
 
 sys.path.insert(0, str(Path(__file__).parent))
 import slurm_jobs_for_tests

@@ -9,6 +9,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt import FailedJobError, FailedSubmissionError, UncompletedJobError
-from jupyter_slurm_ckpt.backends.slurm_state import COUNTER, STATES
-from jupyter_slurm_ckpt.watcher import Watcher
+from jupyter_slurm_ckpt.backends.slurm.commands import COUNTER
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
+from jupyter_slurm_ckpt.views.watcher import Watcher
 
 pytestmark = pytest.mark.slurm
 
@@ -265,11 +267,11 @@ def test_a_failure_after_sbatch_cancels_the_held_job(
     original = executor.executor._write_job_files
     written: list[str] = []
 
-    def fail_on_second(job_id: str, pickled: Any, array_size: int) -> list[Path]:
+    def fail_on_second(reservation: Any, job_id: str, pickled: Any) -> list[Path]:
         if written:
             raise OSError(28, "No space left on device")
         written.append(job_id)
-        return original(job_id, pickled, array_size)
+        return original(reservation, job_id, pickled)
 
     monkeypatch.setattr(executor.executor, "_write_job_files", fail_on_second)
     with pytest.raises(FailedSubmissionError, match="No space left"):
@@ -279,6 +281,35 @@ def test_a_failure_after_sbatch_cancels_the_held_job(
                             capture_output=True, text=True).stdout.split()
     assert states and set(states) == {"CANCELLED"}  # never ran: it was held, then cancelled
     assert [p.name for p in folder.iterdir()] == []
+
+
+class _Interleaved(submitit.SlurmExecutor):
+    """Each submission waits, its job held, until the other one's is held too (the one
+    fake here: a barrier in a hook makes the two interleave the same way every time)."""
+
+    barrier = threading.Barrier(2)
+
+    def _launch(self, *args: Any) -> Any:
+        self.barrier.wait(timeout=WAIT_S)
+        return super()._launch(*args)
+
+
+def test_two_threads_submitting_through_one_executor_release_their_own_jobs(
+    folder: Path,
+) -> None:
+    # Each submission releases the job it submitted held: the held id was an attribute of
+    # the executor, so both released the second job and the first stayed held for ever.
+    executor = _Interleaved(folder)
+    jobs: list[submitit.Job[Any]] = []
+    threads = [
+        threading.Thread(target=lambda x=x: jobs.append(executor.submit(square_or_fail, x, -1)))
+        for x in (3, 4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(job.result(timeout=WAIT_S) for job in jobs) == [9, 16]
 
 
 def test_a_job_slurm_no_longer_knows_ends_failed(folder: Path) -> None:

@@ -18,11 +18,11 @@ from slurm_jobs_for_tests import Gated
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import SchedulerError
+from jupyter_slurm_ckpt.backends.slurm.commands import SchedulerError
 from jupyter_slurm_ckpt.server.config import SlurmJobsConfig
 from jupyter_slurm_ckpt.server.jobs import JobService
-from jupyter_slurm_ckpt.watcher import Watcher
-from jupyter_slurm_ckpt.widget import JobWidget
+from jupyter_slurm_ckpt.views.watcher import Watcher
+from jupyter_slurm_ckpt.views.widget import JobWidget
 
 pytestmark = pytest.mark.slurm
 

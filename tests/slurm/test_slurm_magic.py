@@ -68,7 +68,7 @@ def test_dry_run_shows_the_sbatch_script(
     assert "\nmodule load x\n" in out
     assert "--array=0-2" in out and "--mail-type=NONE" in out and "--time=2" in out
     assert "--signal=B:USR2@60" in out and "--open-mode=append" in out
-    assert "exec " in out and "jupyter_slurm_ckpt.backends.slurm_job" in out
+    assert "exec " in out and "jupyter_slurm_ckpt.backends.slurm.task" in out
     assert "jobs" not in ipython.ns and not list(tmp_path.rglob("*_job.json"))
 
 

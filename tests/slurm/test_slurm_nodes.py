@@ -20,7 +20,8 @@ from support import wait_for
 from test_notebooks import NOTEBOOKS, check_several_nodes, execute
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.status import collect_status, state_text
+from jupyter_slurm_ckpt.views.status import collect_status
+from jupyter_slurm_ckpt.views.text import state_text
 
 pytestmark = pytest.mark.slurm
 

@@ -20,7 +20,7 @@ from slurm_jobs_for_tests import Gated
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import show_job
+from jupyter_slurm_ckpt.backends.slurm.commands import show_job
 
 pytestmark = pytest.mark.slurm
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_slurm_ckpt.backends import slurm_script
-from jupyter_slurm_ckpt.backends.slurm_job import classify_signal
-from jupyter_slurm_ckpt.backends.slurm_state import (
+from jupyter_slurm_ckpt.backends.slurm import script as slurm_script
+from jupyter_slurm_ckpt.backends.slurm.commands import scontrol_fields
+from jupyter_slurm_ckpt.backends.slurm.records import (
     expand_array_range,
     parse_sacct,
     parse_squeue,
-    scontrol_fields,
 )
+from jupyter_slurm_ckpt.backends.slurm.signals import classify_signal
 
 pytestmark = pytest.mark.slurm
 
@@ -81,11 +81,11 @@ def test_limits_and_warning_delay() -> None:
 
 
 def test_output_patterns() -> None:
-    assert slurm_script.output_pattern("/f", False, "0_log") == "/f/%j_0_log"
-    assert slurm_script.output_pattern("/f", True, "0_log") == "/f/%A_%a_0_log"
-    assert slurm_script.output_pattern("/f/%j", True, "0_log") == "/f/%A_%a/%A_%a_0_log"
-    assert slurm_script.output_pattern("/50%x", False, "0_log") == "/50%%x/%j_0_log"
-    assert slurm_script.output_pattern("/f/%A-%a", False, "0_log") == "/f/%j-0/%j_0_log"
+    assert slurm_script.output_pattern("/f", False, 0, "out") == "/f/%j_0_log.out"
+    assert slurm_script.output_pattern("/f", True, 0, "err") == "/f/%A_%a_0_log.err"
+    assert slurm_script.output_pattern("/f/%j", True, "%t", "out") == "/f/%A_%a/%A_%a_%t_log.out"
+    assert slurm_script.output_pattern("/50%x", False, 0, "out") == "/50%%x/%j_0_log.out"
+    assert slurm_script.output_pattern("/f/%A-%a", False, 0, "out") == "/f/%j-0/%j_0_log.out"
 
 
 def test_options_are_argv_items() -> None:

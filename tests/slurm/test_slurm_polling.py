@@ -21,9 +21,10 @@ from slurm_jobs_for_tests import Gated, square_or_fail
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm_state import COUNTER, STATES
-from jupyter_slurm_ckpt.status import JobStatus
-from jupyter_slurm_ckpt.watcher import Watcher
+from jupyter_slurm_ckpt.backends.slurm.commands import COUNTER
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
+from jupyter_slurm_ckpt.views.status import JobStatus
+from jupyter_slurm_ckpt.views.watcher import Watcher
 
 pytestmark = pytest.mark.slurm
 

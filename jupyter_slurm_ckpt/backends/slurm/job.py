@@ -1,41 +1,27 @@
-"""Slurm backend: ``sbatch`` behind the core's submission flow, ``sacct``/``squeue`` for states.
-
-Submission: the job (or the whole array, one ``sbatch --array``) is submitted *held*, so that
-Slurm's id is known before the job's files are written under it; ``scontrol release`` starts it
-once they are. A failure after the ``sbatch`` cancels the held job: nothing is left
-half-submitted. The batch script and its options: :mod:`.slurm_script`; the code that runs in
-the allocation: :mod:`.slurm_job`; states: :mod:`.slurm_state`.
+"""``SlurmJob``: a Slurm job seen from any process: its state, its actions.
 
 States: the job folder first (a result file or a terminal event ends a job, a ``started`` event
 makes it RUNNING, a ``requeued`` one REQUEUED, all without asking Slurm), then Slurm's view for
 what the folder cannot tell, from a cache shared by every job of the process, refreshed in one
-scheduler call for all of them, politely (``slurm_state.PollPolicy``).
+scheduler call for all of them, politely (``records.PollPolicy``, ``state.SlurmStates``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..core import payload
-from ..core.errors import FailedSubmissionError
-from ..core.events import append_event
-from ..core.executor import DEFAULT_SIGNAL_DELAY_S, Check, Executor
-from ..core.files import atomic_write_text
-from ..core.helpers import DelayedSubmission
-from ..core.info import JobInfo
-from ..core.job import Job
-from ..core.paths import JobPaths
-from . import slurm_parameters, slurm_script
-from .slurm_state import STATES, SchedulerError, SlurmRecord, SlurmStates, run_command, show_job
+from ...core.events import append_event
+from ...core.files import atomic_write_text
+from ...core.job import Job
+from . import script as slurm_script
+from .commands import SchedulerError, run_command, show_job
+from .records import SlurmRecord
+from .state import STATES, SlurmStates
 
 #: How long ``_interrupt`` waits for a just-started run's worker to be ready for the signal.
 INTERRUPT_READY_WAIT_S = 30.0
@@ -49,35 +35,6 @@ _HELD_STATES = ("SUSPENDED", "STOPPED")
 
 # Appending an end event happens once per job even when several threads see the end.
 _end_lock = threading.Lock()
-
-
-def _environment_for_sbatch() -> dict[str, str]:
-    """This process's environment without the variables of a job it may run in.
-
-    ``SLURM_UMASK`` (which sbatch takes instead of our umask when it is set) makes slurmstepd
-    create the job's log files 0600, like every other file of the job folder.
-    """
-    drop = ("SLURM_", "SLURMD_", "SRUN_", "JSC_")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(drop) or key == "SLURM_CONF"
-    }
-    env["SLURM_UMASK"] = "0077"
-    return env
-
-
-def _sbatch(options: list[str], script: str) -> subprocess.CompletedProcess[str]:
-    """Run ``sbatch`` with ``options`` and the script on stdin; its stderr as the error."""
-    try:
-        done = run_command(
-            ["sbatch", *options], timeout=120, stdin=script, env=_environment_for_sbatch()
-        )
-    except SchedulerError as error:
-        raise FailedSubmissionError(str(error)) from None
-    if done.returncode != 0:
-        raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
-    return done
 
 
 class SlurmJob(Job[Any]):
@@ -101,7 +58,7 @@ class SlurmJob(Job[Any]):
         return self._public_state(record)
 
     @classmethod
-    def poll_states(cls, jobs: Sequence[Job[Any]]) -> dict[str, str]:
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
         """States of ``jobs`` as ``job.state`` tells them, from at most one scheduler call.
 
         Jobs whose folder shows their end are not asked about; the others are asked about
@@ -231,7 +188,7 @@ class SlurmJob(Job[Any]):
     def _send_interrupt(self, reason: str) -> None:
         """Write the reason, then USR2 to the job's worker (``scancel --signal``)."""
         deadline = time.monotonic() + INTERRUPT_READY_WAIT_S
-        # Before its "started" event a task ignores USR2 (see slurm_script): every task of
+        # Before its "started" event a task ignores USR2 (see ``script``): every task of
         # the run must have started, or its signal would be lost.
         while not self._all_tasks_started():
             if time.monotonic() >= deadline:
@@ -275,157 +232,3 @@ class SlurmJob(Job[Any]):
         run = next(e["run"] for e in reversed(events) if e["event"] == "started")
         tasks = {e.get("task", 0) for e in events if e["event"] == "started" and e["run"] == run}
         return len(tasks) >= self.info.num_tasks
-
-
-class SlurmExecutor(Executor):
-    """Submit jobs to Slurm with ``sbatch`` (one ``sbatch --array`` for an array).
-
-    Parameters
-    ----------
-    folder
-        Job folder (``%j`` allowed): on a cluster, a filesystem the nodes share.
-    max_num_timeout
-        How many timeouts a job may be requeued after (preemptions are unlimited).
-    max_pickle_size_gb
-        Payloads larger than this are refused before anything is submitted.
-    python
-        The interpreter the job runs (default: this one; it must exist on the nodes).
-    """
-
-    cluster: ClassVar[str] = "slurm"
-    job_class: ClassVar[type[Job[Any]]] = SlurmJob
-    specific_parameters: ClassVar[dict[str, Check]] = slurm_parameters.SLURM_PARAMETERS
-    aliases: ClassVar[dict[str, str]] = slurm_parameters.ALIASES
-
-    def __init__(
-        self,
-        folder: str | Path,
-        max_num_timeout: int = 3,
-        max_pickle_size_gb: float = 1.0,
-        python: str | None = None,
-    ) -> None:
-        super().__init__(folder, max_num_timeout, max_pickle_size_gb)
-        self.python = python or sys.executable
-        self._held: str | None = None
-        self._script = ""
-
-    @classmethod
-    def _from_info(cls, info: JobInfo) -> Executor:
-        """The job's interpreter too (see ``Executor.for_job``)."""
-        return cls(info.folder, max_num_timeout=info.max_num_timeout, python=info.python)
-
-    def update_parameters(self, **kwargs: Any) -> None:
-        """Set parameters: submitit's Slurm names (``job_name``, ``time``, ``mem``,
-        ``ntasks_per_node``, ``setup``, ``teardown``, ``additional_parameters``...; see
-        :mod:`.slurm_parameters`) and its generic ones (``timeout_min`` is ``time``...).
-
-        ``setup``/``teardown`` are shell lines run before/after the job (by design:
-        ``module load ...``); ``additional_parameters`` (``--sbatch KEY=VALUE``) are any other
-        sbatch options. See ``Executor.update_parameters`` for the errors.
-        """
-        super().update_parameters(**kwargs)
-
-    def _own_parameter(self, name: str, value: Any) -> tuple[str, Any]:
-        return slurm_parameters.own_parameter(name, value)
-
-    def _check_parameters(self, parameters: dict[str, Any]) -> None:
-        slurm_parameters.check_together(parameters)
-
-    # -- the script ---------------------------------------------------------------------------
-
-    def _num_tasks(self) -> int:
-        return int(self.parameters.get("nodes") or 1) * int(
-            self.parameters.get("ntasks_per_node") or 1
-        )
-
-    def time_limit_min(self) -> float | None:
-        """The ``time`` parameter in minutes (None: no limit given, or ``UNLIMITED``)."""
-        return slurm_script.limit_minutes(self.parameters.get("time"))
-
-    def _sbatch(self, array_size: int) -> tuple[list[str], str]:
-        folder = slurm_script.check_folder(str(self.folder))
-        num_tasks = self._num_tasks()
-        options = slurm_script.sbatch_options(self.parameters, folder, array_size, num_tasks)
-        script = slurm_script.batch_script(
-            options, self.parameters, folder, self.python, array_size > 0, num_tasks
-        )
-        return options, script
-
-    def sbatch_script(self, array_size: int = 0) -> str:
-        """The batch script a submission would use (``--dry-run``); submits nothing.
-
-        Parameters
-        ----------
-        array_size
-            Number of array elements, 0 for a single job.
-        """
-        return self._sbatch(array_size)[1]
-
-    # -- the core's hooks ---------------------------------------------------------------------
-
-    def _job_info(self, job_id: str) -> JobInfo:
-        info = super()._job_info(job_id)
-        info.name = self.parameters.get("job_name") or "job"
-        # Describe the job Slurm really runs: a limit of whole minutes, the warning it gets.
-        minutes = slurm_script.time_limit_minutes(self.time_limit_min())
-        info.timeout_min = None if minutes is None else float(minutes)
-        delay = self.parameters.get("signal_delay_s")
-        info.signal_delay_s = float(
-            slurm_script.signal_delay(DEFAULT_SIGNAL_DELAY_S if delay is None else delay, minutes)
-        )
-        return info
-
-    def _submit_submissions(
-        self,
-        submissions: list[DelayedSubmission[Any]],
-        array: bool,
-        pickled: list[payload.Pickled] | None = None,
-    ) -> list[Job[Any]]:
-        self._held = None
-        try:
-            jobs = super()._submit_submissions(submissions, array, pickled)
-        except BaseException:
-            if self._held is not None:  # submitted held, files not (all) written: take it back
-                with contextlib.suppress(Exception):
-                    run_command(["scancel", self._held])
-            raise
-        finally:
-            self._held = None
-        STATES.submitted(job.job_id for job in jobs)
-        return jobs
-
-    def _allocate_job_ids(self, count: int, array: bool) -> list[str]:
-        try:
-            options, script = self._sbatch(count if array else 0)
-        except ValueError as error:
-            raise FailedSubmissionError(str(error)) from None
-        self._script = script
-        # A held job is not checked against the nodes: one that no node can ever run (more GPUs
-        # than any has) waits as PENDING (BadConstraints), which the views explain. (`sbatch
-        # --test-only` would refuse it at once, but also refuses valid jobs while the nodes are
-        # down or not registered yet, e.g. after a controller restart.)
-        done = _sbatch(options, script)
-        job_id = done.stdout.strip().split(";")[0]
-        if not job_id.isdigit():
-            raise FailedSubmissionError(f"sbatch printed no job id: {done.stdout.strip()!r}")
-        self._held = job_id
-        return [f"{job_id}_{index}" for index in range(count)] if array else [job_id]
-
-    def _write_job_files(
-        self, job_id: str, pickled: payload.Pickled, array_size: int
-    ) -> list[Path]:
-        written = super()._write_job_files(job_id, pickled, array_size)
-        # What sbatch got, for the user to read (submitit's <id>_submission.sh; one per array).
-        script = JobPaths.create(self.folder, job_id).submission_file
-        if not script.exists():
-            atomic_write_text(script, self._script)
-            written.append(script)
-        return written
-
-    def _launch(self, job_ids: list[str]) -> None:
-        assert self._held is not None
-        done = run_command(["scontrol", "release", self._held])
-        if done.returncode != 0:
-            raise FailedSubmissionError(
-                f"scontrol release {self._held} failed: {done.stderr.strip()}"
-            )

@@ -4,7 +4,7 @@
 slurm_name=...)`` take Slurm's names (``job_name``, ``time``, ``mem``, ``ntasks_per_node``...)
 and submitit's generic ones, stored under the Slurm name (``timeout_min`` is ``time``,
 ``mem_gb=2`` is ``mem="2GB"``). How each becomes an sbatch option or a line of the batch
-script: :mod:`.slurm_script`.
+script: :mod:`.script`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import InvalidParameterError
-from ..core.executor import Check
-from .slurm_script import (
+from ...core.errors import InvalidParameterError
+from ...core.parameters import Check, tasks_per_job
+from .script import (
     _PLAIN_FLAGS,
     check_additional_parameters,
     check_lines,
@@ -153,7 +153,7 @@ def check_together(parameters: Mapping[str, Any]) -> None:
             f"{' and '.join(memory)} are exclusive in Slurm (memory per node, per CPU or per "
             "GPU): give one"
         )
-    tasks = int(parameters.get("nodes") or 1) * int(parameters.get("ntasks_per_node") or 1)
+    tasks = tasks_per_job(parameters, "ntasks_per_node")
     if parameters.get("use_srun") is False and tasks > 1:
         raise InvalidParameterError(
             f"use_srun=False runs one task, but nodes * ntasks_per_node is {tasks}: "

@@ -1,9 +1,9 @@
-"""The ``%%slurm`` options: their config defaults, their parsing, and the executor they build.
+"""The ``%%slurm`` options: one table, the argparse declarations and value checks it gives.
 
 One table (:data:`OPTIONS`) names every option; the argparse declarations (what ``%%slurm?``
-prints) and the mapping to executor parameters are both derived from it, and the defaults are
-the traits of :class:`SlurmConfig` (``%config SlurmMagics.partition = "gpu"``). Nothing here
-imports the executor backends until an executor is built, and nothing touches the disk.
+prints) and the mapping to executor parameters (``resolve``) are both derived from it, and the
+defaults are the traits of ``config.SlurmConfig`` (``%config SlurmMagics.partition = "gpu"``).
+Nothing here touches the disk.
 
 What is refused here, for every cluster, before a backend is touched:
 
@@ -25,86 +25,20 @@ What is refused here, for every cluster, before a backend is touched:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import math
 import re
 import shlex
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
-
-from .backends.auto import AutoExecutor, pick_cluster
-from .polling_config import SchedulerPolling
-
-CLUSTER_CHOICES = ("auto", "slurm", "local", "debug")
-MB = 1024**2
+from ..core.parameters import CONTROL_CHARACTERS
+from .config import CLUSTER_CHOICES, SlurmConfig
 
 
 class OptionError(ValueError):
     """A bad option or option value (shown to the user as a one-line ``UsageError``)."""
-
-
-class SlurmConfig(SchedulerPolling):
-    """Defaults of the ``%%slurm`` options, settable with ``%config`` or ``ipython_config.py``
-    (and how often Slurm is asked about the jobs the widgets watch: ``poll_*_s``)."""
-
-    timeout = Float(None, allow_none=True, help="Time limit of each run, in minutes.").tag(
-        config=True
-    )
-    partition = Unicode(None, allow_none=True, help="Slurm partition.").tag(config=True)
-    gpus_per_node = Int(None, allow_none=True, help="GPUs per node.").tag(config=True)
-    cpus_per_task = Int(None, allow_none=True, help="CPUs per task.").tag(config=True)
-    mem_gb = Float(None, allow_none=True, help="Memory per node, in GB.").tag(config=True)
-    nodes = Int(None, allow_none=True, help="Number of nodes.").tag(config=True)
-    tasks_per_node = Int(None, allow_none=True, help="Tasks per node.").tag(config=True)
-    name = Unicode(
-        None, allow_none=True, help="Job name (when unset: the name of the submitted callable)."
-    ).tag(config=True)
-    max_num_timeout = Int(
-        3, help="How many time limits a job may be requeued after (preemptions are unlimited)."
-    ).tag(config=True)
-    signal_delay_s = Float(
-        None,
-        allow_none=True,
-        help="Seconds between the checkpoint signal and the time limit.",
-    ).tag(config=True)
-    cluster = Enum(
-        list(CLUSTER_CHOICES),
-        "auto",
-        help="Backend: auto (Slurm when sbatch is on PATH, else local), slurm, local or debug.",
-    ).tag(config=True)
-    folder = Unicode(
-        "slurm_jobs",
-        help="Job folder, relative to the kernel's working directory (the notebook's folder).",
-    ).tag(config=True)
-    setup = List(
-        Unicode(),
-        help="Shell commands run before the job (in the sbatch script; locally in bash), "
-        "repeatable.",
-    ).tag(config=True)
-    sbatch = Dict(
-        value_trait=Unicode(),
-        help="Extra sbatch flags as KEY=VALUE, e.g. account=abc (repeatable).",
-    ).tag(config=True)
-    by_value = List(
-        Unicode(),
-        help="Modules pickled by value for the submission (local helper modules; repeatable).",
-    ).tag(config=True)
-    widget = Bool(True, help="Display the live job widget after submitting.").tag(config=True)
-    max_payload_mb = Float(
-        100.0, help="Refuse payloads (the pickled callable and arguments) larger than this."
-    ).tag(config=True)
-    warn_global_mb = Float(
-        10.0, help="Warn when the payload captures a notebook global larger than this."
-    ).tag(config=True)
-
-
-# -- argument value types (argparse turns their errors into "argument --x: <message>") -----
 
 
 def _number(
@@ -129,7 +63,6 @@ def _number(
     convert.__name__ = kind.__name__  # argparse names the type in its messages
     return convert
 
-
 #: Upper bounds of the numeric options (the others: 2**31 - 1, Slurm's 32-bit counts).
 MAXIMA = {
     "timeout": 365 * 24 * 60.0,  # minutes: a limit over a year is a typo
@@ -140,16 +73,16 @@ MAXIMA = {
 }
 
 _SBATCH_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SBATCH_DIRECTIVE = re.compile(r"#\s*SBATCH", re.IGNORECASE)
+
 _SHELL_CHARACTERS = (";", "$", "`")
 
 
 def _one_line(text: str) -> str:
-    if not text.strip() or _CONTROL.search(text):
+    if not text.strip() or CONTROL_CHARACTERS.search(text):
         raise argparse.ArgumentTypeError(
             f"expected a non-empty single line without control characters, not {text!r}"
         )
@@ -204,7 +137,6 @@ class Option:
     repeat: bool = False
     help: str = ""  # default: the trait's help
 
-
 OPTIONS: tuple[Option, ...] = (
     Option("--timeout", "timeout", _number(float, 0, True, MAXIMA["timeout"]), "MIN"),
     Option("--partition", "partition", sbatch_value, "P"),
@@ -246,7 +178,8 @@ OPTIONS: tuple[Option, ...] = (
 _BY_FLAG = {option.flag: option for option in OPTIONS}
 
 
-def _dest(option: Option) -> str:
+def dest(option: Option) -> str:
+    """The name argparse stores an option's value under (``--mem-gb``: ``mem_gb``)."""
     return option.flag[2:].replace("-", "_")
 
 
@@ -289,7 +222,7 @@ def add_arguments(func: Any) -> Any:
                 type=option.convert,
                 metavar=option.metavar,
                 action="append" if option.repeat else _Once,
-                dest=_dest(option),
+                dest=dest(option),
                 help=text,
             )(func)
     func = magic_arguments()(func)
@@ -339,178 +272,3 @@ def _shell_word(line: str, position: int) -> tuple[str, int]:
     except ValueError as error:  # an unclosed quote
         raise OptionError(f"cannot read the options: {error}") from None
     return word or "", position + stream.tell()
-
-
-@dataclass
-class SubmitOptions:
-    """The options of one ``%%slurm`` run, defaults filled in and checked."""
-
-    cluster: str
-    requested_cluster: str
-    folder: Path
-    parameters: dict[str, Any] = field(default_factory=dict)
-    max_num_timeout: int = 3
-    by_value: tuple[str, ...] = ()
-    widget: bool = True
-    dry_run: bool = False
-    verify_checkpoint: int | None = None
-    max_payload_bytes: int = 100 * MB
-    warn_global_bytes: int = 10 * MB
-    ignored: tuple[str, ...] = ()  # Slurm-only options the chosen backend does not use
-
-
-# Options that become executor parameters: trait -> parameter name ("{c}": the cluster).
-_PARAMETERS = {
-    "timeout": "timeout_min",
-    "mem_gb": "mem_gb",
-    "nodes": "nodes",
-    "cpus_per_task": "cpus_per_task",
-    "gpus_per_node": "gpus_per_node",
-    "tasks_per_node": "tasks_per_node",
-    "name": "name",
-    "signal_delay_s": "{c}_signal_delay_s",
-    "partition": "slurm_partition",
-    "setup": "{c}_setup",
-    "sbatch": "slurm_additional_parameters",
-}
-_SLURM_ONLY = ("partition", "sbatch")
-# Shell lines run before the job: Slurm's batch script and the local backend run them; the
-# debug backend runs the job inside this very process.
-_NOT_IN_DEBUG = ("setup",)
-
-
-def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
-    """Merge parsed arguments over the config defaults and check what needs the environment.
-
-    Raises
-    ------
-    OptionError
-        ``--cluster slurm`` without ``sbatch``, a ``--by-value`` module that cannot be found,
-        ``--verify-checkpoint`` while that feature is missing, or a bad config value.
-    """
-    values: dict[str, Any] = {}
-    for option in OPTIONS:
-        given = getattr(args, _dest(option), None)
-        if given is None or option.repeat:  # the config value is used
-            _check_config_text(option, getattr(config, option.trait, None))
-        if option.trait == "widget":
-            values["widget"] = config.widget and not given
-        elif option.trait in ("dry_run", "verify_checkpoint"):
-            values[option.trait] = given or (None if option.convert else False)
-        elif option.trait == "sbatch":
-            values["sbatch"] = {**config.sbatch, **dict(given or [])}
-        elif option.repeat:
-            values[option.trait] = [*getattr(config, option.trait), *(given or [])]
-        else:
-            values[option.trait] = given if given is not None else getattr(config, option.trait)
-    requested = values["cluster"]
-    try:
-        cluster = pick_cluster(requested)
-    except ValueError as error:
-        raise OptionError(str(error)) from None
-    if cluster == "slurm" and shutil.which("sbatch") is None:
-        raise OptionError(
-            "--cluster slurm: sbatch is not on PATH (no Slurm client here); "
-            "use --cluster local or --cluster auto"
-        )
-    for module in values["by_value"]:
-        _check_module(module)
-    if values["verify_checkpoint"] is not None:
-        _check_verify_available()
-    if not str(values["folder"]).strip():
-        raise OptionError("--folder must not be empty")
-    parameters: dict[str, Any] = {}
-    ignored = []
-    for trait, parameter in _PARAMETERS.items():
-        value = values[trait]
-        if value is None or value == [] or value == {}:
-            continue
-        if (trait in _SLURM_ONLY and cluster != "slurm") or (
-            trait in _NOT_IN_DEBUG and cluster == "debug"
-        ):
-            ignored.append(f"--{trait.replace('_', '-')}")
-            continue
-        parameters[parameter.format(c=cluster)] = value
-    return SubmitOptions(
-        cluster=cluster,
-        requested_cluster=requested,
-        folder=Path(values["folder"]).expanduser(),
-        parameters=parameters,
-        max_num_timeout=int(values["max_num_timeout"]),
-        by_value=tuple(dict.fromkeys(values["by_value"])),
-        widget=bool(values["widget"]),
-        dry_run=bool(values["dry_run"]),
-        verify_checkpoint=values["verify_checkpoint"],
-        max_payload_bytes=int(config.max_payload_mb * MB),
-        warn_global_bytes=int(config.warn_global_mb * MB),
-        ignored=tuple(ignored),
-    )
-
-
-def _check_config_text(option: Option, value: Any) -> None:
-    """Put a config trait's text values through the option's own check (numbers are checked
-    by the executor's parameters)."""
-    if option.convert is None or value is None or isinstance(value, (bool, int, float)):
-        return
-    if isinstance(value, dict):
-        items = [f"{key}={item}" for key, item in value.items()]
-    elif isinstance(value, (list, tuple)):
-        items = [str(item) for item in value]
-    else:
-        items = [str(value)]
-    for item in items:
-        try:
-            option.convert(item)
-        except argparse.ArgumentTypeError as error:
-            raise OptionError(f"SlurmMagics.{option.trait}: {error}") from None
-
-
-def _check_module(name: str) -> None:
-    try:
-        found = importlib.util.find_spec(name)
-    except (ImportError, ValueError) as error:
-        raise OptionError(f"--by-value {name}: cannot import it ({error})") from None
-    if found is None:
-        raise OptionError(f"--by-value {name}: no module named {name!r} on sys.path")
-
-
-def _check_verify_available() -> None:
-    name = f"{__package__}.verify"
-    try:
-        verify = importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name != name:
-            raise
-        verify = None
-    if getattr(verify, "verify_checkpoint", None) is None:
-        raise OptionError(
-            "--verify-checkpoint is not available yet in this version of jupyter_slurm_ckpt"
-        )
-
-
-def build_executor(options: SubmitOptions) -> AutoExecutor:
-    """The executor for these options, parameters set; touches no file.
-
-    Raises
-    ------
-    OptionError
-        When the backend refuses a parameter (its message names it).
-    """
-    max_timeouts = {f"{options.cluster}_max_num_timeout": options.max_num_timeout}
-    try:
-        executor = AutoExecutor(options.folder, cluster=options.cluster, **max_timeouts)
-        executor.update_parameters(**options.parameters)
-    except ValueError as error:
-        raise OptionError(str(error)) from None
-    # The magic refuses oversized payloads itself (with a diagnosis); the core's own limit
-    # must not be the stricter one.
-    limit_gb = options.max_payload_bytes / 1024**3
-    executor.executor.max_pickle_size_gb = max(executor.executor.max_pickle_size_gb, limit_gb)
-    return executor
-
-
-def set_default_name(executor: AutoExecutor, name: str) -> None:
-    """Name the job after its callable unless ``--name`` was given."""
-    own = executor.executor.aliases.get("name", "name")  # Slurm calls it job_name
-    if executor.parameters.get(own) is None and name:
-        executor.update_parameters(name=name)

@@ -24,7 +24,7 @@ Why the script looks the way it does (measured on Slurm 22.05, see the reference
   shell ignores SIGTERM, so that the teardown also runs after a requeued, cancelled or timed-out
   run (Slurm's SIGKILL comes KillWait later): it pairs with the setup, which every run runs.
 
-The parameters are those of :mod:`.slurm_parameters` (Slurm's names: ``job_name``, ``time``...).
+The parameters are those of :mod:`.parameters` (Slurm's names: ``job_name``, ``time``...).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.executor import DEFAULT_SIGNAL_DELAY_S
-from .sbatch_long_options import resolve_long_option
+from ...core.parameters import CONTROL_CHARACTERS, DEFAULT_SIGNAL_DELAY_S
+from ...core.paths import JobPaths
+from .long_options import resolve_long_option
 
 #: Named parameters that map one to one to an sbatch flag of the same name (dashes for "_").
 _PLAIN_FLAGS = (
@@ -93,15 +94,14 @@ _NAMED_FLAGS = {
 }
 
 _FLAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Slurm's largest warning offset (``--signal ...@T`` is a 16-bit number of seconds).
 MAX_SIGNAL_DELAY_S = 65535
-ENTRY_MODULE = "jupyter_slurm_ckpt.backends.slurm_job"
+ENTRY_MODULE = "jupyter_slurm_ckpt.backends.slurm.task"
 
 
 def _check_text(what: str, value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise ValueError(f"{what} must be one line without control characters, not {value!r}")
     return value
 
@@ -115,7 +115,7 @@ def check_additional_parameters(value: Any) -> dict[str, Any]:
     """Validate ``additional_parameters`` / ``--sbatch KEY=VALUE``; returns a clean copy.
 
     Keys are sbatch long options without dashes (``mail_type`` or ``mail-type``), checked as
-    the option sbatch reads them as (``out`` is ``output``: see :mod:`.sbatch_long_options`).
+    the option sbatch reads them as (``out`` is ``output``: see :mod:`.long_options`).
     A value ``True`` is a flag without value, ``False``/``None`` leaves the flag out, numbers and
     strings are its value.
 
@@ -231,8 +231,9 @@ def signal_delay(signal_delay_s: float, timeout_min: float | None) -> int:
     return int(min(delay, MAX_SIGNAL_DELAY_S))
 
 
-def output_pattern(folder: str, array: bool, task: str) -> str:
-    """The Slurm file name pattern of a log in the job folder: ``<folder>/%j_0_log.out``.
+def output_pattern(folder: str, array: bool, task: int | str, stream: str) -> str:
+    """The Slurm file name pattern of a log in the job folder: ``<folder>/%j_0_log.out``
+    (``JobPaths.log_name`` of the job, ``task`` and ``stream``, ``"out"`` or ``"err"``).
 
     The folder template's ``%j`` means our job id, which for an array element is ``A_a``: it
     becomes ``%A_%a`` there (Slurm's ``%j`` is the element's own raw id). Outside an array,
@@ -243,7 +244,7 @@ def output_pattern(folder: str, array: bool, task: str) -> str:
     meaning = {"%j": job, "%A": "%A" if array else "%j", "%a": "%a" if array else "0"}
     parts = re.split(r"(%[jAa])", folder)
     text = "".join(meaning.get(part, part.replace("%", "%%")) for part in parts)
-    return f"{text}/{job}_{task}"
+    return f"{text}/{JobPaths.log_name(job, task, stream)}"
 
 
 def uses_srun(num_tasks: int, use_srun: bool | None = None) -> bool:
@@ -275,7 +276,7 @@ def sbatch_options(
     Parameters
     ----------
     parameters
-        The executor's parameters (Slurm's names, see :mod:`.slurm_parameters`).
+        The executor's parameters (Slurm's names, see :mod:`.parameters`).
     folder
         The job folder template (``%j`` allowed).
     array_size
@@ -286,10 +287,9 @@ def sbatch_options(
     array = array_size > 0
     options = ["--parsable", "--hold", "--requeue", "--open-mode=append"]
     options.append(f"--job-name={parameters.get('job_name') or 'job'}")
-    log = output_pattern(folder, array, "0_log")
-    options.append(f"--output={log}.out")
+    options.append(f"--output={output_pattern(folder, array, 0, 'out')}")
     if not parameters.get("stderr_to_stdout"):
-        options.append(f"--error={log}.err")
+        options.append(f"--error={output_pattern(folder, array, 0, 'err')}")
     time = parameters.get("time")
     limit = limit_minutes(time)
     minutes = time_limit_minutes(limit)
@@ -353,10 +353,10 @@ def batch_script(
     srun = uses_srun(num_tasks, parameters.get("use_srun"))
     if srun:
         # One step of all tasks; each task logs to its own files (%t: the task's rank).
-        log = output_pattern(folder, array, "%t_log")
-        step = ["srun", "--unbuffered", "--open-mode=append", f"--output={log}.out"]
+        output = output_pattern(folder, array, "%t", "out")
+        step = ["srun", "--unbuffered", "--open-mode=append", f"--output={output}"]
         if not parameters.get("stderr_to_stdout"):
-            step.append(f"--error={log}.err")
+            step.append(f"--error={output_pattern(folder, array, '%t', 'err')}")
         # Each task starts with USR2 ignored, as the single worker does (see the module doc):
         # an early signal is dropped rather than killing it; "$0" "$@" is the argv, unparsed.
         ignore = ["/bin/sh", "-c", 'trap "" USR2; exec "$0" "$@"']

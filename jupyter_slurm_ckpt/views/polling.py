@@ -3,7 +3,7 @@
 ``%config SchedulerPolling.poll_liveness_s = 120`` (or ``c.SchedulerPolling...`` in
 ``ipython_config.py`` / ``jupyter_server_config.py``) applies to every view of the process:
 ``SlurmMagics`` and ``SlurmJobsConfig`` both are a ``SchedulerPolling``, so their own sections
-work too. The job folder tells the rest (see ``backends.slurm_state.PollPolicy``).
+work too. The job folder tells the rest (see ``backends.slurm.records.PollPolicy``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 from traitlets import Float, TraitError, observe, validate
 from traitlets.config import Configurable
 
-from .backends.slurm_state import STATES, PollPolicy
+from ..backends.slurm.records import PollPolicy
+from ..backends.slurm.state import STATES
 
 
 class SchedulerPolling(Configurable):

@@ -25,11 +25,12 @@ from typing import Any
 
 import cloudpickle
 
-from .core import payload
-from .core.errors import JobFolderError
-from .core.files import WriteError
-from .core.helpers import DelayedSubmission
-from .core.unpicklable import (
+from ..core import payload
+from ..core.errors import JobFolderError
+from ..core.files import WriteError
+from ..core.helpers import DelayedSubmission
+from ..core.payload import format_size
+from ..core.unpicklable import (
     Node,
     children,
     class_children,
@@ -37,8 +38,6 @@ from .core.unpicklable import (
     function_children,
     is_by_value,
 )
-
-MB = 1024**2
 
 # Registering a module by value is process-wide: one submission at a time may do it.
 _BY_VALUE_LOCK = threading.RLock()
@@ -78,13 +77,11 @@ def pickled_by_value(modules: Iterable[str]) -> Iterator[None]:
                 cloudpickle.unregister_pickle_by_value(module)
 
 
-
 def _pickled_size(obj: Any) -> int | None:
     try:
         return payload.pickled_size(obj)
     except Exception:
         return None
-
 
 
 def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> list[tuple[str, int]]:
@@ -116,15 +113,6 @@ def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> lis
         if size is not None:
             parts.extend(expand(Node(label, obj), size, 0))
     return sorted(parts, key=lambda item: -item[1])[:top]
-
-
-def format_size(size: int) -> str:
-    """2.0 GB, 1.5 MB, 12.0 KB (binary units, as the limits are given)."""
-    if size >= 1024 * MB:
-        return f"{size / (1024 * MB):.1f} GB"
-    if size >= MB:
-        return f"{size / MB:.1f} MB"
-    return f"{size / 1024:.1f} KB"
 
 
 def captured_globals(roots: list[tuple[str, Any]]) -> list[tuple[str, Any, str]]:

@@ -10,13 +10,9 @@ again when a new job is watched.
 Callbacks run in the watcher thread: they must only set state (widget traits), never print,
 display or write to an Output widget. This module imports neither IPython nor ipywidgets.
 
-Backend hook (batched polling)
-------------------------------
-A ``Job`` subclass may define a classmethod ``poll_states(jobs) -> Mapping[str, str]``: the
-state of each of ``jobs`` (all of that class) keyed by ``job_id``, as ``job.state`` would report
-it, from one scheduler call (``sacct``/``squeue`` for the whole list). Jobs missing from the
-mapping, or all of them if the hook raises, are read one by one with ``job.state``. A backend
-with a pending reason sets ``job.pending_reason`` while polling; views read it with ``getattr``.
+States come from each backend's ``Job.poll_states`` (declared on ``Job``), called once a tick
+for all the watched jobs of that backend: Slurm answers them from one scheduler call. Jobs
+missing from its answer, or all of them if it raises, are read one by one with ``job.state``.
 """
 
 from __future__ import annotations
@@ -28,14 +24,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .core.job import Job
+from ..core.job import Job
 from .status import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]
 
 MIN_INTERVAL_S = 0.2
 #: The folder is read at least this often: what a job writes shows within a second. (Reading
-#: the folder is cheap; the scheduler is asked far less often: ``slurm_state.PollPolicy``.)
+#: the folder is cheap; the scheduler is asked far less often: Slurm's ``PollPolicy``.)
 MAX_INTERVAL_S = 1.0
 #: A finished job is read until its terminal event lands (written just after its result file).
 FINAL_GRACE_S = 3.0
@@ -235,17 +231,14 @@ class Watcher:
 
 
 def poll_states(jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
-    """States of ``jobs`` from each backend's batched ``poll_states`` hook, where there is one."""
-    groups: dict[type, list[Job[Any]]] = {}
+    """States of ``jobs``, from one ``poll_states`` call per backend (job class)."""
+    groups: dict[type[Job[Any]], list[Job[Any]]] = {}
     for job in jobs:
         groups.setdefault(type(job), []).append(job)
     states: dict[str, str] = {}
     for cls, group in groups.items():
-        hook = getattr(cls, "poll_states", None)
-        if not callable(hook):
-            continue
         try:
-            states.update(hook(group))
+            states.update(cls.poll_states(group))
         except Exception:  # the per-job fallback (job.state) reports the real error
             continue
     return states

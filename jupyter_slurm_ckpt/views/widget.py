@@ -11,196 +11,41 @@ never keeps a RUNNING that ``result()`` already disproved.
 
 from __future__ import annotations
 
-import contextlib
-import html
 import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
-from IPython import get_ipython
 from IPython.display import DisplayHandle, display
 from traitlets import Bool, Dict, Int, List, Unicode
 
-from .core.job import Job
-from .status import (
-    JobStatus,
-    collect_status,
+from ..core.job import Job
+from .actions import ActionBar
+from .html import (
     counters_html,
-    counters_text,
-    elapsed_text,
+    escape,
     header_html,
     log_html,
     outcome_html,
-    progress_text,
     render_html,
     render_table_html,
-    render_table_text,
-    render_text,
-    summary_text,
     table_html,
     timeline_html,
 )
+from .saved_outputs import saved_outputs
+from .status import JobStatus, collect_status
+from .text import (
+    counters_text,
+    elapsed_text,
+    progress_text,
+    render_table_text,
+    render_text,
+    summary_text,
+)
 from .watcher import Subscription, Watcher, get_watcher
 
-#: What a button does to the job; it may return words for the note beside the buttons.
-JobAction = Callable[[Job[Any]], "str | None"]
 
-
-def _interrupt_preemption(job: Job[Any]) -> None:
-    job._interrupt(timeout=False)
-
-
-def _interrupt_timeout(job: Job[Any]) -> None:
-    job._interrupt(timeout=True)
-
-
-def _cancel(job: Job[Any]) -> None:
-    job.cancel()
-
-
-def _resubmit(job: Job[Any]) -> str:
-    return f"resubmitted as job {job.resubmit().job_id} (from the last checkpoint)"
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-class ActionBar(widgets.HBox):
-    """*Simulate preemption*, *Simulate timeout* and *Cancel* for the job ``target()`` returns,
-    and *Resubmit* (from the last checkpoint) for one that ended without its result.
-
-    Parameters
-    ----------
-    target
-        Returns the job the buttons act on (the selected row of a table), or None.
-    watcher
-        Poked after an action so the view shows its effect quickly.
-    """
-
-    busy = Bool(False).tag(sync=True)
-    error = Unicode("").tag(sync=True)
-    last_action = Unicode("").tag(sync=True)
-
-    def __init__(
-        self, target: Callable[[], Job[Any] | None], watcher: Watcher, **kwargs: Any
-    ) -> None:
-        self._target = target
-        self._watcher = watcher
-        self._lock = threading.RLock()
-        self._status: JobStatus | None = None
-        # Jobs resubmitted from here (the watcher reads an ended job's folder no more).
-        self._resubmitted: set[str] = set()
-        self.preempt_button = widgets.Button(
-            description="Simulate preemption",
-            icon="bolt",
-            tooltip="job._interrupt(timeout=False): signal, checkpoint(), requeue",
-            layout=widgets.Layout(width="auto"),
-        )
-        self.timeout_button = widgets.Button(
-            description="Simulate timeout",
-            icon="hourglass",
-            tooltip="job._interrupt(timeout=True): counts against max_num_timeout",
-            layout=widgets.Layout(width="auto"),
-        )
-        self.cancel_button = widgets.Button(
-            description="Cancel",
-            icon="stop",
-            button_style="danger",
-            tooltip="job.cancel(): stop the job and its whole process tree",
-            layout=widgets.Layout(width="auto"),
-        )
-        self.resubmit_button = widgets.Button(
-            description="Resubmit",
-            icon="redo",
-            tooltip="job.resubmit(): a new job that continues from the last checkpoint",
-            layout=widgets.Layout(width="auto", display="none"),
-        )
-        self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
-        self.preempt_button.on_click(
-            lambda _: self._act("Simulate preemption", _interrupt_preemption)
-        )
-        self.timeout_button.on_click(lambda _: self._act("Simulate timeout", _interrupt_timeout))
-        self.cancel_button.on_click(lambda _: self._act("Cancel", _cancel))
-        self.resubmit_button.on_click(lambda _: self._act("Resubmit", _resubmit))
-        buttons = [self.preempt_button, self.timeout_button, self.cancel_button]
-        super().__init__(children=[*buttons, self.resubmit_button, self._note], **kwargs)
-        self._refresh()
-
-    def update(self, status: JobStatus | None) -> None:
-        """Enable the buttons that apply to the target job in this state."""
-        with self._lock:
-            self._status = status
-            self._refresh()
-
-    def _refresh(self) -> None:
-        status = self._status
-        live = status is not None and not status.done
-        # Only a RUNNING job can be interrupted; the in-process debug backend checkpoints any
-        # job that has not ended.
-        interruptible = live and status is not None and (
-            status.state == "RUNNING" or status.backend == "debug"
-        )
-        self.preempt_button.disabled = self.busy or not interruptible
-        self.timeout_button.disabled = self.busy or not interruptible
-        self.cancel_button.disabled = self.busy or not live
-        # Only for a job that ended without its result, and was not resubmitted yet.
-        resubmittable = (
-            status is not None
-            and status.done
-            and status.state not in ("COMPLETED", "DONE")
-            and status.job_id not in self._resubmitted
-            and not any(row.event == "resubmitted" for row in status.timeline)
-        )
-        self.resubmit_button.layout.display = "" if resubmittable else "none"
-        self.resubmit_button.disabled = self.busy
-        if self.error:
-            self._note.value = f"<span style='color:#c62828'>{_escape(self.error)}</span>"
-        else:
-            self._note.value = f"<span style='opacity:0.7'>{_escape(self.last_action)}</span>"
-
-    def _act(self, label: str, action: JobAction) -> None:
-        """Run a button's action off the comm handler (it may take a second)."""
-        with self._lock:
-            job = self._target()
-            if job is None or self.busy:
-                return
-            self.busy = True
-            self.error = ""
-            self.last_action = f"{label}…"
-            self._refresh()
-        if job.cluster == "debug":  # runs the user's checkpoint() in this process: stay here
-            self._perform(label, action, job)
-            return
-        threading.Thread(
-            target=self._perform,
-            args=(label, action, job),
-            name="jupyter_slurm_ckpt-action",
-            daemon=True,
-        ).start()
-
-    def _perform(self, label: str, action: JobAction, job: Job[Any]) -> None:
-        error, said = "", None
-        try:
-            said = action(job)
-        except Exception as exc:  # shown in the widget: never a traceback in the output
-            error = f"{label} failed: {_one_line(exc)}"
-        with self._lock:
-            if action is _resubmit and not error:
-                self._resubmitted.add(job.job_id)
-            self.error = error
-            done = f"{label}: {said or 'done'} at {time.strftime('%H:%M:%S')}"
-            self.last_action = "" if error else done
-            self.busy = False
-            self._refresh()
-        self._watcher.poke()
-
-
-class _LiveView(widgets.VBox):
+class LiveView(widgets.VBox):
     """What both views share: a watcher subscription that ends when the widget is closed, and
     a re-read of the jobs that have ended (see :meth:`sync_ended`)."""
 
@@ -268,7 +113,7 @@ def _close_children(box: widgets.Box) -> None:
         child.close()
 
 
-class JobWidget(_LiveView):
+class JobWidget(LiveView):
     """The live view of one job: header, counters, buttons, timeline, log tail, outcome.
 
     Parameters
@@ -391,7 +236,7 @@ class JobWidget(_LiveView):
             self._outcome.value = outcome_html(status)
             self._outcome.layout.display = None if status.done else "none"
             self.actions.update(status)
-        _saved_outputs.changed(self)
+        saved_outputs.changed(self)
 
     def _show_progress(self, status: JobStatus) -> None:
         progress = status.progress
@@ -402,7 +247,7 @@ class JobWidget(_LiveView):
         self.progress_bar.layout.display = None if known else "none"
         self.progress_bar.value = progress.fraction or 0.0
         self.progress_bar.bar_style = _BAR_STYLES.get(status.state, "info")
-        words = _escape(progress_text(status))
+        words = escape(progress_text(status))
         self._progress_label.value = f"<span style='font-size:12px'>{words}</span>"
 
     def _render_log(self) -> None:
@@ -416,8 +261,7 @@ class JobWidget(_LiveView):
         return data
 
 
-
-class JobTableWidget(_LiveView):
+class JobTableWidget(LiveView):
     """A job array (or any list of jobs) as one compact, live table, with the same actions.
 
     Parameters
@@ -495,10 +339,10 @@ class JobTableWidget(_LiveView):
                 for s in statuses
             ]
             self.summary = summary_text(statuses)
-            self._summary.value = f"<b>{_escape(self.summary)}</b>"
+            self._summary.value = f"<b>{escape(self.summary)}</b>"
             self._table.value = table_html(statuses)
             self._refresh_actions()
-        _saved_outputs.changed(self)
+        saved_outputs.changed(self)
 
     def _refresh_actions(self) -> None:
         with self._lock:
@@ -509,7 +353,6 @@ class JobTableWidget(_LiveView):
         data["text/plain"] = render_table_text(self._statuses)
         data["text/html"] = render_table_html(self._statuses)
         return data
-
 
 
 def widget_for(jobs: Job[Any] | Sequence[Job[Any]]) -> JobWidget | JobTableWidget:
@@ -531,87 +374,7 @@ def display_job(jobs: Job[Any] | Sequence[Job[Any]]) -> None:
     widget = widget_for(jobs)
     handle = display(widget, display_id=True)
     if isinstance(handle, DisplayHandle):
-        _saved_outputs.remember(widget, handle)
-
-
-# -- keeping saved outputs current ---------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Shown:
-    widget: JobWidget | JobTableWidget
-    handle: DisplayHandle
-    key: tuple[tuple[Any, ...], ...]
-
-
-def _saved_key(widget: JobWidget | JobTableWidget) -> tuple[tuple[Any, ...], ...]:
-    # What makes a saved output worth re-publishing: the state, the counters and the outcome.
-    # Each re-publication makes JupyterLab render the output (and the live view) again, so
-    # events that change none of these (a checkpoint line, a log line) wait for the next one.
-    return tuple(
-        (s.state, s.requeues, s.done, s.terminal_seen, s.result, s.failure, s.budget_warnings)
-        for s in widget.statuses()
-    )
-
-
-class _SavedOutputs:
-    """Re-publishes a displayed widget's output (its text/html fallback) when its job changed.
-
-    Only the main thread publishes: after each executed cell, and, when the watcher sees a
-    change while the kernel is idle, from a callback queued on the kernel's main event loop.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._shown: list[_Shown] = []
-        self._queued = False
-
-    def remember(self, widget: JobWidget | JobTableWidget, handle: DisplayHandle) -> None:
-        shell = get_ipython()
-        if shell is None:
-            return
-        if self.refresh not in shell.events.callbacks["post_run_cell"]:
-            shell.events.register("post_run_cell", self.refresh)
-        with self._lock:
-            self._shown.append(_Shown(widget, handle, _saved_key(widget)))
-
-    def changed(self, widget: JobWidget | JobTableWidget) -> None:
-        """Called from the watcher thread: queue a refresh on the main thread if needed."""
-        with self._lock:
-            stale = any(
-                shown.widget is widget and shown.key != _saved_key(widget)
-                for shown in self._shown
-            )
-            if not stale or self._queued:
-                return
-            loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
-            if loop is None:  # no kernel: the next executed cell refreshes
-                return
-            self._queued = True
-        loop.add_callback(self.refresh)  # thread-safe; runs when the kernel is free
-
-    def refresh(self, *_: Any) -> None:
-        """Main thread: publish every output whose job changed since it was published."""
-        with self._lock:
-            self._queued = False
-            shown_now = list(self._shown)
-        for shown in shown_now:
-            widget = shown.widget
-            if widget.comm is not None:
-                # A deleted job folder, say, fails here: the watcher shows that problem.
-                with contextlib.suppress(Exception):
-                    widget.sync_ended()
-            key = _saved_key(widget)
-            finished = all(s.done and s.terminal_seen for s in widget.statuses())
-            if widget.comm is not None and key != shown.key:
-                shown.key = key
-                shown.handle.update(widget)
-            if widget.comm is None or finished:  # closed, or nothing more will change
-                with self._lock:
-                    self._shown.remove(shown)
-
-
-_saved_outputs = _SavedOutputs()
+        saved_outputs.remember(widget, handle)
 
 #: The progress bar's colour by state (ipywidgets' bar styles); running: "info".
 _BAR_STYLES = {
@@ -622,7 +385,3 @@ _BAR_STYLES = {
     "TIMEOUT": "warning",
     "PREEMPTED": "warning",
 }
-
-
-def _escape(text: str) -> str:
-    return html.escape(text, quote=True)

@@ -17,16 +17,15 @@ import ast
 import contextlib
 import hashlib
 import linecache
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, MethodType
+from types import CodeType
 from typing import Any
 
-from .core.files import atomic_write_text, ensure_private_folder
-from .core.helpers import DelayedSubmission
-from .core.paths import template_root
+from ..core.files import atomic_write_text, ensure_private_folder
+from ..core.helpers import DelayedSubmission
+from ..core.paths import PackagePaths
 
 #: Compiler flags a cell may inherit from earlier cells (``from __future__ import ...``).
 FUTURE_FLAGS = 0
@@ -56,7 +55,7 @@ class CellSource:
     def create(cls, text: str, folder: str | Path) -> CellSource:
         """Name the cell after its content, in the ``cells/`` folder of the job folder."""
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        path = template_root(folder) / "cells" / f"cell_{digest}.py"
+        path = PackagePaths.of(folder).cell(digest)
         return cls(text, str(path))
 
     def register(self) -> None:
@@ -288,13 +287,3 @@ def evaluate(
             f"the list comprehension of line {cell.line} produced no call: nothing to submit"
         )
     return submissions
-
-
-def callable_name(function: Any) -> str:
-    """A job name for a callable: its function name or its class name."""
-    if isinstance(function, MethodType):
-        function = function.__func__
-    name = getattr(function, "__name__", None)
-    if not isinstance(name, str) or name == "<lambda>":
-        name = type(function).__name__ if name is None else "lambda"
-    return re.sub(r"[^\w.-]", "_", name)[:64] or "job"

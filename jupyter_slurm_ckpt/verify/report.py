@@ -7,30 +7,20 @@ module only words it. Imports neither IPython nor ipywidgets until a widget is a
 from __future__ import annotations
 
 import contextlib
-import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from .status import format_bytes, in_kernel, plural, truncate
+from ..core.payload import format_size
+from ..views.display import in_kernel
+from ..views.html import escape
+from ..views.words import plural, truncate
+from .plan import PlannedInterrupt
 
 _TABLE_STYLE = "border-collapse:collapse;font-size:12px;line-height:1.4;margin:4px 0"
 _CELL_STYLE = "padding:1px 12px 1px 0;text-align:left;vertical-align:top;border:none"
 _PASS_COLOR = "#2e7d32"
 _FAIL_COLOR = "#c62828"
 _WARN_COLOR = "#e65100"
-
-
-@dataclass(frozen=True)
-class PlannedInterrupt:
-    """One interrupt of the schedule: when (a fraction of the reference run) and why.
-
-    Interrupt ``index`` is sent once the run it interrupts has been RUNNING for its share of
-    the reference duration: the runs' running times up to it add up to ``fraction`` of it.
-    """
-
-    index: int
-    fraction: float
-    reason: str  # "preemption" or "timeout"
 
 
 @dataclass
@@ -279,18 +269,18 @@ class VerificationReport:
                 rows.append(("overhead", overhead))
         rows.append(("budget", self._budget_text()))
         body = "".join(
-            f"<tr><th style='{_CELL_STYLE}'>{_e(name)}</th>"
-            f"<td style='{_CELL_STYLE}'>{_e(text)}</td></tr>"
+            f"<tr><th style='{_CELL_STYLE}'>{escape(name)}</th>"
+            f"<td style='{_CELL_STYLE}'>{escape(text)}</td></tr>"
             for name, text in rows
         )
         warnings = "".join(
-            f"<div style='color:{_WARN_COLOR}'>⚠ {_e(text)}</div>"
+            f"<div style='color:{_WARN_COLOR}'>⚠ {escape(text)}</div>"
             for text in [*self.budget_warnings, *self.warnings]
         )
         return (
-            f"<div><b>verify_checkpoint({_e(self.function)})</b> "
+            f"<div><b>verify_checkpoint({escape(self.function)})</b> "
             f"<span style='background:{color};color:#fff;border-radius:3px;padding:1px 6px;"
-            f"font-weight:bold;font-size:12px'>{verdict}</span> {_e(headline)}</div>"
+            f"font-weight:bold;font-size:12px'>{verdict}</span> {escape(headline)}</div>"
             f"<table style='{_TABLE_STYLE}'>{body}</table>{warnings}"
         )
 
@@ -298,11 +288,12 @@ class VerificationReport:
         run = self.interrupted
         if run is None or not run.interrupts:
             return ""
-        head = "".join(f"<th style='{_CELL_STYLE}'>{_e(name)}</th>" for name in _COLUMNS)
+        head = "".join(f"<th style='{_CELL_STYLE}'>{escape(name)}</th>" for name in _COLUMNS)
         rows = []
         for record in run.interrupts:
             cells = "".join(
-                f"<td style='{_CELL_STYLE}'>{_e(cell)}</td>" for cell in _interrupt_cells(record)
+                f"<td style='{_CELL_STYLE}'>{escape(words)}</td>"
+                for words in _interrupt_cells(record)
             )
             style = f" style='color:{_WARN_COLOR}'" if record.budget or record.not_requeued else ""
             rows.append(f"<tr{style}>{cells}</tr>")
@@ -312,7 +303,7 @@ class VerificationReport:
         )
 
     def _details_html(self) -> str:
-        footer = f"<div style='font-size:11px;color:#616161'>{_e(self._footer())}</div>"
+        footer = f"<div style='font-size:11px;color:#616161'>{escape(self._footer())}</div>"
         return self._interrupts_html() + footer
 
     def widget(self) -> Any:
@@ -328,17 +319,17 @@ class VerificationReport:
             accordion.set_title(index, title)
         accordion.selected_index = 0 if parts and not self.ok else None
         footer = ipywidgets.HTML(
-            f"<div style='font-size:11px;color:#616161'>{_e(self._footer())}</div>"
+            f"<div style='font-size:11px;color:#616161'>{escape(self._footer())}</div>"
         )
         return ipywidgets.VBox([ipywidgets.HTML(self._summary_html()), accordion, footer])
 
     def _jobs_html(self) -> str:
         runs = [self.reference, *([self.interrupted] if self.interrupted else []), *self.bisection]
         rows = "".join(
-            f"<tr><td style='{_CELL_STYLE}'>{_e(run.label)}</td>"
-            f"<td style='{_CELL_STYLE}'><code>{_e(run.job_id)}</code></td>"
-            f"<td style='{_CELL_STYLE}'>{_e(_run_line(run))}</td>"
-            f"<td style='{_CELL_STYLE}'><code>{_e(run.workdir)}</code></td></tr>"
+            f"<tr><td style='{_CELL_STYLE}'>{escape(run.label)}</td>"
+            f"<td style='{_CELL_STYLE}'><code>{escape(run.job_id)}</code></td>"
+            f"<td style='{_CELL_STYLE}'>{escape(_run_line(run))}</td>"
+            f"<td style='{_CELL_STYLE}'><code>{escape(run.workdir)}</code></td></tr>"
             for run in runs
         )
         return f"<table style='{_TABLE_STYLE}'>{rows}</table>"
@@ -405,9 +396,9 @@ def _interrupt_cells(record: InterruptRecord) -> tuple[str, ...]:
         checkpoint += f" at {_progress_text(record.progress_before)}"
     wrote = []
     if record.checkpoint_bytes is not None:
-        wrote.append(f"payload {format_bytes(record.checkpoint_bytes)}")
+        wrote.append(f"payload {format_size(record.checkpoint_bytes)}")
     if record.files_bytes is not None:
-        wrote.append(f"files {format_bytes(record.files_bytes)}")
+        wrote.append(f"files {format_size(record.files_bytes)}")
     if record.not_requeued is not None:
         after = f"not requeued: {record.not_requeued}"
     elif record.next_run is not None:
@@ -421,7 +412,3 @@ def _interrupt_cells(record: InterruptRecord) -> tuple[str, ...]:
         after += " [over the checkpoint budget]"
     reason = record.reason or "no signal recorded"
     return (index, moment, reason, checkpoint, ", ".join(wrote), after)
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)

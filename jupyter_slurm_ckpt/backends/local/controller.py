@@ -1,0 +1,352 @@
+"""The local backend's controller: one process per job that plays Slurm for it.
+
+It runs each run of the job as forked worker processes, sends the checkpoint signal before the
+time limit (and on ``_interrupt``, relayed with SIGUSR1), kills the run at the limit, and starts
+the next run in place when the worker asks to be requeued. Started as ``python -m
+jupyter_slurm_ckpt.backends.local.controller FOLDER PARALLELISM ID [ID...]`` (or forked by the
+agent, which runs :func:`main`); with several ids (an array) it forks one controller per job, at
+most PARALLELISM at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from ...core import worker
+from ...core.environment import set_worker_environment
+from ...core.events import append_event, read_events, summarize
+from ...core.files import (
+    PRIVATE_FILE_MODE,
+    atomic_write_text,
+    open_private_append,
+    remove_stale_temp_files,
+)
+from ...core.info import JobInfo
+from ...core.paths import JobPaths, resolve_folder
+from .. import processes
+
+#: Exit code of a worker that asks to be requeued (it has checkpointed already).
+REQUEUE_EXIT_CODE = 121
+#: SIGTERM to SIGKILL, when a run is killed at its time limit (Slurm's KillWait, shortened).
+KILL_WAIT_S = 1.0
+#: What a duplicate controller says in the job's log before it leaves the job alone.
+DUPLICATE_NOTE = "already has a controller: this duplicate launch leaves it alone"
+
+
+class LocalRuntime:
+    """The worker's view of the local backend."""
+
+    def __init__(self, paths: JobPaths) -> None:
+        self.paths = paths
+
+    def signal_reason(self) -> str:
+        """Read the reason the controller wrote before signalling (preemption by default)."""
+        try:
+            request = json.loads(self.paths.signal_request.read_text())
+        except (OSError, ValueError):
+            return "preemption"
+        return "timeout" if request.get("reason") == "timeout" else "preemption"
+
+    def termination(self) -> worker.Termination | None:
+        """None: the controller sends SIGTERM only to cancel or at the hard kill (the warning
+        came before), and the run ends then."""
+        return None
+
+    def requeue(self, deadline: float) -> None:
+        """Nothing to ask: the controller requeues a run that exits with the requeue status."""
+
+    def end_run(self) -> NoReturn:
+        """End this run; the controller sees the exit code and starts the next one."""
+        os._exit(REQUEUE_EXIT_CODE)
+
+
+def write_process_record(paths: JobPaths, role: str) -> None:
+    """Record who answers for this job now (launcher or controller), for re-attach."""
+    pid = os.getpid()
+    record = {"pid": pid, "start_time": processes.start_time(pid), "role": role}
+    atomic_write_text(paths.local_process, json.dumps(record))
+
+
+def claim_job(paths: JobPaths) -> int | None:
+    """Lock the job for this process before it writes anything about the job.
+
+    Returns the lock's descriptor, to keep open while the job runs (forked processes inherit
+    it, so the lock lives as long as any of them), or None when this process must leave the
+    job alone: another controller holds it (a launch was duplicated, e.g. by an agent that
+    answered too late), or it has run or been cancelled already.
+    """
+    fd = os.open(paths.local_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        print(f"jupyter_slurm_ckpt: job {paths.job_id} {DUPLICATE_NOTE}", file=sys.stderr)
+        return None
+    except OSError:  # a filesystem without locks: no guard, but the job still runs
+        pass
+    summary = summarize(read_events(paths.events))
+    if summary.runs or summary.terminal is not None:
+        os.close(fd)
+        if summary.terminal is None or summary.terminal["event"] != "cancelled":
+            print(f"jupyter_slurm_ckpt: job {paths.job_id} has run already: not run again",
+                  file=sys.stderr)
+        return None
+    return fd
+
+
+def _worker_environment(info: JobInfo, paths: JobPaths, restart: int) -> None:
+    set_worker_environment(info, paths, restart)
+    gpus = info.parameters.get("gpus_per_node")
+    if gpus is not None:  # GPUs stay visible unless the user asked for a number of them
+        visible = info.parameters.get("visible_gpus")
+        if visible is None:
+            current = os.environ.get("CUDA_VISIBLE_DEVICES")
+            visible = current.split(",") if current else [str(i) for i in range(gpus)]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in list(visible)[:gpus])
+
+
+def _redirect_output(info: JobInfo, paths: JobPaths) -> None:
+    out = open_private_append(paths.stdout)
+    err = out if info.parameters.get("stderr_to_stdout") else open_private_append(paths.stderr)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True)
+
+
+def _fork_task(
+    info: JobInfo, paths: JobPaths, task: int, restart: int, wake_fds: tuple[int, int]
+) -> int:
+    controller = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        # A worker without its controller has no time limit and nobody to requeue it.
+        processes.die_with_parent(controller)
+        signal.set_wakeup_fd(-1)
+        for fd in wake_fds:
+            os.close(fd)
+        for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        task_paths = paths.for_task(task)
+        _worker_environment(info, task_paths, restart)
+        _redirect_output(info, task_paths)
+        code = worker.run_task(task_paths, info, LocalRuntime(task_paths))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        return f"was killed by signal {signum} ({signal.Signals(signum).name})"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+@dataclass
+class _Run:
+    """One run of a job: its worker processes and its deadlines (monotonic seconds)."""
+
+    workers: dict[int, int]  # pid -> task
+    signal_at: float
+    kill_at: float
+    statuses: dict[int, int] = field(default_factory=dict)  # task -> wait status
+    signalled: str | None = None
+    killed: bool = False
+
+    def live_pids(self) -> list[int]:
+        return [pid for pid, task in self.workers.items() if task not in self.statuses]
+
+
+class Controller:
+    """Plays the scheduler for one local job (see the module docstring)."""
+
+    def __init__(self, paths: JobPaths, lock: int | None = None) -> None:
+        self.paths = paths
+        self.lock = lock  # the job's lock when a launcher took it already (see claim_job)
+        self.info = JobInfo.read(paths.info)
+        self.delay = self.info.effective_signal_delay_s()
+        self.limit = None if self.info.timeout_min is None else self.info.timeout_min * 60.0
+        self.interrupt_requested = False
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+
+    def _on_interrupt(self, signum: int, frame: object) -> None:
+        self.interrupt_requested = True
+
+    def run(self) -> int:
+        """Run the job to its end, requeue after requeue; returns the exit code."""
+        if self.lock is None:
+            self.lock = claim_job(self.paths)
+            if self.lock is None:
+                return 0
+        write_process_record(self.paths, "controller")
+        if summarize(read_events(self.paths.events)).terminal is not None:
+            return 0  # cancelled before it started
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda s, f: None)  # wakes select() through the fd
+        signal.signal(signal.SIGUSR1, self._on_interrupt)
+        signal.signal(worker.CHECKPOINT_SIGNAL, worker.remember_early_signal)
+        restart = 0
+        while True:
+            run = self._start_run(restart)
+            self._supervise(run)
+            if run.statuses.get(0) == REQUEUE_EXIT_CODE << 8:
+                restart += 1
+                continue
+            self._record_end(run)
+            return 0
+
+    def _start_run(self, restart: int) -> _Run:
+        # An interrupt that came after the last run ended was meant for that run, not this one.
+        self.interrupt_requested = False
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.signal_request.unlink()
+        remove_stale_temp_files(self.paths.folder, self.info.job_id)
+        now = time.monotonic()
+        forever = float("inf")
+        limit = forever if self.limit is None else self.limit
+        workers = {
+            _fork_task(self.info, self.paths, task, restart, (self.wake_r, self.wake_w)): task
+            for task in range(self.info.num_tasks)
+        }
+        return _Run(workers, signal_at=now + limit - self.delay, kill_at=now + limit)
+
+    def _send_signal(self, run: _Run, reason: str) -> None:
+        atomic_write_text(self.paths.signal_request, json.dumps({"reason": reason}))
+        run.signalled = reason
+        processes.signal_all(run.live_pids(), worker.CHECKPOINT_SIGNAL)
+
+    def _supervise(self, run: _Run) -> None:
+        while run.live_pids():
+            now = time.monotonic()
+            wait = max(0.0, min(run.signal_at, run.kill_at) - now)
+            with contextlib.suppress(InterruptedError):
+                select.select([self.wake_r], [], [], min(wait, 3600.0))
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_r, 4096)
+            self._reap(run)
+            now = time.monotonic()
+            if self.interrupt_requested:
+                self.interrupt_requested = False
+                try:
+                    reason = json.loads(self.paths.signal_request.read_text())["reason"]
+                except (OSError, ValueError, KeyError):
+                    reason = "preemption"
+                self._send_signal(run, reason)
+                run.kill_at = min(run.kill_at, now + self.delay)
+                run.signal_at = float("inf")
+            if now >= run.signal_at and run.signalled is None:
+                self._send_signal(run, "timeout")
+                run.signal_at = float("inf")
+            if now >= run.kill_at and not run.killed:
+                run.killed = True
+                run.signalled = run.signalled or "timeout"
+                self._kill(run)
+            if run.statuses.get(0) == REQUEUE_EXIT_CODE << 8 and run.live_pids():
+                self._kill(run)  # the other tasks follow task 0 back into the queue
+
+    def _reap(self, run: _Run) -> None:
+        for pid in run.live_pids():
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    run.statuses[run.workers[pid]] = status
+
+    def _kill(self, run: _Run) -> None:
+        pids = run.live_pids()
+        tree = [p for pid in pids for p in processes.descendants(pid)]
+        processes.terminate(pids + tree, KILL_WAIT_S)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(pid, 0)
+                run.statuses[run.workers[pid]] = status
+
+    def _record_end(self, run: _Run) -> None:
+        summary = summarize(read_events(self.paths.events))
+        if summary.terminal is not None and summary.terminal["event"] == "cancelled":
+            return
+        if run.killed:
+            state = "TIMEOUT" if run.signalled == "timeout" else "PREEMPTED"
+            reason = summary.not_requeued_reason or f"killed at the time limit ({run.signalled})"
+            append_event(self.paths.events, "failed", state=state, reason=reason)
+            return
+        for task, status in sorted(run.statuses.items()):
+            if status != 0 and not self.paths.for_task(task).result_pickle.exists():
+                append_event(
+                    self.paths.events,
+                    "failed",
+                    state="FAILED",
+                    reason=f"task {task} {_describe_status(status)} without writing a result",
+                )
+                return
+
+
+def _launch_array(folder: str, parallelism: int, job_ids: list[str]) -> None:
+    """Fork one controller per job, at most ``parallelism`` at a time."""
+    locks: dict[str, int] = {}
+    for job_id in job_ids:  # each job is locked before anything is written about it
+        paths = JobPaths(resolve_folder(folder, job_id), job_id)
+        lock = claim_job(paths)
+        if lock is not None:
+            locks[job_id] = lock
+            write_process_record(paths, "launcher")
+    running: set[int] = set()
+    for job_id, lock in list(locks.items()):
+        del locks[job_id]  # what is left: the locks of the jobs not launched yet
+        while len(running) >= parallelism:
+            pid, _ = os.wait()
+            running.discard(pid)
+        paths = JobPaths(resolve_folder(folder, job_id), job_id)
+        if summarize(read_events(paths.events)).terminal is not None:
+            os.close(lock)
+            continue  # cancelled while pending
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setsid()
+                for other in locks.values():  # their controllers will hold them
+                    os.close(other)
+                code = Controller(paths, lock).run()
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(lock)  # the controller holds the job's lock now
+        running.add(pid)
+    while running:
+        pid, _ = os.wait()
+        running.discard(pid)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``FOLDER PARALLELISM ID [ID...]``."""
+    folder, parallelism, *job_ids = argv
+    if len(job_ids) == 1:
+        return Controller(JobPaths(resolve_folder(folder, job_ids[0]), job_ids[0])).run()
+    _launch_array(folder, int(parallelism), job_ids)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
