@@ -23,24 +23,17 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
+from bench_slurm import jobs_module, wait  # the tests' job classes, pickled by value
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends.slurm.state import STATES
 from jupyter_slurm_ckpt.views.watcher import get_watcher
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "slurm"))
-import slurm_jobs_for_tests as jobs_module
-
-cloudpickle.register_pickle_by_value(jobs_module)
 
 COMMANDS = ("sacct", "squeue", "scontrol", "sinfo", "scancel", "sbatch")
 WAIT_S = 300.0
@@ -80,14 +73,6 @@ class Calls:
         return count
 
 
-def wait(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def watched_rate(jobs: list[submitit.Job[Any]], calls: Calls, minutes: float) -> float:
     """Scheduler calls per minute while the shared watcher watches ``jobs``."""
     subscription = get_watcher().watch(jobs, lambda statuses: None)
@@ -121,11 +106,11 @@ def latencies(folder: Path) -> tuple[float, float]:
 
     subscription = get_watcher().watch([job], on_status)
     try:
-        wait(lambda: "RUNNING" in seen and job.summary().runs == 1, "RUNNING")
+        wait(lambda: "RUNNING" in seen and job.summary().runs == 1, "RUNNING", WAIT_S)
         started = next(e["t"] for e in job.events() if e["event"] == "started")
         time.sleep(70)  # past the first minute: the watcher's quiet cadence
         gate.touch()
-        wait(lambda: "COMPLETED" in seen, "COMPLETED")
+        wait(lambda: "COMPLETED" in seen, "COMPLETED", WAIT_S)
         completed = next(e["t"] for e in job.events() if e["event"] == "completed")
     finally:
         subscription.cancel()
@@ -144,11 +129,11 @@ def killed_without_a_word(folder: Path) -> float:
         [job], lambda statuses: statuses[0].done and not ended and ended.append(time.time())
     )
     try:
-        wait(lambda: job.summary().runs == 1, "the job to start")
+        wait(lambda: job.summary().runs == 1, "the job to start", WAIT_S)
         time.sleep(70)  # a job that has run for a while: the watcher polls at its slow pace
         killed = time.time()
         os.kill(next(e["pid"] for e in job.events() if e["event"] == "started"), signal.SIGKILL)
-        wait(lambda: bool(ended), "the watcher to show the end")
+        wait(lambda: bool(ended), "the watcher to show the end", WAIT_S)
     finally:
         subscription.cancel()
     return ended[0] - killed
@@ -178,7 +163,7 @@ def measure(root: Path, calls: Calls, executor: submitit.AutoExecutor, minutes: 
         print(f"  {name:<42}  {value}", flush=True)
 
     one = [executor.submit(jobs_module.Gated(), str(root / "gate1"))]
-    wait(lambda: one[0].summary().runs == 1, "1 job running")
+    wait(lambda: one[0].summary().runs == 1, "1 job running", WAIT_S)
     # The first query of a process finds out whether sacct works (a second command where it
     # does not): a cost once per process, not a rate.
     STATES.refresh([one[0].job_id])
@@ -189,7 +174,8 @@ def measure(root: Path, calls: Calls, executor: submitit.AutoExecutor, minutes: 
     for _ in range(5):  # 20 at a time: 100 Python start-ups at once swamp a small machine
         many += executor.map_array(jobs_module.Gated(step_s=1.0), [str(root / "gate2")] * 20)
         batch = list(many)
-        wait(lambda b=batch: all(job.summary().runs == 1 for job in b), f"{len(batch)} running")
+        wait(lambda b=batch: all(job.summary().runs == 1 for job in b), f"{len(batch)} running",
+             WAIT_S)
     rate = watched_rate(many, calls, minutes)
     row("100 RUNNING jobs", f"{rate:.1f} calls/min")
     scancel(many)

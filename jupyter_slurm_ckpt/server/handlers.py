@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -139,8 +139,10 @@ class InterruptHandler(_Handler):
         await self.answer(lambda: service.run(service.interrupt, folder, job_id, timeout))
 
 
-class CancelHandler(_Handler):
-    """``POST jobs/<id>/cancel``: cancel the job."""
+class _JobActionHandler(_Handler):
+    """``POST jobs/<id>/<action>``: the service's method ``action`` on the job, no arguments."""
+
+    action: ClassVar[str]
 
     @web.authenticated
     @authorized
@@ -148,20 +150,21 @@ class CancelHandler(_Handler):
         check_id(job_id)
         folder = self.folder_from(self.body())
         service = self.service
-        await self.answer(lambda: service.run(service.cancel, folder, job_id))
+        act = getattr(service, self.action)
+        await self.answer(lambda: service.run(act, folder, job_id))
 
 
-class ResubmitHandler(_Handler):
+class CancelHandler(_JobActionHandler):
+    """``POST jobs/<id>/cancel``: cancel the job."""
+
+    action = "cancel"
+
+
+class ResubmitHandler(_JobActionHandler):
     """``POST jobs/<id>/resubmit``: a new job that continues an ended one from its last
     checkpoint (``job.resubmit()``; it is submitted from the Jupyter server's environment)."""
 
-    @web.authenticated
-    @authorized
-    async def post(self, job_id: str) -> None:
-        check_id(job_id)
-        folder = self.folder_from(self.body())
-        service = self.service
-        await self.answer(lambda: service.run(service.resubmit, folder, job_id))
+    action = "resubmit"
 
 
 def check_id(job_id: str) -> None:

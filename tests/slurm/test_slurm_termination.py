@@ -58,6 +58,21 @@ def preempt(job: submitit.Job[Any]) -> str:
     ).stdout.strip()
 
 
+def preempted_once(executor: submitit.AutoExecutor, gate: Path) -> submitit.Job[Any]:
+    """A job preempted once in its first run, then let finish: it resumed from its checkpoint."""
+    job = executor.submit(Gated(), str(gate), 3)
+    running(job, 0)
+    high = preempt(job)
+    try:
+        running(job, 1)
+    finally:
+        subprocess.run(["scancel", high], check=False)
+    gate.touch()
+    result = job.result(timeout=WAIT_S)
+    assert result["runs"] == [0, 1] and result["resumed_from"][1] > 0  # from its checkpoint
+    return job
+
+
 @pytest.fixture
 def exclusive(executor: submitit.AutoExecutor) -> submitit.AutoExecutor:
     # On a node of 2 cores, jobs share it unless both ask for it whole.
@@ -80,16 +95,7 @@ def cancel_mode() -> Iterator[None]:
 def test_real_preemption_resumes_from_the_checkpoint(
     exclusive: submitit.AutoExecutor, gate: Path, slurm_cluster: Any
 ) -> None:
-    job = exclusive.submit(Gated(), str(gate), 3)
-    running(job, 0)
-    high = preempt(job)
-    try:
-        running(job, 1)
-    finally:
-        subprocess.run(["scancel", high], check=False)
-    gate.touch()
-    result = job.result(timeout=WAIT_S)
-    assert result["runs"] == [0, 1] and result["resumed_from"][1] > 0  # from its checkpoint
+    job = preempted_once(exclusive, gate)
     (signalled,) = events(job, "signal")
     assert signalled["reason"] == "preemption"
     # Stock clusters send no warning: the SIGTERM at the end of the grace time is the notice.
@@ -106,16 +112,7 @@ def test_preemption_that_would_cancel_the_job_requeues_it(
     exclusive: submitit.AutoExecutor, gate: Path, cancel_mode: None
 ) -> None:
     # PreemptMode=CANCEL: Slurm would end the job; it checkpoints and requeues itself instead.
-    job = exclusive.submit(Gated(), str(gate), 3)
-    running(job, 0)
-    high = preempt(job)
-    try:
-        running(job, 1)
-    finally:
-        subprocess.run(["scancel", high], check=False)
-    gate.touch()
-    result = job.result(timeout=WAIT_S)
-    assert result["runs"] == [0, 1] and result["resumed_from"][1] > 0
+    job = preempted_once(exclusive, gate)
     assert [e["reason"] for e in events(job, "signal")] == ["preemption"]
     assert "by" not in events(job, "requeued")[0]  # asked for by the job
     assert job.state == "COMPLETED"
