@@ -136,7 +136,7 @@ def collect_status(
     state = summary.agree(state)  # the events may have moved on since the state was read
     done = state in FINAL_STATES
     stdout, stderr, progress = _logs_and_progress(job, events, details)
-    result, failure = _ended(job, previous) if done else (None, None)
+    result, failure = _ended(job, previous, state, summary) if done else (None, None)
     return JobStatus(
         job_id=job.job_id,
         name=info.name,
@@ -253,22 +253,25 @@ def _logs_and_progress(
     return stdout, stderr, progress
 
 
-def _ended(job: Job[Any], previous: JobStatus | None) -> tuple[str | None, str | None]:
+def _ended(
+    job: Job[Any], previous: JobStatus | None, state: str, summary: EventSummary
+) -> tuple[str | None, str | None]:
     """The outcome of an ended job, reused from ``previous`` once the folder recorded the end
     (a result file may show up on a shared filesystem a little after the scheduler says
     COMPLETED)."""
     if previous is not None and previous.done and previous.terminal_seen:
         return previous.result, previous.failure
-    return _outcome(job)
+    return _outcome(job, state, summary)
 
 
-def _outcome(job: Job[Any]) -> tuple[str | None, str | None]:
+def _outcome(job: Job[Any], state: str, summary: EventSummary) -> tuple[str | None, str | None]:
     """(result repr, None) for a success, (None, traceback or reason) otherwise.
 
-    A :attr:`~Job.read_only` job (the server's) is never unpickled: its events tell.
+    A :attr:`~Job.read_only` job (the server's) is never unpickled: its events tell, as the
+    snapshot read them (``state``, ``summary``: not asked again).
     """
     if job.read_only:
-        return _recorded_outcome(job.state, job.summary())
+        return _recorded_outcome(state, summary)
     for task in range(job.num_tasks):
         path = job.paths.for_task(task).result_pickle
         size = path.stat().st_size if path.exists() else 0
