@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from .commands import SchedulerError, run_command, show_job
+from .commands import SchedulerError, job_facts, run_command
 from .records import PollPolicy, SlurmRecord, parse_sacct, parse_squeue, root_id
 
 #: Slurm states in which a job runs (or winds down): checked at the liveness pace.
@@ -292,11 +292,11 @@ class SlurmStates:
         return parse_squeue(done.stdout)
 
     def restarts(self, job_id: str) -> int | None:
-        """Slurm's restart count of a job (sacct's runs, else ``scontrol show job``), or None."""
+        """Slurm's restart count of a job (sacct's runs, else ``squeue``'s), or None."""
         record = self.cached(job_id)
         if record is not None and record.restarts is not None:
             return record.restarts
-        fields = show_job(job_id) or {}
+        fields = job_facts(job_id) or {}
         known = fields.get("Restarts", "").isdigit()
         with self._lock:
             if record is not None:  # asked once per state: 0 when scontrol does not know
