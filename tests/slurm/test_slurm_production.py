@@ -114,14 +114,7 @@ def test_a_job_near_its_memory_limit_is_preempted_checkpoints_and_resumes(
     executor.update_parameters(slurm_exclusive=True, mem_gb=1)
     job = executor.submit(BigState(600), str(gate), 3, "ready")
     wait_for(lambda: "ready" in (job.stdout() or ""), "the state to be made", WAIT_S)
-    high = preempt(job)
-    try:
-        running(job, 1)
-    finally:
-        subprocess.run(["scancel", high], check=False)
-    gate.touch()
-    result = job.result(timeout=WAIT_S)
-    assert result["runs"] == [0, 1] and result["resumed_from"][1] > 0
+    result = preempted_once(executor, gate, job).result()
     assert result["made_in_run"] == 0 and result["state_mb"] == 600  # from the checkpoint
     (checkpoint,) = events(job, "checkpoint")
     assert checkpoint["requeue"] is True and checkpoint["bytes"] > 600 * 2**20

@@ -58,9 +58,12 @@ def preempt(job: submitit.Job[Any]) -> str:
     ).stdout.strip()
 
 
-def preempted_once(executor: submitit.AutoExecutor, gate: Path) -> submitit.Job[Any]:
-    """A job preempted once in its first run, then let finish: it resumed from its checkpoint."""
-    job = executor.submit(Gated(), str(gate), 3)
+def preempted_once(
+    executor: submitit.AutoExecutor, gate: Path, job: submitit.Job[Any] | None = None
+) -> submitit.Job[Any]:
+    """A job (by default a ``Gated`` one) preempted once in its first run, then let finish: it
+    resumed from its checkpoint."""
+    job = job or executor.submit(Gated(), str(gate), 3)
     running(job, 0)
     high = preempt(job)
     try:

@@ -4,7 +4,8 @@
 list yet, are asked about with ``squeue`` in the same refresh: slurmdbd lags slurmctld and keeps
 a pending job's Reason stale. When ``sacct`` answers that accounting storage is disabled, this
 process switches to ``squeue`` alone (live jobs, and finished ones for ``MinJobAge``) for good;
-``scontrol show job`` gives what ``squeue`` cannot (restart count, exit code), once per job.
+one job's own ``squeue`` (``commands.job_facts``) gives the restart count and exit code that the
+shared listing lacks, once per job.
 A refresh is therefore one command (two while some jobs are pending, in accounting mode),
 whatever the number of jobs.
 
@@ -299,7 +300,7 @@ class SlurmStates:
         fields = job_facts(job_id) or {}
         known = fields.get("Restarts", "").isdigit()
         with self._lock:
-            if record is not None:  # asked once per state: 0 when scontrol does not know
+            if record is not None:  # asked once per state: 0 when Slurm does not know
                 record.restarts = int(fields["Restarts"]) if known else 0
         return int(fields["Restarts"]) if known else None
 
