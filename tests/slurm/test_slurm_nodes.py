@@ -111,6 +111,31 @@ def test_busy_and_impossible_gpu_requests_show_slurms_reason(
     assert waiting.result(timeout=WAIT_S)["SLURM_GPUS_ON_NODE"] == "2"
 
 
+def test_a_request_the_partition_cannot_give_now_waits_pending_and_says_why(
+    executor: submitit.AutoExecutor,
+) -> None:
+    # More CPUs and memory than a node has, and a GPU: sbatch takes it, and Slurm keeps it
+    # PENDING (PartitionConfig), as after a plain sbatch (its release exits 1 all the same).
+    executor.update_parameters(cpus_per_task=10, mem_gb=40, gpus_per_node=1)
+    job = executor.submit(gpu_view)
+    wait_for(lambda: job.pending_reason == "PartitionConfig", "Slurm's reason", WAIT_S)
+    status = collect_status(job)
+    assert status.state == "PENDING"
+    assert "cancel it and ask for less" in state_text(status)
+    assert slurm_fields(job.job_id)["Priority"] != "0"  # released: it waits, not held
+    job.cancel()
+    assert job.state == "CANCELLED"
+
+
+def test_a_request_slurm_refuses_fails_at_submit_with_slurms_words(
+    executor: submitit.AutoExecutor, folder: Path
+) -> None:
+    executor.update_parameters(slurm_partition="no_such_partition")
+    with pytest.raises(submitit.FailedSubmissionError, match="Invalid partition name specified"):
+        executor.submit(gpu_view)
+    assert not list(folder.glob("*_job.json"))  # nothing half-submitted
+
+
 def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
     tmp_path: Path, two_nodes: tuple[str, ...], venv_kernel_dir: Path
 ) -> None:
