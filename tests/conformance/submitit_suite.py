@@ -240,6 +240,8 @@ class Row:
 
 #: The summary the conformance tests print at the end of the run (see conftest.py).
 RESULTS: list[Row] = []
+#: hydra-submitit-launcher's tests through the switch: test -> outcome (printed likewise).
+LAUNCHER_RESULTS: dict[str, str] = {}
 
 
 def matches(name: str, pattern: str) -> bool:
@@ -267,7 +269,7 @@ def compare(
     return diverged, failing, stale
 
 
-def _outcome(case: ElementTree.Element) -> tuple[str, str]:
+def outcome_of(case: ElementTree.Element) -> tuple[str, str]:
     for tag in ("failure", "error"):
         found = case.find(tag)
         if found is not None:
@@ -319,7 +321,7 @@ def run_file(
         if report.exists():
             for case in ElementTree.parse(report).getroot().iter("testcase"):
                 name = case.get("name", "?")
-                result.outcomes[name], result.messages[name] = _outcome(case)
+                result.outcomes[name], result.messages[name] = outcome_of(case)
         return result
 
 
