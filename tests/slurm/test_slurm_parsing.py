@@ -91,7 +91,7 @@ def test_why_a_sigterm_came() -> None:
 def test_facts_come_from_fields_slurm_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     # squeue prints only the fields asked for, each ended by "|": a job's name or comment
     # (where "Reason=TimeLimit" could be written) is not among them.
-    printed = {"stdout": "RUNNING|None|0|N/A|1800000090|768|\n"}
+    printed = {"stdout": "RUNNING|None|0|N/A|1800000090|768|4294901495|\n"}
     seen: list[list[str]] = []
 
     def fake_run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
@@ -103,6 +103,7 @@ def test_facts_come_from_fields_slurm_writes(monkeypatch: pytest.MonkeyPatch) ->
     assert commands.job_facts("7") == {
         "JobState": "RUNNING", "Reason": "None", "Restarts": "0", "PreemptTime": "N/A",
         "EndTime": "1800000090", "ExitCode": "3:0",  # squeue < 24.11 prints the wait status
+        "Priority": "4294901495",
     }
     assert "--jobs=7" in seen[0] and not any("Name" in item for item in seen[0])
     printed["stdout"] = ""  # a job Slurm no longer knows

@@ -65,6 +65,7 @@ JOB_FACTS = {
     "PreemptTime": "PreemptTime",
     "EndTime": "EndTime",
     "ExitCode": "exit_code",
+    "Priority": "PriorityLong",
 }
 #: The time format of our Slurm calls that print times: Unix seconds. A site's own
 #: ``SLURM_TIME_FORMAT`` (often set in users' profiles) would not parse.
