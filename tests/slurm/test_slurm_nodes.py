@@ -87,7 +87,8 @@ def test_a_two_node_job_resumes_on_both_nodes_after_interrupt_and_preemption(
 def test_gpus_are_scheduled_and_visible_to_the_job(executor: submitit.AutoExecutor) -> None:
     executor.update_parameters(gpus_per_node=1)
     job = executor.submit(gpu_view)
-    assert slurm_fields(job.job_id)["TresPerNode"] == "gres:gpu:1"
+    # Slurm 22.05 writes gres:gpu:1, 24.11 gres/gpu:1.
+    assert slurm_fields(job.job_id)["TresPerNode"] in ("gres:gpu:1", "gres/gpu:1")
     assert job.result(timeout=WAIT_S) == {"CUDA_VISIBLE_DEVICES": "0", "SLURM_GPUS_ON_NODE": "1"}
 
 
