@@ -59,6 +59,7 @@ if compgen -G "tests/slurm/test_*.py" >/dev/null; then
     trap 'bash tests/slurm/newer-slurm.sh run bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
     # shellcheck disable=SC2016
     bash tests/slurm/newer-slurm.sh run bash -c '
+        bash tests/slurm/cluster.sh stop &&  # its daemons must see this checkout (see newer-slurm.sh)
         eval "$(bash tests/slurm/cluster.sh start --nodes 2 '"$production"')" &&
         exec "$PYTHON" -m pytest -p no:cacheprovider -q -m "slurm and not several_cpus" "$@"
     ' bash "${newer_slurm_tests[@]}" "$@"

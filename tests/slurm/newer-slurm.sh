@@ -24,7 +24,9 @@
 # seen outside or outlives it: a fresh /proc, this machine's /sys (with its cgroup hierarchies)
 # and /dev, and this checkout at /src. The environment inside is clean: PATH, HOME, LANG, every
 # JSC_* variable and XDG_RUNTIME_DIR of the caller, and PYTHON=/opt/jsc-venv/bin/python, whose
-# site-packages finds the package in /src.
+# site-packages finds the package in /src. Daemons keep the mounts of the `run` that started them:
+# the jobs of a cluster started from another checkout run that checkout's code. Start the cluster
+# in the same `run` as the tests, after a `cluster.sh stop`.
 #
 # Root only (debootstrap, chroot, mounts).
 
