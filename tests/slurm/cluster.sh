@@ -432,13 +432,27 @@ prepare_cgroups() {  # $CGROUP_DIR/<controller> -> /sys/fs/cgroup/<controller>/j
     cat /sys/fs/cgroup/cpuset/cpuset.mems >"/sys/fs/cgroup/cpuset/$name/cpuset.mems"
 }
 
-release_cgroups() {  # the cgroups of prepare_cgroups, removed (deepest first; once their
-    # processes are gone: a cgroup with a process in it stays)
+cgroup_pids() {  # every process in this cluster's cgroups: its jobs and, with 24.x, slurmstepd
+    # (which overwrites its environment with its title, so leftover_pids cannot tell it is ours)
     local name c
     name=$(cgroup_root_name)
     for c in "${CGROUP_CONTROLLERS[@]}"; do
         [[ -d /sys/fs/cgroup/$c/$name ]] || continue
-        find "/sys/fs/cgroup/$c/$name" -depth -type d -exec rmdir {} + 2>/dev/null ||
+        find "/sys/fs/cgroup/$c/$name" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+    done | sort -un
+}
+
+release_cgroups() {  # the cgroups of prepare_cgroups, removed (deepest first; once their
+    # processes are gone and reaped: a cgroup with a process in it stays)
+    local name c i
+    name=$(cgroup_root_name)
+    for c in "${CGROUP_CONTROLLERS[@]}"; do
+        [[ -d /sys/fs/cgroup/$c/$name ]] || continue
+        for (( i = 0; i < 100; i++ )); do   # PID 1 here may take seconds to reap
+            find "/sys/fs/cgroup/$c/$name" -depth -type d -exec rmdir {} + 2>/dev/null && break
+            sleep 0.1
+        done
+        [[ -d /sys/fs/cgroup/$c/$name ]] &&
             log "warning: cgroups left in /sys/fs/cgroup/$c/$name (processes still in them)"
     done
     rm -rf "$CGROUP_DIR"
@@ -687,7 +701,7 @@ do_stop() {
         fi
         rm -f "$RUN/$d.pid"
     done
-    pids=$(leftover_pids)
+    pids=$( { leftover_pids; cgroup_pids; } | sort -un)
     if [[ -n $pids ]]; then
         log "killing leftover job processes: ${pids//$'\n'/ }"
         # shellcheck disable=SC2086
