@@ -101,7 +101,9 @@ build_base() {  # debootstrap + the packages, into a temporary tree renamed into
     mirror=$(apt_mirror)
     command -v debootstrap >/dev/null || {
         log "installing debootstrap with apt-get"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
+        { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap
+        } >&2 || die "apt-get install debootstrap failed"
     }
     log "building the Debian 13 tree from $mirror (debootstrap, then apt-get: a few minutes)"
     rm -rf "$new"
@@ -117,6 +119,7 @@ build_base() {  # debootstrap + the packages, into a temporary tree renamed into
     ' bash "${PACKAGES[@]}" >>"$TREE.build.log" 2>&1 ||
         die "apt-get install in the tree failed; see $TREE.build.log"
     TREE=$new enter --no-checkout apt-get clean
+    rm -rf "$TREE"   # an incomplete tree (no slurmctld), if any: nothing can have run from it
     mv "$new" "$TREE"
 }
 
