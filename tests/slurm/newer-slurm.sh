@@ -98,6 +98,7 @@ enter() {
 
 build_base() {  # debootstrap + the packages, into a temporary tree renamed into place
     local mirror new=$TREE.new
+    [[ -e $TREE ]] && die "$TREE exists but has no Slurm: not a tree of ours? Remove it and build again"
     mirror=$(apt_mirror)
     command -v debootstrap >/dev/null || {
         log "installing debootstrap with apt-get"
@@ -119,7 +120,6 @@ build_base() {  # debootstrap + the packages, into a temporary tree renamed into
     ' bash "${PACKAGES[@]}" >>"$TREE.build.log" 2>&1 ||
         die "apt-get install in the tree failed; see $TREE.build.log"
     TREE=$new enter --no-checkout apt-get clean
-    rm -rf "$TREE"   # an incomplete tree (no slurmctld), if any: nothing can have run from it
     mv "$new" "$TREE"
 }
 
