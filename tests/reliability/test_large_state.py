@@ -11,18 +11,15 @@ A submission through ``%%slurm`` pickles its payload once.
 
 from __future__ import annotations
 
-import os
-import resource
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from support import WAIT_S, cancel_leftover_jobs, wait_for
+from support import WAIT_S, AddressSpaceCap, cancel_leftover_jobs, wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.core.environment import ENV_JOB_ID
 
 MB = 1024**2
 STATE_BYTES = 256 * MB
@@ -30,34 +27,11 @@ STATE_BYTES = 256 * MB
 HEADROOM_BYTES = STATE_BYTES + STATE_BYTES // 2
 
 
-def _cap_address_space(extra: int) -> AddressSpaceCap:
-    """Unpickling an ``AddressSpaceCap`` in a job limits the job's address space."""
-    if os.environ.get(ENV_JOB_ID):  # never the test process (job.submission() would load it)
-        import numpy  # noqa: F401  (mapped before the measure: the state will need it)
-
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        cap = mapped + extra if hard == resource.RLIM_INFINITY else min(mapped + extra, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    return AddressSpaceCap(extra)
-
-
-class AddressSpaceCap:
-    """Pickled first in the job's payload, so that everything loaded after it is limited."""
-
-    def __init__(self, extra: int) -> None:
-        self.extra = extra
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_cap_address_space, (self.extra,))
-
-
 class LargeState(submitit.Checkpointable):
     """Updates a large array until released; progress and the array survive checkpoints."""
 
     def __init__(self, nbytes: int) -> None:
-        self.cap = AddressSpaceCap(HEADROOM_BYTES)  # first: unpickled before the state
+        self.cap = AddressSpaceCap(HEADROOM_BYTES, ("numpy",))  # first: before the state
         self.state = np.arange(nbytes // 8, dtype=np.float64)
         self.steps = 0
         self.starts: list[int] = []
