@@ -16,23 +16,14 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from support import (
-    WAIT_S,
-    AddressSpaceCap,
-    address_space_limit,
-    cancel_leftover_jobs,
-    cap_address_space,
-    import_torch,
-    wait_for,
-)
+from support import AddressSpaceCap, address_space_limit, cap_address_space, import_torch
 
-import jupyter_slurm_ckpt as submitit
+from .test_large_state import LargeState, check_resumed, preempted_once
 
 torch = import_torch()
 MB = 1024**2
@@ -47,37 +38,23 @@ def checksums(model: Any) -> list[float]:
     return [float(p.detach().sum(dtype=torch.float64)) for p in model.parameters()]
 
 
-class HeldModel(submitit.Checkpointable):
+class HeldModel(LargeState):
     """Holds the model through a preemption; each run proves no second copy of it fits."""
 
     def __init__(self, model: Any) -> None:
         # First: unpickled before the model, so its load runs under the limit.
         self.cap = AddressSpaceCap(MODEL_BYTES + HEADROOM, ("torch",))
-        self.model = model
+        self.state = model
         self.steps = 0
         self.starts: list[int] = []
         self.second_copy_refused: list[bool] = []
 
-    def __call__(self, folder: str) -> dict[str, Any]:
+    def second_copy(self) -> Any:
         cap_address_space(HEADROOM)  # the model is in: from here, writes have 128 MiB
-        self.starts.append(self.steps)
-        try:
-            copy = bytearray(MODEL_BYTES)
-        except MemoryError:
-            self.second_copy_refused.append(True)
-        else:
-            del copy
-            self.second_copy_refused.append(False)
-        run = submitit.JobEnvironment().restart_count
-        Path(folder, f"run-{run}").write_text(str(self.steps))
-        while not Path(folder, "release").exists():
-            self.steps += 1
-            time.sleep(0.002)
-        return {
-            "starts": self.starts,
-            "second_copy_refused": self.second_copy_refused,
-            "model": self.model,
-        }
+        return bytearray(MODEL_BYTES)
+
+    def work(self) -> None:
+        pass  # the model is held, as between two training steps
 
 
 def test_a_512_mib_model_checkpoints_resumes_and_returns_with_128_mib_to_spare(
@@ -86,30 +63,12 @@ def test_a_512_mib_model_checkpoints_resumes_and_returns_with_128_mib_to_spare(
     torch.manual_seed(0)
     model = eval(MODEL)
     expected = checksums(model)
-    folder = tmp_path / "jobs"
-    executor = submitit.LocalExecutor(folder)
-    executor.max_pickle_size_gb = 1.0
-    try:
-        job = executor.submit(HeldModel(model), str(tmp_path))
-        del model
-        wait_for(lambda: (tmp_path / "run-0").exists(), "the first run", 2 * WAIT_S)
-        wait_for(lambda: job.state == "RUNNING", "the job to run", WAIT_S)
-        job._interrupt()
-        wait_for(lambda: (tmp_path / "run-1").exists(), "the run after the checkpoint", 3 * WAIT_S)
-        (tmp_path / "release").write_text("")
-        job.wait(3 * WAIT_S)
-        checkpoints = [e for e in job.events() if e["event"] == "checkpoint"]
-        assert [e["requeue"] for e in checkpoints] == [True], job.stderr()
-        assert checkpoints[0]["bytes"] > MODEL_BYTES
-        result = job.result()
-    finally:
-        cancel_leftover_jobs(folder)
-    # Each run proved that a second copy of the model did not fit beside it.
-    assert result["second_copy_refused"] == [True, True]
-    resumed_from = int((tmp_path / "run-1").read_text())
-    assert result["starts"] == [0, resumed_from] and resumed_from > 0
+    job = preempted_once(HeldModel(model), MODEL_BYTES, tmp_path)
+    del model
+    result = job.result()
+    check_resumed(result, tmp_path)
     # Loaded twice, written as a checkpoint and as the result: the same parameters.
-    assert checksums(result["model"]) == expected
+    assert checksums(result["state"]) == expected
 
 
 MEASURE = """
