@@ -413,6 +413,11 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
+        if handler.signalled is not None and paths.task_id != 0:
+            # Task 0 checkpoints and requeues the whole job on this signal, and leaves: what
+            # fails here after it (a collective whose peer left) ends this run, not the job.
+            say(f"task {paths.task_id} stopped by the {handler.signalled} signal's requeue")
+            runtime.end_run()
         _write_outcome(paths.result_pickle, "error", trace)
         last_line = trace.strip().splitlines()[-1]
         append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
