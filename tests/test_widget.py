@@ -100,6 +100,30 @@ def test_a_cancelled_job_is_resubmitted_with_its_button(
     widget.close()
 
 
+def test_resubmit_from_two_views_of_one_job_makes_one_job(
+    executor: submitit.LocalExecutor, watcher: Watcher, tmp_path: Path
+) -> None:
+    job = executor.submit(Waiter(), str(tmp_path / "never"))
+    wait_for(lambda: job.state == "RUNNING", "the job to run")
+    job.cancel()
+    again = submitit.Job(job.paths.folder, job.job_id)  # another view, as another cell shows it
+    views = [JobWidget(job, watcher=watcher), JobWidget(again, watcher=watcher)]
+    for view in views:
+        button = view.actions.resubmit_button
+        wait_for(lambda: button.layout.display == "" and not button.disabled, "the button")
+        button.click()
+        wait_for(lambda: "resubmitted as job" in view.actions.last_action, "the resubmission")
+    first, second = (view.actions.last_action for view in views)
+    assert first.startswith("Resubmit: resubmitted as job L2 (from the last checkpoint)")
+    assert second.startswith("Resubmit: already resubmitted as job L2")
+    assert sorted(p.name for p in job.paths.folder.glob("*_job.json")) == [
+        "L1_job.json", "L2_job.json"
+    ]
+    for view in views:
+        view.close()
+    submitit.Job(job.paths.folder, "L2").cancel()
+
+
 def test_log_switch_shows_stderr(
     executor: submitit.LocalExecutor, watcher: Watcher
 ) -> None:

@@ -212,6 +212,12 @@ class EventSummary:
         return state
 
 
+def resubmitted_as(events: list[dict[str, Any]]) -> str | None:
+    """The id of the job that continues this one (its ``resubmitted`` event), if any."""
+    found = [e.get("job_id") for e in events if e.get("event") == "resubmitted"]
+    return str(found[-1]) if found else None
+
+
 def summarize(events: list[dict[str, Any]]) -> EventSummary:
     """Fold an event list into counters; the task-0 view (tasks > 0 only add their ends)."""
     summary = EventSummary()

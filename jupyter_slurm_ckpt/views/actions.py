@@ -13,7 +13,8 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Bool, Unicode
 
-from ..core.job import Job
+from ..core.job import Job, JobKey
+from ..core.resubmission import resubmit_once
 from .html import escape
 from .status import JobStatus
 from .watcher import Watcher
@@ -35,7 +36,10 @@ def _cancel(job: Job[Any]) -> None:
 
 
 def _resubmit(job: Job[Any]) -> str:
-    return f"resubmitted as job {job.resubmit().job_id} (from the last checkpoint)"
+    again = resubmit_once(job)
+    if not again.created:  # another view, or another process, was first
+        return f"already resubmitted as job {again.job.job_id}"
+    return f"resubmitted as job {again.job.job_id} (from the last checkpoint)"
 
 
 def _one_line(error: BaseException) -> str:
@@ -67,7 +71,7 @@ class ActionBar(widgets.HBox):
         self._lock = threading.RLock()
         self._status: JobStatus | None = None
         # Jobs resubmitted from here (the watcher reads an ended job's folder no more).
-        self._resubmitted: set[str] = set()
+        self._resubmitted: set[JobKey] = set()
         self.preempt_button = self._button(
             "Simulate preemption", "bolt", _interrupt_preemption,
             "job._interrupt(timeout=False): signal, checkpoint(), requeue",
@@ -122,7 +126,7 @@ class ActionBar(widgets.HBox):
             status is not None
             and status.done
             and status.state not in ("COMPLETED", "DONE")
-            and status.job_id not in self._resubmitted
+            and not self._resubmitted_here()
             and not any(row.event == "resubmitted" for row in status.timeline)
         )
         self.resubmit_button.layout.display = "" if resubmittable else "none"
@@ -131,6 +135,10 @@ class ActionBar(widgets.HBox):
             self._note.value = f"<span style='color:#c62828'>{escape(self.error)}</span>"
         else:
             self._note.value = f"<span style='opacity:0.7'>{escape(self.last_action)}</span>"
+
+    def _resubmitted_here(self) -> bool:
+        job = self._target()
+        return job is not None and job.key in self._resubmitted
 
     def _act(self, label: str, action: JobAction) -> None:
         """Run a button's action off the comm handler (it may take a second)."""
@@ -160,7 +168,7 @@ class ActionBar(widgets.HBox):
             error = f"{label} failed: {_one_line(exc)}"
         with self._lock:
             if action is _resubmit and not error:
-                self._resubmitted.add(job.job_id)
+                self._resubmitted.add(job.key)
             self.error = error
             done = f"{label}: {said or 'done'} at {time.strftime('%H:%M:%S')}"
             self.last_action = "" if error else done
