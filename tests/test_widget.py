@@ -100,6 +100,13 @@ def test_a_cancelled_job_is_resubmitted_with_its_button(
     widget.close()
 
 
+def resubmit_with(view: JobWidget) -> None:
+    button = view.actions.resubmit_button
+    wait_for(lambda: button.layout.display == "" and not button.disabled, "the resubmit button")
+    button.click()
+    wait_for(lambda: "resubmitted as job" in view.actions.last_action, "the resubmission")
+
+
 def test_resubmit_from_two_views_of_one_job_makes_one_job(
     executor: submitit.LocalExecutor, watcher: Watcher, tmp_path: Path
 ) -> None:
@@ -109,10 +116,7 @@ def test_resubmit_from_two_views_of_one_job_makes_one_job(
     again = submitit.Job(job.paths.folder, job.job_id)  # another view, as another cell shows it
     views = [JobWidget(job, watcher=watcher), JobWidget(again, watcher=watcher)]
     for view in views:
-        button = view.actions.resubmit_button
-        wait_for(lambda: button.layout.display == "" and not button.disabled, "the button")
-        button.click()
-        wait_for(lambda: "resubmitted as job" in view.actions.last_action, "the resubmission")
+        resubmit_with(view)
     first, second = (view.actions.last_action for view in views)
     assert first.startswith("Resubmit: resubmitted as job L2 (from the last checkpoint)")
     assert second.startswith("Resubmit: already resubmitted as job L2")
