@@ -102,6 +102,11 @@ class WriteError(OSError):
     """Writing a file of the job folder failed (full disk, quota, I/O error): the filesystem's
     fault, not that of what was being written."""
 
+    def cause(self) -> str:
+        """'No space left on device (ENOSPC)': what the filesystem said, for users."""
+        name = errno.errorcode.get(self.errno or 0)
+        return f"{self.strerror}" + (f" ({name})" if name else "")
+
 
 def _write_error(error: OSError) -> WriteError:
     if isinstance(error, WriteError):
@@ -303,17 +308,70 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = False) -> None:
 
 
 def append_line(path: Path, line: str) -> None:
-    """Append one line with a single ``write`` on an ``O_APPEND`` descriptor.
+    """Append one line, whole or not at all: one ``write`` on an ``O_APPEND`` descriptor.
 
-    Concurrent appenders never interleave within a line this way; a process killed during
-    the call leaves at most one partial last line, which readers skip.
+    Concurrent appenders never interleave within a line this way, and a process killed during
+    the call writes its line or nothing. A write the filesystem cuts short (a full disk, a
+    quota) leaves no part of the line behind: the bytes it did write are blanked in place
+    (spaces, then a newline: no new space needed), which readers skip, and :class:`WriteError`
+    says why. A last line left unfinished by anything else is closed first, so that this line
+    is never glued to it (and lost with it).
+
+    Raises
+    ------
+    WriteError
+        When the line could not be appended; the file holds no part of it.
     """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
-        os.write(fd, data)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    except OSError as error:
+        raise _write_error(error) from None
+    try:
+        if _ends_mid_line(fd):
+            data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+        except OSError as error:
+            raise _write_error(error) from None
+        if written < len(data):
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: just after the bytes written
+            _blank(path, end - written, written)
+            raise _short_write(fd, path, written, len(data))
     finally:
         os.close(fd)
+
+
+def _ends_mid_line(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+def _blank(path: Path, offset: int, size: int) -> None:
+    """Overwrite ``size`` bytes at ``offset`` with a blank line (another descriptor: Linux
+    appends every ``pwrite`` on an ``O_APPEND`` one). Left as it is if that fails: the next
+    append closes it, and readers skip it as one damaged line."""
+    if size <= 0:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, b" " * (size - 1) + b"\n", offset)
+        finally:
+            os.close(fd)
+
+
+def _short_write(fd: int, path: Path, written: int, size: int) -> WriteError:
+    """The error of a write cut short: the filesystem says no more then (a full disk, most
+    often, which its free space tells), but not why."""
+    full = False
+    with contextlib.suppress(OSError):
+        full = os.fstatvfs(fd).f_bavail == 0
+    code = errno.ENOSPC if full else errno.EIO
+    return WriteError(
+        code, f"{os.strerror(code)} (the line was cut short at {written} of {size} bytes, "
+        "and left out)", str(path)
+    )
 
 
 @contextlib.contextmanager

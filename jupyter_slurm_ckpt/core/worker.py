@@ -361,7 +361,7 @@ def _mtimes(paths: JobPaths) -> list[float]:
     return found
 
 
-def _write_outcome(path: Path, status: str, value: Any) -> None:
+def _dump_outcome(path: Path, status: str, value: Any) -> None:
     # Streamed into the file: a result of several GB needs no second copy in memory.
     try:
         payload.dump((status, value), path)
@@ -370,6 +370,28 @@ def _write_outcome(path: Path, status: str, value: Any) -> None:
     except Exception as error:  # the result itself cannot be pickled
         message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
         payload.dump(("error", message), path)
+
+
+def _write_outcome(path: Path, status: str, value: Any) -> str | None:
+    """Write the task's outcome; None once written, else why the filesystem refused it (a
+    full disk...): the folder then holds no part of it."""
+    try:
+        _dump_outcome(path, status, value)
+    except WriteError as error:
+        what = "result" if status == "success" else "traceback"
+        return f"the {what} could not be written to {path.parent}: {error.cause()}"
+    return None
+
+
+def _failed(paths: JobPaths, reason: str, unwritten: str | None) -> int:
+    """Record the task's failure, and why its outcome is missing if it is (``unwritten``);
+    the exit code: 1 when no outcome was written, so that a scheduler sees the run fail."""
+    if unwritten is not None:
+        reason = f"{reason}; {unwritten}" if reason else unwritten
+        say(reason)
+    with contextlib.suppress(OSError):  # the disk may still be full: the log says it above
+        append_event(paths.events, "failed", reason=reason, task=paths.task_id)
+    return 0 if unwritten is None else 1
 
 
 def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
@@ -387,9 +409,10 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
-        _write_outcome(paths.result_pickle, "error", f"{type(error).__name__}: {error}")
-        append_event(paths.events, "failed", reason=str(error), task=paths.task_id)
-        return 0
+        unwritten = _write_outcome(
+            paths.result_pickle, "error", f"{type(error).__name__}: {error}"
+        )
+        return _failed(paths, str(error), unwritten)
     handler = SignalHandler(delayed, paths, info, runtime, restart)
     handler.calling = False
     signal.signal(CHECKPOINT_SIGNAL, handler)
@@ -413,13 +436,13 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        _write_outcome(paths.result_pickle, "error", trace)
-        last_line = trace.strip().splitlines()[-1]
-        append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
-        return 0
+        unwritten = _write_outcome(paths.result_pickle, "error", trace)
+        return _failed(paths, trace.strip().splitlines()[-1], unwritten)
     _ignore_signals()
     flush_progress()
-    _write_outcome(paths.result_pickle, "success", value)
+    unwritten = _write_outcome(paths.result_pickle, "success", value)
+    if unwritten is not None:
+        return _failed(paths, "", unwritten)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0
 
