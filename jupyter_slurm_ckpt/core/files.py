@@ -206,7 +206,9 @@ class PendingFile:
     def commit(self, path: Path, *, durable: bool = True) -> None:
         """Give the file its name ``path``, replacing any file there, atomically.
 
-        ``durable`` fsyncs the data first, so that a node crash cannot leave an empty file.
+        ``durable`` fsyncs the data first, so that a node crash cannot leave an empty file,
+        and the folder after the rename, so that it cannot bring back the old file (or no
+        file at all) once this returns.
         """
         path = Path(path)
         try:
@@ -218,13 +220,15 @@ class PendingFile:
             os.close(self._fd)
             self._fd = -1
             os.replace(self._temp, path)
+            self._temp = None
+            if durable:
+                fsync_folder(path.parent)
         except OSError as error:
             self.discard()
             raise _write_error(error) from None
         except BaseException:
             self.discard()
             raise
-        self._temp = None
 
     def discard(self) -> None:
         """Drop the file (nothing happens after a commit)."""
@@ -235,6 +239,25 @@ class PendingFile:
             with contextlib.suppress(OSError):
                 os.unlink(self._temp)
             self._temp = None
+
+
+#: What a filesystem answers when it cannot fsync a folder (nothing to make durable then).
+_NO_FOLDER_FSYNC = (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable: after a rename, a node crash keeps the new file.
+
+    A filesystem that cannot fsync a folder (some network ones) is left as it is.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in _NO_FOLDER_FSYNC:
+            raise
+    finally:
+        os.close(fd)
 
 
 def _name_unnamed_file(fd: int, target: Path, durable: bool) -> None:
