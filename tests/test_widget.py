@@ -50,7 +50,8 @@ def test_widget_follows_the_job_and_its_buttons_requeue_it(
     wait_for(lambda: events(widget).count("resumed") == 2, "a second resume")
     assert widget.counters == "requeued 2×: 1 preemption, 1 timeout of 3 allowed"
     assert events(widget).count("checkpoint") == 2
-    assert any(row["details"].startswith("checkpoint() took ") for row in widget.timeline)
+    took = "checkpoint() and its write took "
+    assert any(row["details"].startswith(took) for row in widget.timeline)
     assert actions.error == "" and actions.last_action.startswith("Simulate timeout: done")
     wait_for(lambda: "tick" in widget._log.value, "the log tail")
 
@@ -155,7 +156,8 @@ def test_text_and_html_renderings_of_a_requeued_job(
     text = render_text(status)
     assert text.splitlines()[0] == f"waiter · job {job.job_id} · local · COMPLETED"
     assert "requeued 1×: 1 preemption, 0 timeouts of 3 allowed" in text
-    for words in ("preemption signal", "checkpoint() took", "requeued", "resumed", "result: {"):
+    for words in ("preemption signal", "checkpoint() and its write took", "requeued", "resumed",
+                  "result: {"):
         assert words in text
     page = render_html(status)
     assert "COMPLETED" in page and "<table" in page and "preemption signal" in page

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 from . import payload
-from .budget import default_margin
+from .budget import default_margin, window_s
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
 from .files import WriteError, open_private_append
@@ -41,8 +41,6 @@ TERMINATION_SIGNAL = signal.SIGTERM
 TERMINATED_EXIT_CODE = 128 + int(signal.SIGTERM)
 #: How often a running job touches its heartbeat file (its last sign of life, if it dies).
 HEARTBEAT_S = 30.0
-#: How long a requeue may be retried after a checkpoint signal when the run's window is unknown.
-DEFAULT_REQUEUE_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -202,17 +200,18 @@ class SignalHandler:
     def _checkpointed(self, checkpoint: Callable[..., Any]) -> bool:
         """Call ``checkpoint`` with the call's arguments and write the payload it returns in
         place of the job's; False, the refusal recorded, when that fails (the payload on disk
-        is then the previous checkpoint's, as it was)."""
+        is then the previous checkpoint's, as it was). The event's ``seconds`` is the whole
+        checkpoint, the call and the durable write of its payload (``write_s`` of it): the
+        time the budget compares with what the signal leaves."""
         started = time.perf_counter()
         try:
             replacement = checkpoint(*self.delayed.args, **self.delayed.kwargs)
         except Exception:
-            seconds = round(time.perf_counter() - started, 4)
-            self._event("checkpoint", seconds=seconds, requeue=False)
+            self._event("checkpoint", seconds=_since(started), requeue=False)
             say(traceback.format_exc().rstrip(), prefix="")
             self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
             return False
-        seconds = round(time.perf_counter() - started, 4)
+        called = time.perf_counter()
         size, problem = 0, None
         if replacement is None:
             problem = "checkpoint() returned None"
@@ -226,19 +225,19 @@ class SignalHandler:
                 problem = f"the new payload could not be written: {error}"
             except Exception as error:  # raised here, not in the code the signal interrupted
                 problem = self._unpicklable(replacement, error)
+        timing = {"seconds": _since(started), "write_s": _since(called)}
         if problem is not None:
-            self._event("checkpoint", seconds=seconds, requeue=False)
+            self._event("checkpoint", **timing, requeue=False)
             self._refuse(problem)
             return False
-        self._event("checkpoint", seconds=seconds, requeue=True, bytes=size)
+        self._event("checkpoint", **timing, requeue=True, bytes=size)
         return True
 
     def _window_s(self, via: str | None) -> float:
-        """How long the run has after this signal (the requeue is retried that long)."""
-        if via is None:  # the warning comes signal_delay_s before the end
-            delay = self.info.effective_signal_delay_s()
-            return max(delay - default_margin(delay), 1.0)
-        return DEFAULT_REQUEUE_WINDOW_S  # Slurm's default KillWait; its SIGKILL cuts it short
+        """How long the run has after this signal (the requeue is retried that long): the
+        signal delay after the warning, KillWait after the scheduler's SIGTERM."""
+        window = window_s(self.info, via)
+        return max(window - default_margin(window), 1.0)
 
     def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
         # Named as the checkpoint method sees them: `self` when it resubmits itself.
@@ -283,6 +282,10 @@ class SignalHandler:
         self._event("requeued", **fields)
         flush_output()
         self.runtime.end_run()
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 4)
 
 
 def say(message: str, prefix: str = "jupyter_slurm_ckpt: ") -> None:

@@ -92,7 +92,9 @@ def describe_event(record: dict[str, Any], num_tasks: int = 1) -> tuple[str, str
     if name == "signal":
         return f"{record.get('reason', '?')} signal", on_task
     if name == "checkpoint":
-        words = f"checkpoint() took {float(record.get('seconds', 0.0)):.2f} s"
+        words = f"checkpoint() and its write took {float(record.get('seconds', 0.0)):.2f} s"
+        if "write_s" in record:
+            words += f" (the write {float(record['write_s']):.2f} s)"
         if not record.get("requeue", True):
             return name, f"{words}, no requeue"
         if "bytes" in record:
