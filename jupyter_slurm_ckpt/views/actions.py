@@ -89,9 +89,16 @@ class ActionBar(widgets.HBox):
             "job.resubmit(): a new job that continues from the last checkpoint",
         )
         self.resubmit_button.layout.display = "none"
-        self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        # The note takes the room left beside the buttons, or a line of its own.
+        self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px", flex="1 1 12em"))
         buttons = [self.preempt_button, self.timeout_button, self.cancel_button]
-        super().__init__(children=[*buttons, self.resubmit_button, self._note], **kwargs)
+        super().__init__(
+            children=[*buttons, self.resubmit_button, self._note],
+            # In a narrow notebook (beside the sidebar) the buttons wrap onto the next line,
+            # whole: none is shrunk until its label is cut.
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center", flex="1 1 auto"),
+            **kwargs,
+        )
         self._refresh()
 
     def _button(
@@ -99,7 +106,10 @@ class ActionBar(widgets.HBox):
     ) -> widgets.Button:
         """A button that runs ``action`` on the target job (see :meth:`_act`)."""
         button = widgets.Button(
-            description=label, icon=icon, tooltip=tooltip, layout=widgets.Layout(width="auto")
+            description=label,
+            icon=icon,
+            tooltip=tooltip,
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),  # never shrunk: wrapped
         )
         button.on_click(lambda _: self._act(label, action))
         return button

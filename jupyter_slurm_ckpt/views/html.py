@@ -185,8 +185,9 @@ def table_html(statuses: Sequence[JobStatus]) -> str:
         row = "".join(f"<td style='{_CELL_STYLE}'>{cell}</td>" for cell in cells)
         rows.append(f"<tr>{row}</tr>")
     return (
-        f"<table class='jsc-table' style='{_TABLE_STYLE}'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        # A narrow notebook scrolls the table sideways rather than cutting its last columns.
+        f"<div style='overflow-x:auto'><table class='jsc-table' style='{_TABLE_STYLE}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

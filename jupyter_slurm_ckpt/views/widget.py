@@ -299,7 +299,14 @@ class JobTableWidget(LiveView):
         self.actions = ActionBar(lambda: self.jobs[int(self.selector.value)], self._watcher)
         self.selector.observe(lambda _: self._refresh_actions(), names="value")
         super().__init__(
-            children=[self._summary, self._table, widgets.HBox([self.selector, self.actions])],
+            children=[
+                self._summary,
+                self._table,
+                widgets.HBox(
+                    [self.selector, self.actions],
+                    layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+                ),
+            ],
             layout=widgets.Layout(
                 border="1px solid rgba(127,127,127,0.35)", padding="4px 8px", max_width="1000px"
             ),
