@@ -22,6 +22,11 @@ class CannotMount(RuntimeError):
     """This process cannot mount a filesystem (it is not root)."""
 
 
+def can_mount() -> bool:
+    """Whether this process may mount a filesystem (root)."""
+    return os.geteuid() == 0
+
+
 @contextlib.contextmanager
 def small_filesystem(path: Path, size_bytes: int) -> Iterator[Path]:
     """A tmpfs of ``size_bytes`` at ``path`` (created, mode 0700), unmounted at the end.
@@ -31,7 +36,7 @@ def small_filesystem(path: Path, size_bytes: int) -> Iterator[Path]:
     CannotMount
         When not run as root, or when the mount is refused (its message).
     """
-    if os.geteuid() != 0:
+    if not can_mount():
         raise CannotMount("mounting a small tmpfs needs root")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     options = f"size={size_bytes},mode=0700,uid={os.getuid()},gid={os.getgid()}"
