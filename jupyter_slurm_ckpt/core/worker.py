@@ -155,7 +155,10 @@ class SignalHandler:
             _leave(TERMINATED_EXIT_CODE)
 
     def _event(self, name: str, **fields: Any) -> None:
-        append_event(self.paths.events, name, **fields)
+        try:
+            append_event(self.paths.events, name, **fields)
+        except WriteError as error:  # a full disk: the checkpoint and the requeue still go on
+            say(f"the {name} event could not be recorded: {error.cause()}")
 
     def _cancelled(self) -> None:
         if self.paths.task_id == 0 and summarize(read_events(self.paths.events)).terminal is None:
