@@ -210,7 +210,8 @@ class SignalHandler:
         try:
             replacement = checkpoint(*self.delayed.args, **self.delayed.kwargs)
         except Exception:
-            self._event("checkpoint", seconds=_since(started), requeue=False)
+            seconds = round(time.perf_counter() - started, 4)
+            self._event("checkpoint", seconds=seconds, requeue=False)
             say(traceback.format_exc().rstrip(), prefix="")
             self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
             return False
@@ -228,7 +229,8 @@ class SignalHandler:
                 problem = f"the new payload could not be written: {error}"
             except Exception as error:  # raised here, not in the code the signal interrupted
                 problem = self._unpicklable(replacement, error)
-        timing = {"seconds": _since(started), "write_s": _since(called)}
+        done = time.perf_counter()
+        timing = {"seconds": round(done - started, 4), "write_s": round(done - called, 4)}
         if problem is not None:
             self._event("checkpoint", **timing, requeue=False)
             self._refuse(problem)
@@ -285,10 +287,6 @@ class SignalHandler:
         self._event("requeued", **fields)
         flush_output()
         self.runtime.end_run()
-
-
-def _since(started: float) -> float:
-    return round(time.perf_counter() - started, 4)
 
 
 def say(message: str, prefix: str = "jupyter_slurm_ckpt: ") -> None:
