@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from . import payload, registry
 from .awaitable import AsyncJobProxy
@@ -20,7 +20,7 @@ from .errors import FailedJobError, PayloadError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
-from .paths import JobPaths, is_valid_job_id, resolve_folder
+from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
 from .resubmission import resubmit_once
 
 R = TypeVar("R")
@@ -33,20 +33,6 @@ FINAL_STATES = frozenset(
 # How long waiting sleeps between looks: short first (results land within tens of ms).
 _FIRST_POLL_S = 0.005
 _MAX_POLL_S = 0.04
-
-class JobKey(NamedTuple):
-    """What names a job: its folder and its id together (local ids repeat from folder to
-    folder, so no map, cache or view keys a job by its id alone). ``task`` names one task's
-    view of a multi-task job (``job.task(1)``), None for the whole job."""
-
-    folder: Path
-    job_id: str
-    task: int | None = None
-
-    def __str__(self) -> str:
-        task = "" if self.task is None else f" (task {self.task})"
-        return f"{self.job_id}{task} in {self.folder}"
-
 
 class Job(Generic[R]):
     """A submitted job. ``Job(folder, job_id)`` re-attaches to any job of a job folder.

@@ -28,6 +28,7 @@ from .events import append_event, read_events, summarize
 from .files import WriteError, open_private_append
 from .helpers import DelayedSubmission, checkpoint_method
 from .info import JobInfo
+from .outcome import write_outcome
 from .paths import JobPaths
 from .progress import flush_progress
 from .unpicklable import explain_unpicklable
@@ -365,28 +366,6 @@ def _mtimes(paths: JobPaths) -> list[float]:
     return found
 
 
-def _dump_outcome(path: Path, status: str, value: Any) -> None:
-    # Streamed into the file: a result of several GB needs no second copy in memory.
-    try:
-        payload.dump((status, value), path)
-    except WriteError:
-        raise  # the filesystem's failure, not the result's
-    except Exception as error:  # the result itself cannot be pickled
-        message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
-        payload.dump(("error", message), path)
-
-
-def _write_outcome(path: Path, status: str, value: Any) -> str | None:
-    """Write the task's outcome; None once written, else why the filesystem refused it (a
-    full disk...): the folder then holds no part of it."""
-    try:
-        _dump_outcome(path, status, value)
-    except WriteError as error:
-        what = "result" if status == "success" else "traceback"
-        return f"the {what} could not be written to {path.parent}: {error.cause()}"
-    return None
-
-
 def _failed(paths: JobPaths, reason: str, unwritten: str | None) -> int:
     """Record the task's failure, and why its outcome is missing if it is (``unwritten``);
     the exit code: 1 when no outcome was written, so that a scheduler sees the run fail."""
@@ -413,7 +392,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
-        unwritten = _write_outcome(
+        unwritten = write_outcome(
             paths.result_pickle, "error", f"{type(error).__name__}: {error}"
         )
         return _failed(paths, str(error), unwritten)
@@ -440,11 +419,11 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        unwritten = _write_outcome(paths.result_pickle, "error", trace)
+        unwritten = write_outcome(paths.result_pickle, "error", trace)
         return _failed(paths, trace.strip().splitlines()[-1], unwritten)
     _ignore_signals()
     flush_progress()
-    unwritten = _write_outcome(paths.result_pickle, "success", value)
+    unwritten = write_outcome(paths.result_pickle, "success", value)
     if unwritten is not None:
         return _failed(paths, "", unwritten)
     append_event(paths.events, "completed", task=paths.task_id)

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobError
 from ..core.files import check_folder_is_safe
-from ..core.job import Job, JobKey
-from ..core.paths import JobPaths, is_valid_job_id
+from ..core.job import Job
+from ..core.paths import JobKey, JobPaths, is_valid_job_id
 from ..core.resubmission import resubmit_once
 from ..views.status import JobStatus, JobTimes, collect_status
 from ..views.terminal import read_tail

@@ -13,7 +13,8 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Bool, Unicode
 
-from ..core.job import Job, JobKey
+from ..core.job import Job
+from ..core.paths import JobKey
 from ..core.resubmission import resubmit_once
 from .html import escape
 from .status import JobStatus

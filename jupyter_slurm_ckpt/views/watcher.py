@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.job import Job, JobKey
+from ..core.job import Job
+from ..core.paths import JobKey
 from .status import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]

@@ -178,14 +178,14 @@ def test_an_unnamed_file_is_copied_where_it_cannot_be_linked(
 RESULT_WRITER = """
 import resource, signal, sys
 from pathlib import Path
-from jupyter_slurm_ckpt.core import payload, worker
+from jupyter_slurm_ckpt.core import outcome, payload
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, resource.RLIM_INFINITY))
 path = Path(sys.argv[1])
-print("write error:", worker._write_outcome(path, "success", b"x" * (2 * 1024 * 1024)))
+print("write error:", outcome.write_outcome(path, "success", b"x" * (2 * 1024 * 1024)))
 print("left:", sorted(p.name for p in path.parent.iterdir()))
-worker._write_outcome(path, "success", __import__("threading").Lock())
+outcome.write_outcome(path, "success", __import__("threading").Lock())
 print("unpicklable:", payload.load(path)[1][:60])
 """
 

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 from ...core.events import append_event
 from ...core.files import atomic_write_text
-from ...core.job import Job, JobKey
+from ...core.job import Job
+from ...core.paths import JobKey
 from . import script as slurm_script
 from .commands import SchedulerError, run_command, show_job
 from .records import SlurmRecord
