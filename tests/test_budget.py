@@ -189,8 +189,8 @@ def test_budget_message_alone() -> None:
     )
 
 
-class SlowCheckpoint(Checkpointable):
-    """Its checkpoint() takes 1.5 s: more than a 1 s signal delay leaves."""
+class Stepping(Checkpointable):
+    """Counts ``n`` steps of 20 ms; its checkpoint keeps the count."""
 
     def __init__(self) -> None:
         self.steps = 0
@@ -200,6 +200,10 @@ class SlowCheckpoint(Checkpointable):
             self.steps += 1
             time.sleep(0.02)
         return self.steps
+
+
+class SlowCheckpoint(Stepping):
+    """Its checkpoint() takes 1.5 s: more than a 1 s signal delay leaves."""
 
     def checkpoint(self, n: int) -> DelayedSubmission[int]:
         time.sleep(1.5)
@@ -222,18 +226,9 @@ def test_every_job_widget_shows_the_budget_warning(tmp_path: Path) -> None:
     assert "⚠" in counters_html(status)
 
 
-class SlowToPickle(Checkpointable):
+class SlowToPickle(Stepping):
     """A state that takes 1 s to pickle once it has run (a large model, say); its checkpoint()
     itself returns at once."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def __call__(self, n: int) -> int:
-        while self.steps < n:
-            self.steps += 1
-            time.sleep(0.02)
-        return self.steps
 
     def __getstate__(self) -> dict[str, Any]:
         if self.steps:
