@@ -44,6 +44,8 @@ def main() -> None:
     )
     print(f"killed after >=1 checkpoint: {sum(1 for a in audits if (a.checkpoint_count or 0) > 0)}")
     print(f"resumed from last checkpoint: {sum(a.resumed_ok for a in audits)}/{len(audits)}")
+    for audit in [a for a in audits if a.resume_error][:3]:
+        print(f"  not resumed ({audit.mode}): {audit.resume_error}")
     print(f"wall time:                   {time.perf_counter() - start:.0f} s")
 
 

@@ -75,6 +75,8 @@ class Audit:
     target: int = TARGET
     #: Events written once there was room again that could not be read back.
     lost_events: int = 0
+    #: Why the job resubmitted from the last checkpoint did not return its result, if so.
+    resume_error: str | None = None
 
 
 def _storm(job: submitit.Job[Any], stop: threading.Event, rng: random.Random) -> None:
@@ -196,7 +198,11 @@ def _trial(folder: Path, rng: random.Random, audit: Audit) -> Audit:
     audit.lost_events += _lost_appends(job.paths.events)
     # Requeue from the last complete checkpoint: it must resume, not start over.
     resumed = executor.submit_array([job.submission()])[0]
-    result = resumed.result(timeout=120)
+    try:
+        result = resumed.result(timeout=120)
+    except (submitit.UncompletedJobError, submitit.FailedJobError) as error:
+        audit.resume_error = str(error)
+        return audit
     audit.resumed_from = result["starts"][-1] if result["starts"] else None
     audit.resumed_ok = (
         result["count"] == audit.target and audit.resumed_from == audit.checkpoint_count
