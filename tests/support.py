@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -95,3 +96,36 @@ def rewrite_payload_header(path: Path, **fields: str) -> None:
     values = json.loads(header)
     values.update(fields)
     path.write_bytes(json.dumps(values).encode() + newline + stream)
+
+
+#: Programs written for submitit, run unchanged under ``python -m jupyter_slurm_ckpt.as_submitit``.
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+#: The submitit release whose API the package implements (installed beside it by some tests).
+SUBMITIT_RELEASE = "submitit==1.5.4"
+
+
+def pip_install_target(target: Path, *requirements: str) -> Path:
+    """``pip install --no-deps --target`` (nothing of the test venv is replaced); ``target``."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--target", str(target), *requirements],
+        check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return target
+
+
+def run_as_submitit(
+    argv: list[str], cwd: Path, python_path: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m jupyter_slurm_ckpt.as_submitit ARGV...`` in ``cwd``, with ``python_path``
+    (where the real submitit is installed, say) on ``PYTHONPATH``; fails with its output when
+    it fails."""
+    env = dict(os.environ)
+    if python_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter_slurm_ckpt.as_submitit", *argv],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done

@@ -37,8 +37,12 @@ PENDING_REASONS = {
     "Resources": "waiting for nodes, GPUs or memory to free up",
     "Priority": "other jobs come first",
     "BeginTime": "not before its begin time (a requeued job waits a few seconds)",
-    "ReqNodeNotAvail": "a node it needs is down, drained or reserved",
-    "PartitionDown": "its partition is down",
+    "PartitionConfig": "its partition cannot give what it asks for now (CPUs, memory, GPUs, "
+    "nodes or time: nodes down, reserved or smaller than asked): it starts once the partition "
+    "can, or cancel it and ask for less (sinfo -N -l shows what the nodes have)",
+    "ReqNodeNotAvail": "a node it needs is down, drained or reserved: it starts when the node "
+    "is back (sinfo -R says why it is out), or cancel it and ask for other nodes",
+    "PartitionDown": "its partition is down: it starts when the partition is up again",
     "JobHeldUser": "held (scontrol release starts it)",
     "JobHeldAdmin": "held by an administrator",
     "Dependency": "waiting for the jobs it depends on",
