@@ -7,8 +7,9 @@ a while), and SIGKILLs the whole job — controller and workers — in one of fo
 checkpoints and events are written all the time), ``checkpoint`` (the same storm, killed the
 moment a write of the payload is seen to begin), ``result`` (killed the moment the result
 starts to be written) and ``full`` (the same storm in a job folder on a small filesystem of its
-own, filled at a random moment: checkpoints, events and results then fail to be written, and
-the job is killed while the disk is full; the space comes back afterwards). The audit then
+own, filled at a random moment: the trial records events until the disk refuses one, the job's
+checkpoints, events and results fail to be written, and the job is killed while the disk is
+full; the space comes back afterwards). The audit then
 loads every file the job folder holds: each must be complete. Events appended once there is
 room again must all be read back (none lost to a line a full disk cut short). Finally the last
 complete checkpoint is submitted again and must resume from it.
@@ -182,6 +183,7 @@ def _trial(folder: Path, rng: random.Random, audit: Audit) -> Audit:
     elif mode == "full":
         time.sleep(audit.kill_after_s / 2)
         filler = full_disk.fill(folder)
+        _append_until_refused(job.paths.events)
         time.sleep(rng.uniform(0.0, audit.kill_after_s / 2))  # the job writes to a full disk
     else:
         _wait_for_write(job, job.paths.result_pickle, timeout=10)
@@ -210,6 +212,16 @@ def _trial(folder: Path, rng: random.Random, audit: Audit) -> Audit:
     recorded = [e["event"] for e in resumed.events() if e["event"] in LIFECYCLE]
     audit.lost_events += len(LIFECYCLE) - len(recorded)
     return audit
+
+
+def _append_until_refused(events: Path) -> None:
+    """Record events, as another process of the job would, until the full disk refuses one:
+    the last page's slack is used up, and the append that reaches its end is cut short."""
+    for step in range(100_000):
+        try:
+            append_event(events, "audit", step=step, note="x" * 200)
+        except OSError:
+            return
 
 
 def _lost_appends(events: Path) -> int:
