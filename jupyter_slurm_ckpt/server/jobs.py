@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,14 +177,15 @@ class JobService:
             self._walks[scope] = cache
         return cache.folders
 
-    def _poll(self, keys: list[JobKey]) -> Mapping[JobKey, str]:
+    def _poll(self, keys: list[JobKey]) -> dict[JobKey, str]:
         """The states of these jobs from one scheduler call per backend (its batched
         ``poll_states`` hook), not one call per job; jobs it misses are asked one by one."""
-        jobs = []
+        jobs: dict[JobKey, Job[Any]] = {}
         for key in keys:
             with contextlib.suppress(Exception):  # _describe reports the broken ones
-                jobs.append(self._job(key))
-        return poll_states(jobs)
+                jobs[key] = self._job(key)
+        states = poll_states(list(jobs.values()))
+        return {key: states[job.key] for key, job in jobs.items() if job.key in states}
 
     def _job(self, key: JobKey) -> Job[Any]:
         """The server's read-only handle on a job, kept from one refresh to the next (its
