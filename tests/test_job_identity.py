@@ -124,6 +124,9 @@ def test_two_folders_with_the_same_ids_in_one_kernel(frontend: Frontend, tmp_pat
     first = frontend.find(_model_name="VBoxModel", job_name="waiting")
     second = frontend.find(_model_name="VBoxModel", job_name="failing")
     assert models[first]["job_id"] == models[second]["job_id"] == "L1"
+    assert models[first]["job_folder"].endswith("/k1") and models[second]["job_folder"].endswith(
+        "/k2"
+    )
     frontend.pump(lambda: models[second]["job_state"] == "FAILED", "job2's end")
     frontend.pump(lambda: models[first]["job_state"] == "RUNNING", "job1 to run")
     # job1's widget keeps updating after job2 ended (its elapsed time moves on).

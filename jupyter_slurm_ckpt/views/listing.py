@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -96,19 +97,21 @@ def list_jobs(folder: str | Path) -> JobTable:
     if folder.is_dir():
         check_folder_is_safe(folder)
     marker = f"*{JobPaths.INFO_SUFFIX}"
-    found = sorted(folder.glob(marker)) + sorted(folder.glob(f"*/{marker}"))
+    found = [
+        (path.parent, job_id)
+        for path in sorted(folder.glob(marker)) + sorted(folder.glob(f"*/{marker}"))
+        if (job_id := JobPaths.job_id_of(path.name)) is not None
+    ]
+    repeated = Counter(job_id for _, job_id in found)
     attached: list[tuple[float, Job[Any], JobStatus]] = []
     unreadable: dict[str, str] = {}
-    for info_path in found:
-        job_id = JobPaths.job_id_of(info_path.name)
-        if job_id is None:
-            continue
+    for where, job_id in found:
         try:
-            job: Job[Any] = Job(info_path.parent, job_id)
+            job: Job[Any] = Job(where, job_id)
             snapshot = collect_status(job, details=False)
             attached.append((job.info.submitted_at, job, snapshot))
         except Exception as error:  # one broken job must not hide the others
-            name = str(info_path.parent.relative_to(folder) / job_id)
+            name = job_id if repeated[job_id] == 1 else str(where.relative_to(folder) / job_id)
             unreadable[name] = f"{type(error).__name__}: {' '.join(str(error).split())}"
     attached.sort(key=lambda item: (item[0], item[1].job_id, str(item[1].paths.folder)))
     statuses = [snapshot for _, _, snapshot in attached]
