@@ -52,14 +52,20 @@ def _arrays_differ(path: str, a: Any, b: Any, rtol: float, atol: float) -> str |
     numeric = a.dtype.kind in "fciu" and b.dtype.kind in "fciu"
     if numeric:
         close = numpy.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
-        if bool(close.all()):
-            return None
-        where = tuple(int(i) for i in numpy.argwhere(~close)[0])
-        return (
-            f"{path}: {int((~close).sum())} of {a.size} elements differ, first at {where}: "
-            f"{_short(a[where])} (reference) vs {_short(b[where])}"
-        )
+        return _elements_differ(path, a, b, close, numpy)
     return None if numpy.array_equal(a, b) else f"{path}: arrays differ"
+
+
+def _elements_differ(path: str, a: Any, b: Any, close: Any, module: Any) -> str | None:
+    """None when every element is ``close`` (an array or tensor of booleans); else how many
+    differ, and the first (``module``: numpy or torch)."""
+    if bool(close.all()):
+        return None
+    where = tuple(int(i) for i in module.argwhere(~close)[0])
+    return (
+        f"{path}: {int((~close).sum())} of {math.prod(close.shape)} elements differ, first at "
+        f"{where}: {_short(a[where])} (reference) vs {_short(b[where])}"
+    )
 
 
 def _tensors_differ(path: str, a: Any, b: Any, rtol: float, atol: float) -> str | None:
@@ -71,13 +77,7 @@ def _tensors_differ(path: str, a: Any, b: Any, rtol: float, atol: float) -> str 
     a, b = a.detach().cpu(), b.detach().cpu()  # results may come from another device
     inexact = a.is_floating_point() or a.is_complex()
     close = torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True) if inexact else a == b
-    if bool(close.all()):
-        return None
-    where = tuple(int(i) for i in torch.nonzero(~close)[0])
-    return (
-        f"{path}: {int((~close).sum())} of {a.numel()} elements differ, first at {where}: "
-        f"{_short(a[where].item())} (reference) vs {_short(b[where].item())}"
-    )
+    return _elements_differ(path, a, b, close, torch)
 
 
 def first_difference(
