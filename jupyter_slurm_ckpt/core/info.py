@@ -16,6 +16,9 @@ from typing import Any
 from .errors import JobFolderError
 from .files import atomic_write_text
 
+#: Slurm's default ``KillWait``: how long a run lives after its SIGTERM.
+DEFAULT_KILL_WAIT_S = 30.0
+
 
 @dataclass
 class JobInfo:
@@ -37,12 +40,20 @@ class JobInfo:
     uid: int = field(default_factory=os.getuid)
     #: The job this one continues from its last checkpoint (``job.resubmit()``), if any.
     resubmission_of: str | None = None
+    #: How long a run lives after the scheduler's SIGTERM, before its SIGKILL (Slurm's
+    #: ``KillWait``, read from its configuration at submission); None when not known.
+    kill_wait_s: float | None = None
 
     def effective_signal_delay_s(self) -> float:
         """The warning delay actually used: at most half of a short time limit."""
         if self.timeout_min is None:
             return self.signal_delay_s
         return min(self.signal_delay_s, self.timeout_min * 60.0 / 2.0)
+
+    def termination_window_s(self) -> float:
+        """How long a SIGTERM leaves before the SIGKILL: :attr:`kill_wait_s`, else Slurm's
+        default KillWait."""
+        return DEFAULT_KILL_WAIT_S if self.kill_wait_s is None else self.kill_wait_s
 
     def write(self, path: Path) -> None:
         """Write atomically as JSON."""

@@ -20,7 +20,8 @@ from .errors import FailedJobError, PayloadError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
-from .paths import JobPaths, is_valid_job_id, resolve_folder
+from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
+from .resubmission import resubmit_once
 
 R = TypeVar("R")
 
@@ -75,6 +76,11 @@ class Job(Generic[R]):
         #: actions asked of the job (``cancel``, ``_interrupt``) still act.
         self.read_only = False
 
+    @property
+    def key(self) -> JobKey:
+        """The job's identity: its folder (absolute) and its id (and the task of a task view)."""
+        return JobKey(self.paths.folder, self.job_id, self._task_id)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # A job pickles as what re-attaches it: its folder, id and task.
         return (type(self), (self._folder_template, self.job_id, self._task_id))
@@ -115,12 +121,18 @@ class Job(Generic[R]):
     def _task_ids(self) -> list[int]:
         return [self._task_id] if self._task_id is not None else list(range(self.num_tasks))
 
-    def _folder_state(self) -> str | None:
-        """A final state when the folder alone proves one, else None."""
+    def _folder_state(self, *, processes_gone: bool = False) -> str | None:
+        """A final state when the folder alone proves one, else None.
+
+        A task writes its result file a moment before its end event (``completed`` or
+        ``failed``). Until that event is read, the result proves the end only once the
+        backend knows that no process of the job is left (``processes_gone``): so the job
+        never reads as ended (``wait()`` returning) before the event that says how it ended.
+        """
         tasks = self._task_ids()
         results = [self.paths.for_task(t).result_pickle for t in tasks]
         if all(path.exists() for path in results):
-            succeeded = [self._succeeded(t) for t in tasks]
+            succeeded = [self._succeeded(t, unpickle=processes_gone) for t in tasks]
             if None not in succeeded:
                 return "COMPLETED" if all(succeeded) else "FAILED"
         terminal = self.summary().terminal
@@ -130,14 +142,15 @@ class Job(Generic[R]):
             return "CANCELLED"
         return str(terminal.get("state", "FAILED"))
 
-    def _succeeded(self, task: int) -> bool | None:
-        """Whether the task's result is a success: told by its event when there is one, so
-        that no result is unpickled (a reader in another Python could not load it anyway).
-        None when only unpickling the result could tell and this job is :attr:`read_only`."""
+    def _succeeded(self, task: int, *, unpickle: bool) -> bool | None:
+        """Whether the task's result is a success: told by its end event when there is one,
+        so that no result is unpickled (a reader in another Python could not load it anyway).
+        Without that event, by unpickling the result if ``unpickle`` (and this job is not
+        :attr:`read_only`), else None: not known yet."""
         for record in reversed(self._events.read()):
             if record.get("task", 0) == task and record.get("event") in ("completed", "failed"):
                 return bool(record["event"] == "completed")
-        if self.read_only:
+        if self.read_only or not unpickle:
             return None
         return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
@@ -163,14 +176,15 @@ class Job(Generic[R]):
         return state in FINAL_STATES
 
     @classmethod
-    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
-        """The states of ``jobs`` (all of this class), by job id, as :attr:`state` tells them.
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """The states of ``jobs`` (all of this class), by :attr:`key`, as :attr:`state` tells
+        them. A job missing from the answer is asked on its own (``job.state``).
 
         Views poll every job they watch through this, once a tick (``views.watcher``): a
         backend with a scheduler asks it once for all of them (Slurm: one ``sacct`` or
         ``squeue``). Default: each job's :attr:`state`, one by one.
         """
-        return {job.job_id: job.state for job in jobs}
+        return {job.key: job.state for job in jobs}
 
     @property
     def pending_reason(self) -> str | None:
@@ -228,6 +242,11 @@ class Job(Generic[R]):
         multi-task job ends when one task fails; the others may still be finishing).
         """
         self.wait(timeout)
+        return self.results_in_folder()
+
+    def results_in_folder(self) -> list[R]:
+        """The results as the job folder holds them now, without waiting (what a view reads):
+        as :meth:`results`, with ``UncompletedJobError`` for a task that has no result yet."""
         outcomes = {}
         for task in self._task_ids():
             paths = self.paths.for_task(task)
@@ -268,9 +287,12 @@ class Job(Generic[R]):
                 f"Job {self.job_id} (task {task}) was cancelled (by {by}): it ended without a "
                 f"result. Logs: {self.paths.for_task(task).stderr}"
             )
+        state = self.state
+        if terminal.get("event") is None and state not in FINAL_STATES:
+            return f"Job {self.job_id} (task {task}) has no result yet: it is {state}"
         reason = terminal.get("reason") or summary.not_requeued_reason or "no reason recorded"
         return (
-            f"Job {self.job_id} (task {task}) ended in state {self.state} without a result: "
+            f"Job {self.job_id} (task {task}) ended in state {state} without a result: "
             f"{reason}. Logs: {self.paths.for_task(task).stderr}"
         )
 
@@ -365,22 +387,17 @@ class Job(Generic[R]):
         backend, folder and parameters. The old job's events record ``resubmitted`` (with the
         new id); the new job's description and ``submitted`` event name the old one.
 
+        Once only: a second call, from this process or any other, even at the same moment,
+        returns the job the first one made.
+
         Raises
         ------
         UncompletedJobError
-            If the job has not ended, or ended with its result (nothing is left to continue).
+            If the job has not ended, or has its result: it completed, or it failed with an
+            error of its own (its result holds the traceback), which the same code from the
+            same checkpoint would raise again.
         """
-        state = self.state
-        if not self.done():
-            raise UncompletedJobError(
-                f"job {self.job_id} is {state}: only a job that ended can be resubmitted"
-            )
-        if state in ("COMPLETED", "DONE"):
-            raise UncompletedJobError(f"job {self.job_id} completed: nothing is left to continue")
-        executor = registry.executor_class(self.info.cluster).for_job(self.info)
-        resubmitted: Job[R] = executor.resubmit_from(self)
-        append_event(self.paths.events, "resubmitted", job_id=resubmitted.job_id)
-        return resubmitted
+        return resubmit_once(self).job
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""

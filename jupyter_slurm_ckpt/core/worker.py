@@ -12,23 +12,23 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from . import payload
-from .budget import default_margin
+from .budget import default_margin, window_s
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
-from .files import WriteError, open_private_append
+from .files import WriteError
 from .helpers import DelayedSubmission, checkpoint_method
 from .info import JobInfo
+from .outcome import write_outcome
 from .paths import JobPaths
 from .progress import flush_progress
+from .runs import ended_already, record_lost_runs, start_heartbeat
 from .runtime import (
     CHECKPOINT_SIGNAL,
     TERMINATED_EXIT_CODE,
@@ -57,10 +57,6 @@ __all__ = [  # the runtime's names, importable from here too (backends and older
     "say",
 ]
 
-#: How often a running job touches its heartbeat file (its last sign of life, if it dies).
-HEARTBEAT_S = 30.0
-#: How long a requeue may be retried after a checkpoint signal when the run's window is unknown.
-DEFAULT_REQUEUE_WINDOW_S = 30.0
 
 
 
@@ -138,7 +134,10 @@ class SignalHandler:
             self._event("signal", reason=self.runtime.signal_reason(), task=self.paths.task_id)
 
     def _event(self, name: str, **fields: Any) -> None:
-        append_event(self.paths.events, name, **fields)
+        try:
+            append_event(self.paths.events, name, **fields)
+        except WriteError as error:  # a full disk: the checkpoint and the requeue still go on
+            say(f"the {name} event could not be recorded: {error.cause()}")
 
     def _cancelled(self) -> None:
         if self.paths.task_id == 0 and summarize(read_events(self.paths.events)).terminal is None:
@@ -184,7 +183,9 @@ class SignalHandler:
     def _checkpointed(self, checkpoint: Callable[..., Any]) -> bool:
         """Call ``checkpoint`` with the call's arguments and write the payload it returns in
         place of the job's; False, the refusal recorded, when that fails (the payload on disk
-        is then the previous checkpoint's, as it was)."""
+        is then the previous checkpoint's, as it was). The event's ``seconds`` is the whole
+        checkpoint, the call and the durable write of its payload (``write_s`` of it): the
+        time the budget compares with what the signal leaves."""
         assert self.delayed is not None  # the callable runs
         started = time.perf_counter()
         try:
@@ -195,7 +196,7 @@ class SignalHandler:
             say(traceback.format_exc().rstrip(), prefix="")
             self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
             return False
-        seconds = round(time.perf_counter() - started, 4)
+        called = time.perf_counter()
         size, problem = 0, None
         if replacement is None:
             problem = "checkpoint() returned None"
@@ -209,19 +210,20 @@ class SignalHandler:
                 problem = f"the new payload could not be written: {error}"
             except Exception as error:  # raised here, not in the code the signal interrupted
                 problem = self._unpicklable(replacement, error)
+        done = time.perf_counter()
+        timing = {"seconds": round(done - started, 4), "write_s": round(done - called, 4)}
         if problem is not None:
-            self._event("checkpoint", seconds=seconds, requeue=False)
+            self._event("checkpoint", **timing, requeue=False)
             self._refuse(problem)
             return False
-        self._event("checkpoint", seconds=seconds, requeue=True, bytes=size)
+        self._event("checkpoint", **timing, requeue=True, bytes=size)
         return True
 
     def _window_s(self, via: str | None) -> float:
-        """How long the run has after this signal (the requeue is retried that long)."""
-        if via is None:  # the warning comes signal_delay_s before the end
-            delay = self.info.effective_signal_delay_s()
-            return max(delay - default_margin(delay), 1.0)
-        return DEFAULT_REQUEUE_WINDOW_S  # Slurm's default KillWait; its SIGKILL cuts it short
+        """How long the run has after this signal (the requeue is retried that long): the
+        signal delay after the warning, KillWait after the scheduler's SIGTERM."""
+        window = window_s(self.info, via)
+        return max(window - default_margin(window), 1.0)
 
     def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
         # Named as the checkpoint method sees them: `self` when it resubmits itself.
@@ -281,67 +283,15 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
-def record_lost_runs(paths: JobPaths, restart: int) -> None:
-    """Say so when this run starts after requeues nobody recorded (SIGKILL, node failure...).
-
-    ``restart`` is the scheduler's count of earlier runs; each one the events do not know a
-    ``requeued`` of gets a ``requeued {reason: unknown}`` event, with ``lost_progress`` (no
-    checkpoint was written after that run started) and how long the lost run had worked.
-    """
-    events = read_events(paths.events)
-    missing = restart - summarize(events).requeues
-    if missing <= 0:
-        return
-    started = [e for e in events if e["event"] == "started" and e.get("task", 0) == 0]
-    last_start = started[-1] if started else None
-    fields: dict[str, Any] = {"reason": "unknown", "lost_progress": True}
-    if last_start is not None:
-        after = [e for e in events if e["t"] >= last_start["t"]]
-        fields["lost_progress"] = not any(
-            e["event"] == "checkpoint" and e.get("requeue") for e in after
-        )
-        last_sign = max([e["t"] for e in after] + _mtimes(paths))
-        fields["worked_s"] = round(max(0.0, last_sign - float(last_start["t"])), 1)
-    for number in range(restart - missing + 1, restart + 1):
-        append_event(paths.events, "requeued", run=number, **fields)
-        fields.pop("worked_s", None)  # the time belongs to the last run that started
-
-
-def start_heartbeat(path: Path, period_s: float = HEARTBEAT_S) -> None:
-    """Touch ``path`` now and every ``period_s`` from a daemon thread, while the process lives.
-
-    Its modification time is the run's last sign of life: a run killed without a word (SIGKILL,
-    a node that died) is known to have worked until then.
-    """
-
-    def beat() -> None:
-        while True:
-            with contextlib.suppress(OSError):
-                os.close(open_private_append(path))  # created 0600 like every job file
-                os.utime(path)
-            time.sleep(period_s)
-
-    threading.Thread(target=beat, name="jupyter_slurm_ckpt-heartbeat", daemon=True).start()
-
-
-def _mtimes(paths: JobPaths) -> list[float]:
-    """When the job's heartbeat and the task's logs were last written (signs of life)."""
-    found = []
-    for path in (paths.heartbeat, paths.stdout, paths.stderr):
-        with contextlib.suppress(OSError):
-            found.append(path.stat().st_mtime)
-    return found
-
-
-def _write_outcome(path: Path, status: str, value: Any) -> None:
-    # Streamed into the file: a result of several GB needs no second copy in memory.
-    try:
-        payload.dump((status, value), path)
-    except WriteError:
-        raise  # the filesystem's failure, not the result's
-    except Exception as error:  # the result itself cannot be pickled
-        message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
-        payload.dump(("error", message), path)
+def _failed(paths: JobPaths, reason: str, unwritten: str | None) -> int:
+    """Record the task's failure, and why its outcome is missing if it is (``unwritten``);
+    the exit code: 1 when no outcome was written, so that a scheduler sees the run fail."""
+    if unwritten is not None:
+        reason = f"{reason}; {unwritten}" if reason else unwritten
+        say(reason)
+    with contextlib.suppress(OSError):  # the disk may still be full: the log says it above
+        append_event(paths.events, "failed", reason=reason, task=paths.task_id)
+    return 0 if unwritten is None else 1
 
 
 def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
@@ -366,9 +316,10 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
         _ignore_signals()
-        _write_outcome(paths.result_pickle, "error", f"{type(error).__name__}: {error}")
-        append_event(paths.events, "failed", reason=str(error), task=paths.task_id)
-        return 0
+        unwritten = write_outcome(
+            paths.result_pickle, "error", f"{type(error).__name__}: {error}"
+        )
+        return _failed(paths, str(error), unwritten)
     # From here a signal checkpoints the running callable. Every task says it started (with
     # its node): ``_interrupt`` waits for these events, so its signal finds the callable
     # running in every task (a slow payload load shows as not started yet).
@@ -377,7 +328,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     where = {"node": socket.gethostname(), "pid": os.getpid()}
     task = {"task": paths.task_id} if paths.task_id else {}
     append_event(paths.events, "started", run=restart, **task, **where)
-    return _call(delayed, paths)
+    return _call(handler, delayed, paths, runtime)
 
 
 def _handle_signals_from_now(
@@ -398,7 +349,9 @@ def _handle_signals_from_now(
     return handler
 
 
-def _call(delayed: DelayedSubmission[Any], paths: JobPaths) -> int:
+def _call(
+    handler: SignalHandler, delayed: DelayedSubmission[Any], paths: JobPaths, runtime: Runtime
+) -> int:
     """Call the callable, then write its outcome and say how it ended."""
     try:
         value = delayed.result()
@@ -407,15 +360,25 @@ def _call(delayed: DelayedSubmission[Any], paths: JobPaths) -> int:
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        _write_outcome(paths.result_pickle, "error", trace)
-        last_line = trace.strip().splitlines()[-1]
-        append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
-        return 0
+        _follow_a_requeue(handler, paths, runtime)
+        unwritten = write_outcome(paths.result_pickle, "error", trace)
+        return _failed(paths, trace.strip().splitlines()[-1], unwritten)
     _ignore_signals()
     flush_progress()
-    _write_outcome(paths.result_pickle, "success", value)
+    unwritten = write_outcome(paths.result_pickle, "success", value)
+    if unwritten is not None:
+        return _failed(paths, "", unwritten)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0
+
+
+def _follow_a_requeue(handler: SignalHandler, paths: JobPaths, runtime: Runtime) -> None:
+    """Leave this run if a task other than 0 fails after a checkpoint signal: task 0 requeues
+    the whole job on it and leaves, so what fails after (a collective whose peer left) ends
+    this run, not the job."""
+    if handler.signalled is not None and paths.task_id != 0:
+        say(f"task {paths.task_id} stopped by the {handler.signalled} signal's requeue")
+        runtime.end_run()
 
 
 def _ignore_signals() -> None:
@@ -425,25 +388,3 @@ def _ignore_signals() -> None:
     preemption is kept, and the run that Slurm starts next ends at once (``ended_already``)."""
     signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)
     signal.signal(TERMINATION_SIGNAL, signal.SIG_IGN)
-
-
-def ended_already(paths: JobPaths, restart: int) -> str | None:
-    """How the job ended in a run before run ``restart``, if it has (task 0's result is
-    written, or a task completed for the job, failed or was cancelled); None while it has not.
-
-    A scheduler may start an ended job again: Slurm 24.05+ requeues a batch job that exits
-    during a preemption's grace time, an administrator may requeue any job. That run must not
-    call a completed callable again, nor overwrite its result. (In a run that task 0 has
-    started, the other tasks may find its result already: that run is theirs too.)
-    """
-    events = read_events(paths.events)
-    runs = [e["run"] for e in events if e["event"] == "started" and e.get("task", 0) == 0]
-    if runs and runs[-1] >= restart:
-        return None
-    if paths.for_task(0).result_pickle.exists():
-        return "its result is written"
-    for event in events:
-        name = event["event"]
-        if name in ("failed", "cancelled") or (name == "completed" and not event.get("task")):
-            return f"it {name}"
-    return None

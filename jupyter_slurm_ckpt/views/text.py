@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ..core.progress import Progress
-from .status import JobStatus
+from .status import JobStatus, job_labels
 from .timeline import TIMELINE_MAX_ROWS
 from .words import format_count, format_duration, format_rate, plural
 
@@ -158,11 +158,11 @@ def render_table_text(statuses: Sequence[JobStatus]) -> str:
     """A job array or list of jobs as a text table."""
     lines = [summary_text(statuses)]
     with_progress = any(status.progress is not None for status in statuses)
-    for status in statuses:
+    for label, status in zip(job_labels(statuses), statuses):
         outcome = status.result if status.result is not None else last_line(status.failure)
         progress = f"{progress_brief(status):<18} " if with_progress else ""
         lines.append(
-            f"  {status.job_id:<10} {state_text(status):<12} {elapsed_text(status):<14} "
+            f"  {label:<10} {state_text(status):<12} {elapsed_text(status):<14} "
             f"{progress}requeued {status.requeues}×  {outcome or ''}".rstrip()
         )
     return "\n".join(lines)

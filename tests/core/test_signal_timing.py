@@ -17,7 +17,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends import processes
 from jupyter_slurm_ckpt.core.events import append_event, read_events, summarize
 from jupyter_slurm_ckpt.core.paths import JobPaths
-from jupyter_slurm_ckpt.core.worker import ended_already, record_lost_runs
+from jupyter_slurm_ckpt.core.runs import ended_already, record_lost_runs
 
 from .conftest import wait_running_run
 from .jobs_for_tests import Counter, SlowToLoad, SlowToPickle, slow_to_pickle

@@ -186,3 +186,17 @@ class BigState(Gated):
             limit=memory_limit(),
         )
         return result
+
+
+class SlowToPickle(Gated):
+    """A ``Gated`` job whose state takes ``pickle_s`` seconds to pickle once it has counted (a
+    large model, say): its checkpoint outlives a short KillWait."""
+
+    def __init__(self, pickle_s: float) -> None:
+        super().__init__()
+        self.pickle_s = pickle_s
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.count:
+            time.sleep(self.pickle_s)
+        return dict(self.__dict__)

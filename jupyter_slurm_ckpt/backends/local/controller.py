@@ -287,7 +287,7 @@ class Controller:
 
     def _record_end(self, run: _Run) -> None:
         summary = summarize(read_events(self.paths.events))
-        if summary.terminal is not None and summary.terminal["event"] == "cancelled":
+        if summary.terminal is not None:  # cancelled, or a task recorded why it failed
             return
         if run.killed:
             state = "TIMEOUT" if run.signalled == "timeout" else "PREEMPTED"

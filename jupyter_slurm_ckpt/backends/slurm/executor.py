@@ -25,7 +25,7 @@ from ...core.paths import JobPaths
 from ...core.payload import Pickled
 from . import parameters as slurm_parameters
 from . import script as slurm_script
-from .commands import SchedulerError, job_facts, run_command
+from .commands import SchedulerError, job_facts, kill_wait_s, run_command
 from .job import SlurmJob
 from .state import STATES
 
@@ -140,7 +140,8 @@ class SlurmExecutor(PythonExecutor):
     # -- the core's hooks ---------------------------------------------------------------------
 
     def _job_info(self, job_id: str) -> JobInfo:
-        """Describe the job Slurm really runs: a limit of whole minutes, the warning it gets."""
+        """Describe the job Slurm really runs: a limit of whole minutes, the warning it gets,
+        and the time a SIGTERM leaves (KillWait, read from Slurm's configuration once)."""
         info = super()._job_info(job_id)
         info.name = self.parameters.get("job_name") or "job"
         minutes = slurm_script.time_limit_minutes(self.time_limit_min())
@@ -149,6 +150,7 @@ class SlurmExecutor(PythonExecutor):
         info.signal_delay_s = float(
             slurm_script.signal_delay(DEFAULT_SIGNAL_DELAY_S if delay is None else delay, minutes)
         )
+        info.kill_wait_s = kill_wait_s()  # what a SIGTERM leaves the checkpoint (the budget)
         return info
 
     def _reserve_job_ids(self, count: int, array: bool) -> HeldSubmission:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from ...core.events import append_event
 from ...core.files import atomic_write_text
 from ...core.job import Job
+from ...core.paths import JobKey
 from . import script as slurm_script
 from .commands import SchedulerError, job_facts, run_command
 from .records import SlurmRecord
@@ -58,21 +59,22 @@ class SlurmJob(Job[Any]):
         return self._public_state(record)
 
     @classmethod
-    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
-        """States of ``jobs`` as ``job.state`` tells them, from at most one scheduler call.
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """States of ``jobs`` (by ``job.key``) as ``job.state`` tells them, from at most one
+        scheduler call (Slurm's records are Slurm's: keyed by Slurm's id, unique per cluster).
 
         Jobs whose folder shows their end are not asked about; the others are asked about
         together (with every other stale Slurm job of this process), and not at all when all
         their cached records are fresh.
         """
-        states: dict[str, str] = {}
+        states: dict[JobKey, str] = {}
         live: list[SlurmJob] = []
         for job in jobs:
             assert isinstance(job, SlurmJob)
             if job._final_state is None:
                 job._final_state = job._folder_state()
             if job._final_state is not None:
-                states[job.job_id] = job._final_state
+                states[job.key] = job._final_state
             else:
                 live.append(job)
         if live:
@@ -85,7 +87,7 @@ class SlurmJob(Job[Any]):
             )
             for job in live:
                 record = STATES.cached(job.job_id) or SlurmRecord(None)
-                states[job.job_id] = job._public_state(record)
+                states[job.key] = job._public_state(record)
         return states
 
     def _public_state(self, record: SlurmRecord) -> str:
@@ -131,7 +133,7 @@ class SlurmJob(Job[Any]):
     def _ended(self, record: SlurmRecord) -> str:
         """Slurm says the job is over: the folder's state if it has one, else record Slurm's."""
         self._events.read()
-        folder = self._folder_state()
+        folder = self._folder_state(processes_gone=True)
         if folder is not None:
             return folder
         state = str(record.state)
@@ -148,7 +150,7 @@ class SlurmJob(Job[Any]):
                 else:
                     reason = summary.not_requeued_reason or reason
                     append_event(self.paths.events, "failed", state=state, reason=reason)
-        return self._folder_state() or state
+        return self._folder_state(processes_gone=True) or state
 
     def _end_reason(self, record: SlurmRecord) -> str:
         """'Slurm reports FAILED (exit code 3:0), reason NonZeroExitCode'."""
