@@ -175,8 +175,9 @@ def test_a_run_killed_without_a_word_is_reported_as_lost(
     running(job, 1)
     (requeued,) = events(job, "requeued")
     assert requeued["reason"] == "unknown" and requeued["lost_progress"] is True
-    # How long the lost run worked: until its last sign of life (here its log).
-    assert requeued["worked_s"] >= 20 * 0.05 and requeued["run"] == 1
+    # How long the lost run worked: until its last sign of life (here its log), rounded to a
+    # tenth of a second, and 20 steps of 0.05 s had been logged.
+    assert requeued["worked_s"] >= 0.9 and requeued["run"] == 1
     assert job.restart_count == 1
     gate.touch()
     assert job.result(timeout=WAIT_S)["resumed_from"] == [0]  # the payload restarted
