@@ -20,7 +20,7 @@ from ...core.files import atomic_write_text
 from ...core.job import Job
 from ...core.paths import JobKey
 from . import script as slurm_script
-from .commands import SchedulerError, run_command, show_job
+from .commands import SchedulerError, job_facts, run_command
 from .records import SlurmRecord
 from .state import STATES, SlurmStates
 
@@ -157,7 +157,7 @@ class SlurmJob(Job[Any]):
         if record.state == "GONE":
             return record.reason
         if not record.exit_code:  # squeue does not tell it: asked once, at the end
-            record.exit_code = (show_job(self.job_id) or {}).get("ExitCode", "")
+            record.exit_code = (job_facts(self.job_id) or {}).get("ExitCode", "")
         words = f"Slurm reports {record.state}"
         if record.exit_code and record.exit_code != "0:0":
             words += f" (exit code {record.exit_code})"

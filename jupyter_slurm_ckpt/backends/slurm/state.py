@@ -4,7 +4,8 @@
 list yet, are asked about with ``squeue`` in the same refresh: slurmdbd lags slurmctld and keeps
 a pending job's Reason stale. When ``sacct`` answers that accounting storage is disabled, this
 process switches to ``squeue`` alone (live jobs, and finished ones for ``MinJobAge``) for good;
-``scontrol show job`` gives what ``squeue`` cannot (restart count, exit code), once per job.
+one job's own ``squeue`` (``commands.job_facts``) gives the restart count and exit code that the
+shared listing lacks, once per job.
 A refresh is therefore one command (two while some jobs are pending, in accounting mode),
 whatever the number of jobs.
 
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from .commands import SchedulerError, run_command, show_job
+from .commands import SchedulerError, job_facts, run_command
 from .records import PollPolicy, SlurmRecord, parse_sacct, parse_squeue, root_id
 
 #: Slurm states in which a job runs (or winds down): checked at the liveness pace.
@@ -292,14 +293,14 @@ class SlurmStates:
         return parse_squeue(done.stdout)
 
     def restarts(self, job_id: str) -> int | None:
-        """Slurm's restart count of a job (sacct's runs, else ``scontrol show job``), or None."""
+        """Slurm's restart count of a job (sacct's runs, else ``squeue``'s), or None."""
         record = self.cached(job_id)
         if record is not None and record.restarts is not None:
             return record.restarts
-        fields = show_job(job_id) or {}
+        fields = job_facts(job_id) or {}
         known = fields.get("Restarts", "").isdigit()
         with self._lock:
-            if record is not None:  # asked once per state: 0 when scontrol does not know
+            if record is not None:  # asked once per state: 0 when Slurm does not know
                 record.restarts = int(fields["Restarts"]) if known else 0
         return int(fields["Restarts"]) if known else None
 
