@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import stat
 import uuid
@@ -220,6 +221,39 @@ class PendingFile:
             raise
         self._temp = None
 
+    def sync(self) -> None:
+        """fsync what was written so far (before names are given with :meth:`link`)."""
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            raise _write_error(error) from None
+
+    def link(self, path: Path) -> None:
+        """Give the file, written completely, one more name ``path`` and keep it open for more
+        (the elements of a job array share their files this way: a hard link is a directory
+        entry, where a new file costs an inode). Readers see the file or the one it replaces,
+        never a part; where hard links are refused, ``path`` gets a copy. :meth:`discard` then
+        closes the file: the names given stay.
+        """
+        path = Path(path)
+        try:
+            if self._temp is not None:
+                link_or_copy(self._temp, path)
+                return
+            try:
+                _name_unnamed_file(self._fd, path, durable=False)
+            except FileExistsError:  # replaced atomically, as commit() would
+                temp = _temp_beside(path)
+                _name_unnamed_file(self._fd, temp, durable=False)
+                try:
+                    os.replace(temp, path)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temp)
+                    raise
+        except OSError as error:
+            raise _write_error(error) from None
+
     def discard(self) -> None:
         """Drop the file (nothing happens after a commit)."""
         if self._fd >= 0:
@@ -237,10 +271,17 @@ def _name_unnamed_file(fd: int, target: Path, durable: bool) -> None:
     Linking it is free; where both ways of linking are refused (some sandboxes), its content
     is copied, in bounded chunks, into a new file of that name.
     """
-    for link in (_link_with_empty_path, _link_through_proc):
-        with contextlib.suppress(OSError):
+    for link in list(_LINKERS):
+        try:
             link(fd, target)
-            return
+        except FileExistsError:
+            raise
+        except OSError:
+            continue
+        if link is not _LINKERS[0]:  # the way that works here is tried first from now on
+            _LINKERS.remove(link)
+            _LINKERS.insert(0, link)
+        return
     _copy_into_new_file(fd, target, durable)
 
 
@@ -248,18 +289,29 @@ def _link_with_empty_path(fd: int, target: Path) -> None:
     # linkat(fd, "", AT_EMPTY_PATH): needs CAP_DAC_READ_SEARCH on most kernels.
     import ctypes  # here: only submitting processes name unnamed files
 
-    try:
-        linkat = ctypes.CDLL(None, use_errno=True).linkat
-    except (OSError, AttributeError):
-        raise OSError(errno.ENOSYS, "no linkat to call") from None
-    if linkat(fd, b"", _AT_FDCWD, os.fsencode(target), _AT_EMPTY_PATH) != 0:
+    if _linkat() is None:
+        raise OSError(errno.ENOSYS, "no linkat to call")
+    if _linkat()(fd, b"", _AT_FDCWD, os.fsencode(target), _AT_EMPTY_PATH) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), str(target))
+
+
+@functools.lru_cache(maxsize=1)
+def _linkat() -> Any:
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).linkat
+    except (OSError, AttributeError):
+        return None
 
 
 def _link_through_proc(fd: int, target: Path) -> None:
     # What unprivileged processes use on ordinary Linux systems.
     os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
+
+
+_LINKERS = [_link_with_empty_path, _link_through_proc]
 
 
 def _copy_into_new_file(fd: int, target: Path, durable: bool) -> None:

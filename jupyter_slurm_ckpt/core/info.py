@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import JobFolderError
 from .files import atomic_write_text
+from .paths import JobPaths
 
 
 @dataclass
@@ -37,6 +38,10 @@ class JobInfo:
     uid: int = field(default_factory=os.getuid)
     #: The job this one continues from its last checkpoint (``job.resubmit()``), if any.
     resubmission_of: str | None = None
+    #: Elements of the job array this job belongs to (0: not an array element). The elements
+    #: of an array share one description file (hard links): ``job_id`` is then the array's id,
+    #: and :meth:`read` gives each element its own, the one its file's name says.
+    array_size: int = 0
 
     def effective_signal_delay_s(self) -> float:
         """The warning delay actually used: at most half of a short time limit."""
@@ -46,7 +51,11 @@ class JobInfo:
 
     def write(self, path: Path) -> None:
         """Write atomically as JSON."""
-        atomic_write_text(path, json.dumps(asdict(self), indent=1, default=str))
+        atomic_write_text(path, self.text())
+
+    def text(self) -> str:
+        """The JSON :meth:`write` writes."""
+        return json.dumps(asdict(self), indent=1, default=str)
 
     @classmethod
     def read(cls, path: Path) -> JobInfo:
@@ -60,6 +69,9 @@ class JobInfo:
         known = {name for name in cls.__dataclass_fields__}
         if not isinstance(raw, dict) or "job_id" not in raw or "cluster" not in raw:
             raise JobFolderError(f"{path} is not a job description")
+        named = JobPaths.job_id_of(Path(path).name)
+        if raw.get("array_size") and named and named.partition("_")[0] == raw["job_id"]:
+            raw["job_id"] = named  # an element's link to its array's description
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from . import payload, registry
 from .awaitable import AsyncJobProxy
-from .errors import FailedJobError, PayloadError, UncompletedJobError
+from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
@@ -94,8 +94,20 @@ class Job(Generic[R]):
         return self.info.num_tasks
 
     def events(self) -> list[dict[str, Any]]:
-        """The job's events so far (see ``core.events``)."""
-        return list(self._events.read())
+        """The job's events so far (see ``core.events``).
+
+        An array element's submission is recorded once for the whole array, in its
+        description (``JobInfo.array_size``): it is its first event here, ``submitted``.
+        """
+        events = list(self._events.read())
+        if not events or events[0].get("event") != "submitted":
+            with contextlib.suppress(JobFolderError):
+                info = self.info
+                if info.array_size:
+                    submitted = {"t": info.submitted_at, "event": "submitted"}
+                    submitted.update(cluster=info.cluster, name=info.name)
+                    events.insert(0, {**submitted, "array_size": info.array_size})
+        return events
 
     @property
     def unreadable_event_lines(self) -> int:

@@ -5,6 +5,7 @@ job folder holds beside its jobs' files, and the user's agent sockets).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -21,25 +22,49 @@ def is_valid_job_id(job_id: str) -> bool:
     return bool(JOB_ID_PATTERN.match(job_id))
 
 
+def array_index(job_id: str) -> int | None:
+    """The index of an array element's id (``123_4``, ``L12_4``: 4); None for another job."""
+    _, separator, index = job_id.partition("_")
+    return int(index) if separator and index.isdigit() else None
+
+
 def resolve_folder(folder: str | Path, job_id: str) -> Path:
     """Substitute submitit's ``%j``, ``%A`` and ``%a`` in a folder template for one job."""
     text = str(folder)
     if "%" not in text:
-        return Path(text).expanduser().absolute()
+        return _absolute(text)
     array_id, _, task = job_id.partition("_")
     text = text.replace("%j", job_id).replace("%A", array_id).replace("%a", task or "0")
-    return Path(text).expanduser().absolute()
+    return _absolute(text)
 
 
 def template_root(folder: str | Path) -> Path:
     """The part of a folder template before its first ``%`` placeholder."""
-    parts = Path(str(folder)).expanduser().absolute().parts
+    return _template_root(_absolute(str(folder)))
+
+
+@functools.lru_cache(maxsize=64)
+def _template_root(folder: Path) -> Path:
     kept = []
-    for part in parts:
+    for part in folder.parts:
         if "%" in part:
             break
         kept.append(part)
     return Path(*kept)
+
+
+def _absolute(text: str) -> Path:
+    # Asked once per job file name: the answer for a folder is kept (per working directory:
+    # a relative folder is relative to the current one; ~ is expanded each time).
+    if text.startswith("~"):
+        return Path(text).expanduser().absolute()
+    return _absolute_in(text, "" if text.startswith("/") else os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _absolute_in(text: str, cwd: str) -> Path:
+    path = Path(text)
+    return path if path.is_absolute() else Path(cwd, path)
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,8 @@ class JobPaths:
 
     #: The end of a job's description file's name (``<id>_job.json``): its presence marks a job.
     INFO_SUFFIX: ClassVar[str] = "_job.json"
+    #: The end of a job's payload file's name (``<id>_submitted.pkl``).
+    PAYLOAD_SUFFIX: ClassVar[str] = "_submitted.pkl"
 
     @classmethod
     def job_id_of(cls, name: str) -> str | None:
@@ -59,6 +86,14 @@ class JobPaths:
         if not name.endswith(cls.INFO_SUFFIX):
             return None
         job_id = name[: -len(cls.INFO_SUFFIX)]
+        return job_id if is_valid_job_id(job_id) else None
+
+    @classmethod
+    def job_id_of_payload(cls, name: str) -> str | None:
+        """The id of the job whose payload file is named ``name``; None for another file."""
+        if not name.endswith(cls.PAYLOAD_SUFFIX):
+            return None
+        job_id = name[: -len(cls.PAYLOAD_SUFFIX)]
         return job_id if is_valid_job_id(job_id) else None
 
     @staticmethod
@@ -71,6 +106,11 @@ class JobPaths:
     def create(cls, folder: str | Path, job_id: str, task_id: int = 0) -> JobPaths:
         """Paths of ``job_id`` whose folder template is ``folder`` (``%j`` resolved)."""
         return cls(resolve_folder(folder, job_id), job_id, task_id)
+
+    @property
+    def array_index(self) -> int | None:
+        """This job's index in its array (``123_4``: 4); None for a job of its own."""
+        return array_index(self.job_id)
 
     def for_task(self, task_id: int) -> JobPaths:
         """The same job's paths seen from task ``task_id``."""
@@ -87,7 +127,7 @@ class JobPaths:
     @property
     def submitted_pickle(self) -> Path:
         """The payload that the next run executes (replaced by each checkpoint)."""
-        return self._file("submitted.pkl")
+        return self.folder / f"{self.job_id}{self.PAYLOAD_SUFFIX}"
 
     @property
     def result_pickle(self) -> Path:
@@ -181,6 +221,11 @@ class PackagePaths:
         """The user's folder of agent sockets, in ``runtime_dir`` (``$XDG_RUNTIME_DIR``, or
         the temporary folder)."""
         return Path(runtime_dir) / f"jupyter-slurm-ckpt-{os.getuid()}"
+
+    @staticmethod
+    def slot_folder(agent_folder: Path) -> Path:
+        """The local queue's slot files (``backends.local.slots``), in the agent folder."""
+        return agent_folder / "slots"
 
     @staticmethod
     def agent_socket(folder: Path, key: str) -> Path:

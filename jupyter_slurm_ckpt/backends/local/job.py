@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 from ...core.environment import ENV_FOLDER, ENV_JOB_ID
 from ...core.files import atomic_write_text, remove_stale_temp_files
 from ...core.job import Job
+from ...core.paths import JobPaths
 from .. import processes
+from . import records
 
 _CANCEL_GRACE_S = 1.0
 
@@ -34,11 +36,26 @@ class LocalJob(Job[Any]):
         self._launcher: subprocess.Popen[bytes] | None = None
 
     def _process(self) -> dict[str, Any] | None:
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(self.paths.local_process.read_text())
-            if isinstance(record, dict) and isinstance(record.get("pid"), int):
-                return record
-        return None
+        return records.read_process_record(self.paths)
+
+    def _array_launcher(self) -> dict[str, Any] | None:
+        """The record of the launcher that answers for this array element until it starts it
+        (None for a job that is not an element, or a launcher that is gone)."""
+        array = records.array_paths(self.paths)
+        record = None if array is None else records.read_process_record(array)
+        if record is None or not processes.is_alive(record["pid"], record.get("start_time")):
+            return None
+        return record
+
+    @property
+    def pending_reason(self) -> str | None:
+        """Why the job waits in the local queue (Slurm's words: ``LocalSlot``, ``Priority``,
+        ``LocalMemory``, ``JobArrayTaskLimit``; see ``slots``), else None."""
+        if self.state != "PENDING":
+            return None
+        record = self._process() or self._array_launcher()
+        reason = None if record is None else record.get("waiting")
+        return reason if isinstance(reason, str) else None
 
     def _live_state(self) -> str:
         if self._launcher is not None:
@@ -48,6 +65,11 @@ class LocalJob(Job[Any]):
         if record is None:
             if self._launcher is not None and self._launcher.returncode is None:
                 return "PENDING"
+            if self._array_launcher() is not None:
+                return "PENDING"  # waits for its array's launcher to start it
+            # The folder is read again: the element's controller may have just started.
+            if self._process() is not None:
+                return self._live_state()
             if time.time() - self.info.submitted_at < 30:
                 return "PENDING"  # the launcher is starting
             return "FAILED"
@@ -90,6 +112,14 @@ class LocalJob(Job[Any]):
             return (
                 f"Job {self.job_id}: its controller process (pid {record['pid']}) died "
                 f"without recording an end; see {self.paths.for_task(task).stderr}"
+            )
+        array = records.array_paths(self.paths)
+        launcher = None if array is None else records.read_process_record(array)
+        if self.summary().terminal is None and record is None and launcher is not None:
+            first = JobPaths(self.paths.folder, f"{array.job_id}_0") if array else self.paths
+            return (
+                f"Job {self.job_id}: its array's launcher process (pid {launcher['pid']}) "
+                f"ended before starting it; see {first.stderr}"
             )
         return super()._why_no_result(task)
 
