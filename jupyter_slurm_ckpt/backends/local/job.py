@@ -51,9 +51,13 @@ class LocalJob(Job[Any]):
     def pending_reason(self) -> str | None:
         """Why the job waits in the local queue (Slurm's words: ``LocalSlot``, ``Priority``,
         ``LocalMemory``, ``JobArrayTaskLimit``; see ``slots``), else None."""
-        if self.state != "PENDING":
+        summary = self.summary()  # not self.state: views ask this with the state they polled
+        if summary.runs or summary.terminal is not None:
             return None
-        record = self._process() or self._array_launcher()
+        record = self._process()
+        if record is not None and not processes.is_alive(record["pid"], record.get("start_time")):
+            return None
+        record = record or self._array_launcher()
         reason = None if record is None else record.get("waiting")
         return reason if isinstance(reason, str) else None
 

@@ -11,7 +11,8 @@ job says how much it takes (``mem_gb``).
 
 Jobs that find every slot taken wait PENDING, in the order they asked: the waiter at the head
 of the queue holds the queue's lock (the others sleep on it in the kernel: a waiting job costs
-no CPU) and looks for a free slot, and for the memory the job needs, until it finds both. An
+no CPU) and looks for a free slot, and for the memory the job needs, until it finds both (it
+waits for memory only while jobs of the queue run: theirs is the memory waiting can free). An
 array's launcher keeps its place at the head while it starts its elements one after another
 (as Slurm runs an array's tasks before later jobs of the same priority), and leaves it while its
 own ``array_parallelism`` holds it back.
@@ -149,7 +150,9 @@ class SlotQueue:
         said = None
         while True:
             reason = WAITING_FOR_MEMORY
-            if machine_memory()[1] >= memory:
+            # Waiting for memory helps only while jobs of ours hold some: with none running,
+            # what is missing is not ours to free, and the job starts.
+            if machine_memory()[1] >= memory or self.in_use() == 0:
                 reason = WAITING_FOR_SLOT
                 for index in range(max(1, limit)):
                     slot = self._try_slot(index)
@@ -161,11 +164,11 @@ class SlotQueue:
             time.sleep(delay)
             delay = min(delay * 2, _MAX_LOOK_S)
 
-    def in_use(self, limit: int) -> int:
-        """How many of the first ``limit`` slots are taken now (for messages and tests)."""
+    def in_use(self) -> int:
+        """How many slots local jobs hold now."""
         taken = 0
-        for index in range(limit):
-            slot = self._try_slot(index)
+        for path in self.folder.glob("slot-*"):
+            slot = self._try_slot(int(path.name.partition("-")[2]))
             if slot is None:
                 taken += 1
             else:
