@@ -13,6 +13,7 @@ never as attributes of the executor: threads may submit through one executor at 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import warnings
 from abc import ABC, abstractmethod
@@ -44,6 +45,19 @@ from .paths import JobPaths, template_root
 
 
 @dataclass
+class ArrayDescription:
+    """A job array's description (``<id>_job.json``), written once into a file that each
+    element's description is a hard link to (``JobInfo.read`` gives each its own id)."""
+
+    info: JobInfo
+    file: PendingFile
+
+    def of(self, job_id: str) -> JobInfo:
+        """The description of the element ``job_id``, as ``JobInfo.read`` reads it."""
+        return dataclasses.replace(self.info, job_id=job_id)
+
+
+@dataclass
 class Reservation:
     """The job ids one submission reserved (:meth:`Executor._reserve_job_ids`), handed to the
     submission's later hooks. A backend subclasses it for what those hooks need of the
@@ -53,7 +67,7 @@ class Reservation:
     array: bool
     #: An array's description, written once: each element's ``<id>_job.json`` is a hard link
     #: to it (see ``JobInfo.array_size``). Set by the flow, not by the backend.
-    description: PendingFile | None = field(default=None, init=False, repr=False)
+    description: ArrayDescription | None = field(default=None, init=False, repr=False)
 
     @property
     def array_size(self) -> int:
@@ -289,10 +303,14 @@ class Executor(ABC):
         finally:
             for item in spooled:
                 item.discard()
-        return [
+        jobs = [
             self._make_job(job_id, item, launched)
             for job_id, item in zip(reservation.job_ids, pickled)
         ]
+        if reservation.description is not None:  # known here: no job reads it back
+            for job in jobs:
+                job._info = reservation.description.of(job.job_id)
+        return jobs
 
     def _pickle(
         self, submissions: list[DelayedSubmission[Any]], array: bool, root: Path, limit: int
@@ -320,7 +338,7 @@ class Executor(ABC):
                     written.extend(self._write_job_files(reservation, job_id, item))
             finally:
                 if reservation.description is not None:
-                    reservation.description.discard()
+                    reservation.description.file.discard()
             return self._launch(reservation)
         except Exception as error:
             for path in written:
@@ -368,7 +386,7 @@ class Executor(ABC):
         if reservation.description is not None:
             # An array element: its description is its array's (a hard link, no new file),
             # which records the submission too (``Job.events`` shows it as its first event).
-            reservation.description.link(paths.info)
+            reservation.description.file.link(paths.info)
             return [paths.submitted_pickle, paths.info]
         info = self._job_info(job_id)
         info.resubmission_of = pickled.origin
@@ -379,17 +397,17 @@ class Executor(ABC):
         append_event(paths.events, "submitted", **fields)
         return [paths.submitted_pickle, paths.info, paths.events]
 
-    def _array_description(self, reservation: Reservation) -> PendingFile:
+    def _array_description(self, reservation: Reservation) -> ArrayDescription:
         """The description every element of the array links to (see ``JobInfo.read``)."""
         info = self._job_info(reservation.job_ids[0].partition("_")[0])
         info.array_size = reservation.array_size
-        description = PendingFile.unnamed(template_root(self.folder))
+        file = PendingFile.unnamed(template_root(self.folder))
         try:
-            description.write(info.text().encode())
+            file.write(info.text().encode())
         except BaseException:
-            description.discard()
+            file.discard()
             raise
-        return description
+        return ArrayDescription(info, file)
 
     def _job_info(self, job_id: str) -> JobInfo:
         """The description of a job this executor submits now (``<id>_job.json``); a backend

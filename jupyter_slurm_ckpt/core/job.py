@@ -53,8 +53,10 @@ class Job(Generic[R]):
 
     def __new__(cls, folder: str | Path, job_id: str, *args: Any, **kwargs: Any) -> Job[Any]:
         if cls is Job:  # generic re-attach: the description names the backend
-            paths = JobPaths.create(folder, str(job_id))
-            cls = registry.job_class(JobInfo.read(paths.info).cluster)
+            info = JobInfo.read(JobPaths.create(folder, str(job_id)).info)
+            job = super().__new__(registry.job_class(info.cluster))
+            job.__dict__["_info"] = info  # read once (see __init__)
+            return job
         return super().__new__(cls)
 
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
@@ -65,7 +67,7 @@ class Job(Generic[R]):
         self.job_id = job_id
         self.paths = JobPaths(resolve_folder(folder, job_id), job_id, task_id or 0)
         self._task_id = task_id
-        self._info: JobInfo | None = None
+        self._info: JobInfo | None = self.__dict__.get("_info")  # read by __new__, if so
         self._events = EventReader(self.paths.events)
         self._final_state: str | None = None
         self._cancel_at_deletion = False
@@ -239,12 +241,13 @@ class Job(Generic[R]):
         The first task that failed is reported, even when another task has no result yet (a
         multi-task job ends when one task fails; the others may still be finishing).
         """
-        self.wait(timeout)
-        outcomes = {}
-        for task in self._task_ids():
-            paths = self.paths.for_task(task)
-            if paths.result_pickle.exists():
-                outcomes[task] = self._outcome(paths.result_pickle)
+        outcomes = self._outcomes()
+        if len(outcomes) < len(self._task_ids()):  # not over yet, or over without a result
+            self.wait(timeout)
+            outcomes = self._outcomes()
+        elif self._final_state is None:  # every task's outcome is here: that is the end
+            failed = any(status != "success" for status, _ in outcomes.values())
+            self._final_state = "FAILED" if failed else "COMPLETED"
         for task, (status, value) in outcomes.items():
             if status != "success":
                 paths = self.paths.for_task(task)
@@ -258,6 +261,15 @@ class Job(Generic[R]):
         if missing:
             raise UncompletedJobError(self._why_no_result(missing[0]))
         return [value for _, value in outcomes.values()]
+
+    def _outcomes(self) -> dict[int, tuple[str, Any]]:
+        """The outcome of each task whose result file is on disk (unpickled)."""
+        outcomes = {}
+        for task in self._task_ids():
+            paths = self.paths.for_task(task)
+            if paths.result_pickle.exists():
+                outcomes[task] = self._outcome(paths.result_pickle)
+        return outcomes
 
     def result(self, timeout: float | None = None) -> R:
         """The result of the job (of task 0 for a multi-task job: see :meth:`results`)."""

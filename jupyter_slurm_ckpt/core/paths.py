@@ -114,7 +114,7 @@ class JobPaths:
 
     def for_task(self, task_id: int) -> JobPaths:
         """The same job's paths seen from task ``task_id``."""
-        return JobPaths(self.folder, self.job_id, task_id)
+        return self if task_id == self.task_id else JobPaths(self.folder, self.job_id, task_id)
 
     def _file(self, suffix: str) -> Path:
         return self.folder / f"{self.job_id}_{suffix}"
@@ -124,32 +124,32 @@ class JobPaths:
         """The Slurm batch script as submitted (one per array: ``<array id>_submission.sh``)."""
         return self.folder / f"{self.job_id.partition('_')[0]}_submission.sh"
 
-    @property
+    @functools.cached_property
     def submitted_pickle(self) -> Path:
         """The payload that the next run executes (replaced by each checkpoint)."""
         return self.folder / f"{self.job_id}{self.PAYLOAD_SUFFIX}"
 
-    @property
+    @functools.cached_property
     def result_pickle(self) -> Path:
         """This task's outcome: ``("success", value)`` or ``("error", traceback)``."""
         return self._file(f"{self.task_id}_result.pkl")
 
-    @property
+    @functools.cached_property
     def stdout(self) -> Path:
         """This task's standard output, appended across requeues."""
         return self.folder / self.log_name(self.job_id, self.task_id, "out")
 
-    @property
+    @functools.cached_property
     def stderr(self) -> Path:
         """This task's standard error, appended across requeues."""
         return self.folder / self.log_name(self.job_id, self.task_id, "err")
 
-    @property
+    @functools.cached_property
     def events(self) -> Path:
         """The job's event log (JSON lines), shared by its tasks."""
         return self._file("events.jsonl")
 
-    @property
+    @functools.cached_property
     def info(self) -> Path:
         """The job's description (backend, parameters); its presence marks a job."""
         return self.folder / f"{self.job_id}{self.INFO_SUFFIX}"

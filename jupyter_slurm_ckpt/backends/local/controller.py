@@ -198,7 +198,7 @@ class Controller:
             write_process_record(self.paths, "controller", waiting=reason)
 
         limit = job_slots(self.info.parameters, self.info.num_tasks)
-        with queue.turn(say):
+        with queue.turn(limit, say):
             slot = queue.take(limit, job_memory(self.info.parameters), say)
         if said:  # no longer waiting
             write_process_record(self.paths, "controller")

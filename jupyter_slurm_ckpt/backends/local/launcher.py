@@ -79,7 +79,7 @@ class ArrayLauncher:
         slot = None
         try:
             if self.queue is not None:
-                self.queue.enter(self.say)
+                self.queue.enter(limit, self.say)
                 slot = self.queue.take(limit, memory, self.say)
             if records.cancelled(paths):
                 return  # cancelled while it waited for its slot

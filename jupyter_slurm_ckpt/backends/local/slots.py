@@ -12,10 +12,12 @@ job says how much it takes (``mem_gb``).
 Jobs that find every slot taken wait PENDING, in the order they asked: the waiter at the head
 of the queue holds the queue's lock (the others sleep on it in the kernel: a waiting job costs
 no CPU) and looks for a free slot, and for the memory the job needs, until it finds both (it
-waits for memory only while jobs of the queue run: theirs is the memory waiting can free). An
-array's launcher keeps its place at the head while it starts its elements one after another
-(as Slurm runs an array's tasks before later jobs of the same priority), and leaves it while its
-own ``array_parallelism`` holds it back.
+waits for memory only while jobs of the queue run: theirs is the memory waiting can free).
+Jobs of different limits queue apart (one queue per limit), so that a job allowed fewer slots
+never holds back one that may take a slot it may not. An array's launcher keeps its place at
+the head while it starts its elements one after another (as Slurm runs an array's tasks before
+later jobs of the same priority), and leaves it while its own ``array_parallelism`` holds it
+back.
 
 Why a job waits is written where ``LocalJob.pending_reason`` reads it, in Slurm's words:
 ``Priority`` (other jobs come first), ``LocalSlot`` (every slot it may take is taken),
@@ -110,19 +112,21 @@ class SlotQueue:
         self._turn: int | None = None
 
     @contextlib.contextmanager
-    def turn(self, say: Callable[[str], None]) -> Iterator[None]:
-        """Hold the head of the queue inside the block (waiting for it first, in order)."""
-        self.enter(say)
+    def turn(self, limit: int, say: Callable[[str], None]) -> Iterator[None]:
+        """Hold the head of the queue of jobs allowed ``limit`` slots inside the block (waiting
+        for it first, in order)."""
+        self.enter(limit, say)
         try:
             yield
         finally:
             self.leave()
 
-    def enter(self, say: Callable[[str], None]) -> None:
-        """Wait for the head of the queue (says :data:`WAITING_FOR_TURN` if it must wait)."""
+    def enter(self, limit: int, say: Callable[[str], None]) -> None:
+        """Wait for the head of the queue of jobs allowed ``limit`` slots (says
+        :data:`WAITING_FOR_TURN` if it must wait)."""
         if self._turn is not None:
             return
-        fd = os.open(self.folder / "queue.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+        fd = os.open(self.folder / f"queue-{limit}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                      PRIVATE_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
