@@ -81,19 +81,10 @@ class JobPaths:
     PAYLOAD_SUFFIX: ClassVar[str] = "_submitted.pkl"
 
     @classmethod
-    def job_id_of(cls, name: str) -> str | None:
-        """The id of the job whose description file is named ``name``; None for another file."""
-        if not name.endswith(cls.INFO_SUFFIX):
-            return None
-        job_id = name[: -len(cls.INFO_SUFFIX)]
-        return job_id if is_valid_job_id(job_id) else None
-
-    @classmethod
-    def job_id_of_payload(cls, name: str) -> str | None:
-        """The id of the job whose payload file is named ``name``; None for another file."""
-        if not name.endswith(cls.PAYLOAD_SUFFIX):
-            return None
-        job_id = name[: -len(cls.PAYLOAD_SUFFIX)]
+    def job_id_of(cls, name: str, suffix: str = INFO_SUFFIX) -> str | None:
+        """The id of the job whose description file is named ``name`` (whose file ending with
+        ``suffix``, e.g. :attr:`PAYLOAD_SUFFIX`); None for another file."""
+        job_id = name[: -len(suffix)] if name.endswith(suffix) else ""
         return job_id if is_valid_job_id(job_id) else None
 
     @staticmethod

@@ -298,7 +298,7 @@ def load(path: Path, element: int | None = None) -> Any:
     try:
         check_folder_is_safe(path.parent)
         if element is None:
-            element = array_index(JobPaths.job_id_of_payload(path.name) or "")
+            element = array_index(JobPaths.job_id_of(path.name, JobPaths.PAYLOAD_SUFFIX) or "")
         with open(path, "rb") as stream:
             return _read(stream, origin=str(path), element=element)
     except FileNotFoundError:

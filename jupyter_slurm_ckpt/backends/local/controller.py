@@ -19,7 +19,6 @@ import select
 import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -94,8 +93,8 @@ def _fork_task(
     pid = os.fork()
     if pid:
         return pid
-    code = 1
-    try:
+
+    def work() -> int:
         # A worker without its controller has no time limit and nobody to requeue it.
         processes.die_with_parent(controller)
         signal.set_wakeup_fd(-1)
@@ -106,14 +105,9 @@ def _fork_task(
         task_paths = paths.for_task(task)
         _worker_environment(info, task_paths, restart)
         _redirect_output(info, task_paths)
-        code = worker.run_task(task_paths, info, LocalRuntime(task_paths))
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        return worker.run_task(task_paths, info, LocalRuntime(task_paths))
+
+    processes.run_child(work)
 
 
 def _describe_status(status: int) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Callable
 
 from ...core.info import JobInfo
 from ...core.paths import JobPaths, resolve_folder
+from .. import processes
 from . import records
 from .slots import WAITING_FOR_ARRAY, SlotQueue, job_memory, job_slots
 
@@ -85,29 +85,20 @@ class ArrayLauncher:
                 return  # cancelled while it waited for its slot
             pid = os.fork()
             if pid == 0:
-                self._run_in_child(paths, lock, slot)
+                processes.run_child(lambda: self._run_in_child(paths, lock, slot))
             self.running.add(pid)
         finally:
             os.close(lock)  # the element's controller holds the job's lock and slot now
             if slot is not None:
                 os.close(slot)
 
-    def _run_in_child(self, paths: JobPaths, lock: int, slot: int | None) -> None:
-        code = 1
-        try:
-            os.setsid()
-            if self.array_lock is not None:  # the controller must not keep the array's lock
-                os.close(self.array_lock)
-            if self.queue is not None:
-                self.queue.leave()  # the launcher keeps its place in the queue, not the child
-            code = self.run_job(paths, lock, slot)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+    def _run_in_child(self, paths: JobPaths, lock: int, slot: int | None) -> int:
+        os.setsid()
+        if self.array_lock is not None:  # the controller must not keep the array's lock
+            os.close(self.array_lock)
+        if self.queue is not None:
+            self.queue.leave()  # the launcher keeps its place in the queue, not the child
+        return self.run_job(paths, lock, slot)
 
     def _reap(self, block: bool) -> None:
         while self.running:
