@@ -1,7 +1,9 @@
 """jupyter_slurm_ckpt: run checkpointable work on Slurm (or locally) from a Jupyter notebook.
 
-``import jupyter_slurm_ckpt as submitit`` runs submitit code unchanged; ``%load_ext
-jupyter_slurm_ckpt`` adds the ``%%slurm`` magic.
+``import jupyter_slurm_ckpt as submitit`` runs submitit code unchanged, and after
+``jupyter_slurm_ckpt.as_submitit()`` (or under ``python -m jupyter_slurm_ckpt.as_submitit
+SCRIPT``) so does code that imports ``submitit`` itself; ``%load_ext jupyter_slurm_ckpt`` adds
+the ``%%slurm`` magic.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .core.job import Job
 from .core.paths import JobPaths
 from .core.progress import report_progress
 from .core.registry import register_display
+from .submitit_alias import as_submitit
 
 if TYPE_CHECKING:
     from .verify import verify_checkpoint
@@ -43,6 +46,7 @@ __all__ = [
     "SlurmExecutor",
     "SlurmJob",
     "UncompletedJobError",
+    "as_submitit",
     "helpers",
     "report_progress",
     "verify_checkpoint",

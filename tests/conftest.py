@@ -40,6 +40,16 @@ def venv_kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return kernels
 
 
+@pytest.fixture(scope="session")
+def real_submitit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where the real submitit 1.5.4 is installed (from PyPI, at test time), to put on
+    ``PYTHONPATH`` beside this package: the ``as_submitit`` switch must neither import nor
+    break it."""
+    from support import SUBMITIT_RELEASE, pip_install_target
+
+    return pip_install_target(tmp_path_factory.mktemp("real-submitit"), SUBMITIT_RELEASE)
+
+
 class Shell:
     """A real IPython ``InteractiveShell`` whose cells raise their errors (for tests)."""
 

@@ -54,9 +54,9 @@ def test_the_warning_names_both_numbers() -> None:
             margin_s=2.0,
             killed=False,
             message=(
-                "checkpoint() took 41.2 s but the signal leaves 30 s (signal_delay_s=30, "
-                "margin 2 s) before the hard kill: on a real cluster this checkpoint would "
-                "be killed half-written"
+                "checkpoint() and its write took 41.2 s but the signal leaves 30 s "
+                "(signal_delay_s=30, margin 2 s) before the hard kill: on a real cluster this "
+                "checkpoint would be killed half-written"
             ),
         )
     ]
@@ -104,7 +104,7 @@ def test_a_run_killed_during_its_checkpoint_is_reported() -> None:
     (warning,) = check_budget(log, info(30.0))
     assert warning.killed and warning.seconds == pytest.approx(30.5)
     assert warning.message.startswith(
-        "checkpoint() was still running when the run was killed 30.5 s after the signal"
+        "the run was killed 30.5 s after the signal before its checkpoint was written"
     )
 
 
@@ -130,6 +130,50 @@ def test_ends_that_are_not_a_killed_checkpoint_are_not_reported() -> None:
         assert check_budget(log, info(30.0)) == []
 
 
+def sigterm_info(kill_wait_s: float | None) -> JobInfo:
+    return JobInfo("7", "slurm", "/tmp", signal_delay_s=90.0, kill_wait_s=kill_wait_s)
+
+
+def test_a_checkpoint_after_a_sigterm_is_compared_with_killwait() -> None:
+    # A stock cluster's preemption: the SIGTERM is the only notice, KillWait (5 s) the window.
+    log = events(
+        (100.0, "started", {"run": 0}),
+        (101.0, "signal", {"reason": "preemption", "task": 0, "via": "SIGTERM"}),
+        (107.0, "checkpoint", {"seconds": 6.0, "requeue": True, "bytes": 10}),
+        (107.0, "requeued", {"run": 1, "timeouts_left": 3, "by": "scheduler"}),
+    )
+    assert check_budget(log, info(90.0)) == []  # within the signal delay, but...
+    (warning,) = check_budget(log, sigterm_info(5.0))  # ...not within KillWait
+    assert (warning.delay_s, warning.margin_s, warning.via) == (5.0, 0.5, "SIGTERM")
+    assert "the SIGTERM leaves 5 s (KillWait=5, margin 0.5 s)" in warning.message
+    slower = [*log[:2], {**log[2], "seconds": 29.0}, *log[3:]]
+    unknown = check_budget(slower, sigterm_info(None))
+    assert "the SIGTERM leaves 30 s (Slurm's default KillWait=30" in unknown[0].message
+
+
+def test_a_run_killed_during_its_sigterm_checkpoint_is_reported_by_the_next_run() -> None:
+    # Issue 22, item 6: KillWait=5, a state that takes 8 s to pickle. The run is SIGKILLed
+    # mid-checkpoint; Slurm requeues it, and its next run records the run lost without a word.
+    log = events(
+        (100.0, "started", {"run": 0}),
+        (101.0, "signal", {"reason": "preemption", "task": 0, "via": "SIGTERM"}),
+        (120.0, "requeued", {"run": 1, "reason": "unknown", "lost_progress": True}),
+        (120.1, "started", {"run": 1}),
+    )
+    (warning,) = check_budget(log, sigterm_info(5.0))
+    assert warning.killed and warning.seconds is None and warning.run == 0
+    assert warning.message.startswith(
+        "the run was killed before its checkpoint was written (the SIGTERM leaves 5 s "
+        "(KillWait=5, margin 0.5 s)): its progress since the last checkpoint is lost"
+    )
+    # A run lost before any signal, or after its checkpoint was written, is no budget matter.
+    lost_quietly = [log[0], log[2], log[3]]
+    written = {"t": 102.0, "event": "checkpoint", "seconds": 1.0, "requeue": True}
+    checkpointed_then_lost = [*log[:2], written, *log[2:]]
+    assert check_budget(lost_quietly, sigterm_info(5.0)) == []
+    assert check_budget(checkpointed_then_lost, sigterm_info(5.0)) == []
+
+
 def test_report_progress_outside_a_job_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JSC_JOB_ID", raising=False)
     monkeypatch.delenv("JSC_JOB_FOLDER", raising=False)
@@ -140,12 +184,13 @@ def test_report_progress_outside_a_job_does_nothing(monkeypatch: pytest.MonkeyPa
 
 def test_budget_message_alone() -> None:
     assert budget_message(3.0, info(2.0), margin_s=0.5).startswith(
-        "checkpoint() took 3.0 s but the signal leaves 2 s (signal_delay_s=2, margin 0.5 s)"
+        "checkpoint() and its write took 3.0 s but the signal leaves 2 s (signal_delay_s=2, "
+        "margin 0.5 s)"
     )
 
 
-class SlowCheckpoint(Checkpointable):
-    """Its checkpoint() takes 1.5 s: more than a 1 s signal delay leaves."""
+class Stepping(Checkpointable):
+    """Counts ``n`` steps of 20 ms; its checkpoint keeps the count."""
 
     def __init__(self) -> None:
         self.steps = 0
@@ -155,6 +200,10 @@ class SlowCheckpoint(Checkpointable):
             self.steps += 1
             time.sleep(0.02)
         return self.steps
+
+
+class SlowCheckpoint(Stepping):
+    """Its checkpoint() takes 1.5 s: more than a 1 s signal delay leaves."""
 
     def checkpoint(self, n: int) -> DelayedSubmission[int]:
         time.sleep(1.5)
@@ -175,3 +224,28 @@ def test_every_job_widget_shows_the_budget_warning(tmp_path: Path) -> None:
     assert status.budget_warnings, job.events()
     assert "signal leaves 1 s" in counters_text(status)
     assert "⚠" in counters_html(status)
+
+
+class SlowToPickle(Stepping):
+    """A state that takes 1 s to pickle once it has run (a large model, say); its checkpoint()
+    itself returns at once."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.steps:
+            time.sleep(1.0)
+        return dict(self.__dict__)
+
+
+def test_the_checkpoint_time_covers_pickling_writing_and_fsync(tmp_path: Path) -> None:
+    # Issue 22, item 5: the event said 0.0 s although the signal -> checkpoint took longer.
+    executor = LocalExecutor(tmp_path)
+    job = executor.submit(SlowToPickle(), 100)
+    wait_for(lambda: job.state == "RUNNING" and job.summary().runs, "the job to run")
+    time.sleep(0.1)  # some steps done: the state is slow to pickle from now on
+    job._interrupt()
+    assert job.result(timeout=60) == 100
+    (checkpoint,) = [e for e in job.events() if e["event"] == "checkpoint"]
+    assert checkpoint["seconds"] >= checkpoint["write_s"] >= 1.0, checkpoint
+    rows = collect_status(job).timeline
+    (row,) = [row for row in rows if row.event == "checkpoint"]
+    assert row.details.startswith(f"checkpoint() and its write took {checkpoint['seconds']:.2f} s")

@@ -41,8 +41,8 @@ SERVER_CONFIG: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
+@pytest.fixture(name="jp_server_config")
+def server_config_fixture() -> dict[str, Any]:
     return json.loads(json.dumps(SERVER_CONFIG))
 
 
@@ -119,8 +119,8 @@ class Api:
         return int(response.code)
 
 
-@pytest.fixture
-def api(jp_fetch: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Api:
+@pytest.fixture(name="api")
+def api_fixture(jp_fetch: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Api:
     return Api(jp_fetch, jp_asyncio_loop)
 
 

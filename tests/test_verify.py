@@ -230,7 +230,7 @@ def test_a_slow_checkpoint_is_over_budget(tmp_path: Path, by_value: None) -> Non
     assert report.equal and report.verdict == "OVER BUDGET" and not report.ok, report.text()
     # ... but on a cluster the run would be killed 1 s after the signal.
     (warning,) = report.budget_warnings
-    assert warning.startswith("checkpoint() took 1.5 s but the signal leaves 1 s")
+    assert warning.startswith("checkpoint() and its write took 1.5 s but the signal leaves 1 s")
     assert "(signal_delay_s=1, margin 0.1 s) before the hard kill" in warning
     assert report.interrupted is not None
     assert report.interrupted.interrupts[0].budget == warning

@@ -77,7 +77,7 @@ class BatchedLocalJob(submitit.LocalJob):
             raise RuntimeError("scheduler unreachable")
         cls._in_hook.active = True
         try:
-            return {job.job_id: job.state for job in jobs}
+            return {job.key: job.state for job in jobs}
         finally:
             cls._in_hook.active = False
 

@@ -50,7 +50,8 @@ def test_widget_follows_the_job_and_its_buttons_requeue_it(
     wait_for(lambda: events(widget).count("resumed") == 2, "a second resume")
     assert widget.counters == "requeued 2×: 1 preemption, 1 timeout of 3 allowed"
     assert events(widget).count("checkpoint") == 2
-    assert any(row["details"].startswith("checkpoint() took ") for row in widget.timeline)
+    took = "checkpoint() and its write took "
+    assert any(row["details"].startswith(took) for row in widget.timeline)
     assert actions.error == "" and actions.last_action.startswith("Simulate timeout: done")
     wait_for(lambda: "tick" in widget._log.value, "the log tail")
 
@@ -100,6 +101,34 @@ def test_a_cancelled_job_is_resubmitted_with_its_button(
     widget.close()
 
 
+def resubmit_with(view: JobWidget) -> None:
+    button = view.actions.resubmit_button
+    wait_for(lambda: button.layout.display == "" and not button.disabled, "the resubmit button")
+    button.click()
+    wait_for(lambda: "resubmitted as job" in view.actions.last_action, "the resubmission")
+
+
+def test_resubmit_from_two_views_of_one_job_makes_one_job(
+    executor: submitit.LocalExecutor, watcher: Watcher, tmp_path: Path
+) -> None:
+    job = executor.submit(Waiter(), str(tmp_path / "never"))
+    wait_for(lambda: job.state == "RUNNING", "the job to run")
+    job.cancel()
+    again = submitit.Job(job.paths.folder, job.job_id)  # another view, as another cell shows it
+    views = [JobWidget(job, watcher=watcher), JobWidget(again, watcher=watcher)]
+    for view in views:
+        resubmit_with(view)
+    first, second = (view.actions.last_action for view in views)
+    assert first.startswith("Resubmit: resubmitted as job L2 (from the last checkpoint)")
+    assert second.startswith("Resubmit: already resubmitted as job L2")
+    assert sorted(p.name for p in job.paths.folder.glob("*_job.json")) == [
+        "L1_job.json", "L2_job.json"
+    ]
+    for view in views:
+        view.close()
+    submitit.Job(job.paths.folder, "L2").cancel()
+
+
 def test_log_switch_shows_stderr(
     executor: submitit.LocalExecutor, watcher: Watcher
 ) -> None:
@@ -127,7 +156,8 @@ def test_text_and_html_renderings_of_a_requeued_job(
     text = render_text(status)
     assert text.splitlines()[0] == f"waiter · job {job.job_id} · local · COMPLETED"
     assert "requeued 1×: 1 preemption, 0 timeouts of 3 allowed" in text
-    for words in ("preemption signal", "checkpoint() took", "requeued", "resumed", "result: {"):
+    for words in ("preemption signal", "checkpoint() and its write took", "requeued", "resumed",
+                  "result: {"):
         assert words in text
     page = render_html(status)
     assert "COMPLETED" in page and "<table" in page and "preemption signal" in page

@@ -94,8 +94,8 @@ class Frontend:
         )[:3000]
 
 
-@pytest.fixture
-def frontend(tmp_path: Path, venv_kernel_dir: Path) -> Iterator[Frontend]:
+@pytest.fixture(name="frontend")
+def frontend_fixture(tmp_path: Path, venv_kernel_dir: Path) -> Iterator[Frontend]:
     with venv_kernel(tmp_path, venv_kernel_dir, tmp_path / "jobs") as km:
         fe = Frontend(km)
         try:

@@ -143,7 +143,7 @@ def spool_array(
     shared = _SharedFile(folder, len(submissions))
     try:
         shared.write(_header(len(submissions)))
-        pickler = payload._Pickler(shared, protocol=payload.PROTOCOL)
+        pickler = payload._Pickler(shared)
         pickler.dump(shared_obj)
         common = shared.size  # the header and the shared part: every element loads them
         if max_bytes is not None and common > max_bytes:
@@ -177,7 +177,7 @@ def _pickle_elements(
     """Each element's part, as a continuation of ``first`` (the pickler of the shared part):
     (each element's whole size, each part's offset in the file)."""
     counted = payload._Sink(shared, None if max_bytes is None else max_bytes - common)
-    pickler = payload._Pickler(counted, protocol=payload.PROTOCOL)
+    pickler = payload._Pickler(counted)
     sizes, offsets = [], []
     for index, delayed in enumerate(submissions):
         offsets.append(shared.size)

@@ -53,7 +53,8 @@ class TorchDistributedEnvironment:
         Parameters
         ----------
         set_cuda_visible_devices
-            Also make ``CUDA_VISIBLE_DEVICES`` this task's local rank (one GPU per task).
+            Also make ``CUDA_VISIBLE_DEVICES`` this task's own GPU (one per task): see
+            :meth:`own_gpu`.
         overwrite
             Replace variables already set (else a set one raises ``RuntimeError``: a job
             started from inside another job would otherwise join the wrong group).
@@ -67,9 +68,18 @@ class TorchDistributedEnvironment:
                     "(or submit from within helpers.clean_env())"
                 )
         if set_cuda_visible_devices:
-            variables["CUDA_VISIBLE_DEVICES"] = str(self.local_rank)
+            variables["CUDA_VISIBLE_DEVICES"] = self.own_gpu()
         os.environ.update(variables)
         return self
+
+    def own_gpu(self) -> str:
+        """This task's GPU: the ``local_rank``-th of those its node sees (``CUDA_VISIBLE_DEVICES``
+        as the scheduler set it: an emulated local node sees GPUs of its own, 2 and 3 say),
+        else ``local_rank`` itself (submitit's choice)."""
+        visible = [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
+        if self.local_rank < len(visible):
+            return visible[self.local_rank]
+        return str(self.local_rank)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value}" for key, value in self.variables().items())

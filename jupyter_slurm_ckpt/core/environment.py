@@ -17,6 +17,11 @@ ENV_FOLDER = "JSC_JOB_FOLDER"
 ENV_TASK_ID = "JSC_TASK_ID"
 ENV_NUM_TASKS = "JSC_NUM_TASKS"
 ENV_CLUSTER = "JSC_CLUSTER"
+# The local backend's emulated nodes (Slurm says these in SLURM_NODEID, SLURM_LOCALID and
+# SLURM_JOB_NUM_NODES; ours win, so a local job started inside a Slurm job is not misread).
+ENV_NODE_ID = "JSC_NODE_ID"
+ENV_LOCAL_ID = "JSC_LOCAL_ID"
+ENV_NUM_NODES = "JSC_NUM_NODES"
 ENV_RESTART_COUNT = "SLURM_RESTART_COUNT"
 
 
@@ -48,6 +53,22 @@ def set_worker_environment(
         environ[ENV_RESTART_COUNT] = str(restart)
     else:
         environ.pop(ENV_RESTART_COUNT, None)
+
+
+def set_emulated_node(
+    task: int, num_tasks: int, nodes: int, environ: MutableMapping[str, str] = os.environ
+) -> int:
+    """Place task ``task`` of ``num_tasks`` on one of ``nodes`` emulated nodes as Slurm's default
+    (block) distribution does: tasks 0..k-1 on node 0, k..2k-1 on node 1... Sets what
+    :class:`JobEnvironment` reads (node, rank on the node, number of nodes); returns the node.
+    """
+    nodes = max(1, min(nodes, num_tasks))
+    per_node = max(1, num_tasks // nodes)
+    node, local_rank = divmod(task, per_node)
+    environ.update(
+        {ENV_NODE_ID: str(node), ENV_LOCAL_ID: str(local_rank), ENV_NUM_NODES: str(nodes)}
+    )
+    return node
 
 
 def _int_env(*names: str, default: int = 0) -> int:
@@ -104,7 +125,7 @@ class JobEnvironment:
     @property
     def local_rank(self) -> int:
         """Rank of this task on its node."""
-        return _int_env("SLURM_LOCALID", ENV_TASK_ID)
+        return _int_env(ENV_LOCAL_ID, "SLURM_LOCALID", ENV_TASK_ID)
 
     @property
     def num_tasks(self) -> int:
@@ -114,12 +135,12 @@ class JobEnvironment:
     @property
     def num_nodes(self) -> int:
         """Number of nodes of the allocation."""
-        return _int_env("SLURM_JOB_NUM_NODES", default=1)
+        return _int_env(ENV_NUM_NODES, "SLURM_JOB_NUM_NODES", default=1)
 
     @property
     def node(self) -> int:
         """Index of this node in the allocation."""
-        return _int_env("SLURM_NODEID")
+        return _int_env(ENV_NODE_ID, "SLURM_NODEID")
 
     @property
     def hostname(self) -> str:
@@ -129,10 +150,11 @@ class JobEnvironment:
     @property
     def hostnames(self) -> list[str]:
         """The machines of the job's allocation, the first one first (``SLURM_JOB_NODELIST``
-        expanded); for a local or debug job (or without a node list), this machine."""
+        expanded); for a local or debug job (or without a node list), this machine once per
+        node (emulated nodes are this machine)."""
         nodelist = os.environ.get("SLURM_JOB_NODELIST", "")
         if self.cluster != "slurm" or not nodelist:
-            return [self.hostname]
+            return [self.hostname] * self.num_nodes
         return parse_nodelist(nodelist)
 
     @property
@@ -149,6 +171,7 @@ class JobEnvironment:
     def __repr__(self) -> str:
         return (
             f"JobEnvironment(job_id={self.job_id}, cluster={self.cluster}, "
-            f"global_rank={self.global_rank}, num_tasks={self.num_tasks}, "
+            f"global_rank={self.global_rank}, local_rank={self.local_rank}, node={self.node}, "
+            f"num_nodes={self.num_nodes}, num_tasks={self.num_tasks}, "
             f"restart_count={self.restart_count})"
         )

@@ -3,7 +3,8 @@
 Events (``event`` key), each with ``t`` (unix time):
 submitted, started (run, node, pid; ``task`` for tasks other than 0: each task says it started),
 signal (reason: preemption|timeout),
-checkpoint (seconds, requeue, bytes), requeued (run, timeouts_left; ``by: scheduler`` when Slurm
+checkpoint (seconds: checkpoint() and the durable write of its payload, write_s: the write;
+requeue, bytes), requeued (run, timeouts_left; ``by: scheduler`` when Slurm
 requeued the job itself, ``before_call`` when the signal came before the callable was called,
 ``reason: unknown`` + ``lost_progress`` + ``worked_s`` for a run that ended without a word),
 not_requeued (reason),
@@ -45,6 +46,7 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "array_size": int,
     "timeouts_left": int,
     "seconds": _NUMBER,
+    "write_s": _NUMBER,
     "requeue": bool,
     "from_scratch": bool,
     "before_call": bool,
@@ -210,6 +212,12 @@ class EventSummary:
         if state == "RUNNING" and 0 < self.runs <= self.requeues:
             return "REQUEUED"
         return state
+
+
+def resubmitted_as(events: list[dict[str, Any]]) -> str | None:
+    """The id of the job that continues this one (its ``resubmitted`` event), if any."""
+    found = [e.get("job_id") for e in events if e.get("event") == "resubmitted"]
+    return str(found[-1]) if found else None
 
 
 def summarize(events: list[dict[str, Any]]) -> EventSummary:

@@ -9,6 +9,7 @@ import functools
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,11 @@ def check_folder_is_safe(folder: Path, *, follow_symlinks: bool = True) -> None:
 class WriteError(OSError):
     """Writing a file of the job folder failed (full disk, quota, I/O error): the filesystem's
     fault, not that of what was being written."""
+
+    def cause(self) -> str:
+        """'No space left on device (ENOSPC)': what the filesystem said, for users."""
+        name = errno.errorcode.get(self.errno or 0)
+        return f"{self.strerror}" + (f" ({name})" if name else "")
 
 
 def _write_error(error: OSError) -> WriteError:
@@ -201,7 +207,9 @@ class PendingFile:
     def commit(self, path: Path, *, durable: bool = True) -> None:
         """Give the file its name ``path``, replacing any file there, atomically.
 
-        ``durable`` fsyncs the data first, so that a node crash cannot leave an empty file.
+        ``durable`` fsyncs the data first, so that a node crash cannot leave an empty file,
+        and the folder after the rename, so that it cannot bring back the old file (or no
+        file at all) once this returns.
         """
         path = Path(path)
         try:
@@ -213,13 +221,15 @@ class PendingFile:
             os.close(self._fd)
             self._fd = -1
             os.replace(self._temp, path)
+            self._temp = None
+            if durable:
+                fsync_folder(path.parent)
         except OSError as error:
             self.discard()
             raise _write_error(error) from None
         except BaseException:
             self.discard()
             raise
-        self._temp = None
 
     def sync(self) -> None:
         """fsync what was written so far (before names are given with :meth:`link`)."""
@@ -263,6 +273,25 @@ class PendingFile:
             with contextlib.suppress(OSError):
                 os.unlink(self._temp)
             self._temp = None
+
+
+#: What a filesystem answers when it cannot fsync a folder (nothing to make durable then).
+_NO_FOLDER_FSYNC = (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable: after a rename, a node crash keeps the new file.
+
+    A filesystem that cannot fsync a folder (some network ones) is left as it is.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in _NO_FOLDER_FSYNC:
+            raise
+    finally:
+        os.close(fd)
 
 
 def _name_unnamed_file(fd: int, target: Path, durable: bool) -> None:
@@ -354,17 +383,85 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = False) -> None:
 
 
 def append_line(path: Path, line: str) -> None:
-    """Append one line with a single ``write`` on an ``O_APPEND`` descriptor.
+    """Append one line, whole or not at all: one ``write`` on an ``O_APPEND`` descriptor.
 
-    Concurrent appenders never interleave within a line this way; a process killed during
-    the call leaves at most one partial last line, which readers skip.
+    Concurrent appenders never interleave within a line this way, and a process killed during
+    the call writes its line or nothing. A write the filesystem cuts short (a full disk, a
+    quota) leaves no part of the line behind: the bytes it did write are blanked in place
+    (spaces, then a newline: no new space needed), which readers skip, and :class:`WriteError`
+    says why. A last line left unfinished by anything else is closed first, so that this line
+    is never glued to it (and lost with it).
+
+    Raises
+    ------
+    WriteError
+        When the line could not be appended; the file holds no part of it.
     """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
-        os.write(fd, data)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    except OSError as error:
+        raise _write_error(error) from None
+    try:
+        if _ends_mid_line(fd):
+            data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+        except OSError as error:
+            raise _write_error(error) from None
+        if written < len(data):
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: just after the bytes written
+            _blank(path, end - written, written)
+            raise _short_write(fd, path, written, len(data))
     finally:
         os.close(fd)
+
+
+def _ends_mid_line(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+def _blank(path: Path, offset: int, size: int) -> None:
+    """Overwrite ``size`` bytes at ``offset`` with a blank line (another descriptor: Linux
+    appends every ``pwrite`` on an ``O_APPEND`` one). Left as it is if that fails: the next
+    append closes it, and readers skip it as one damaged line."""
+    if size <= 0:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, b" " * (size - 1) + b"\n", offset)
+        finally:
+            os.close(fd)
+
+
+def _short_write(fd: int, path: Path, written: int, size: int) -> WriteError:
+    """The error of a write cut short: the filesystem says no more then (a full disk, most
+    often, which its free space tells), but not why."""
+    full = False
+    with contextlib.suppress(OSError):
+        full = os.fstatvfs(fd).f_bavail == 0
+    code = errno.ENOSPC if full else errno.EIO
+    return WriteError(
+        code, f"{os.strerror(code)} (the line was cut short at {written} of {size} bytes, "
+        "and left out)", str(path)
+    )
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created 0600 if missing) for the ``with`` block.
+
+    Callers in other processes, and other threads of this one, wait their turn: the lock
+    belongs to the open file, and a process that dies releases it.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def open_private_append(path: Path) -> int:

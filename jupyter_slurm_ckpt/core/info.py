@@ -17,6 +17,9 @@ from .errors import JobFolderError
 from .files import atomic_write_text
 from .paths import JobPaths
 
+#: Slurm's default ``KillWait``: how long a run lives after its SIGTERM.
+DEFAULT_KILL_WAIT_S = 30.0
+
 
 @dataclass
 class JobInfo:
@@ -38,6 +41,9 @@ class JobInfo:
     uid: int = field(default_factory=os.getuid)
     #: The job this one continues from its last checkpoint (``job.resubmit()``), if any.
     resubmission_of: str | None = None
+    #: How long a run lives after the scheduler's SIGTERM, before its SIGKILL (Slurm's
+    #: ``KillWait``, read from its configuration at submission); None when not known.
+    kill_wait_s: float | None = None
     #: Elements of the job array this job belongs to (0: not an array element). The elements
     #: of an array share one description file (hard links): ``job_id`` is then the array's id,
     #: and :meth:`read` gives each element its own, the one its file's name says.
@@ -48,6 +54,11 @@ class JobInfo:
         if self.timeout_min is None:
             return self.signal_delay_s
         return min(self.signal_delay_s, self.timeout_min * 60.0 / 2.0)
+
+    def termination_window_s(self) -> float:
+        """How long a SIGTERM leaves before the SIGKILL: :attr:`kill_wait_s`, else Slurm's
+        default KillWait."""
+        return DEFAULT_KILL_WAIT_S if self.kill_wait_s is None else self.kill_wait_s
 
     def write(self, path: Path) -> None:
         """Write atomically as JSON."""

@@ -20,7 +20,8 @@ from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJob
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
-from .paths import JobPaths, is_valid_job_id, resolve_folder
+from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
+from .resubmission import resubmit_once
 
 R = TypeVar("R")
 
@@ -76,6 +77,11 @@ class Job(Generic[R]):
         #: event) and never removes temporaries. The user's own processes may do those; the
         #: actions asked of the job (``cancel``, ``_interrupt``) still act.
         self.read_only = False
+
+    @property
+    def key(self) -> JobKey:
+        """The job's identity: its folder (absolute) and its id (and the task of a task view)."""
+        return JobKey(self.paths.folder, self.job_id, self._task_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A job pickles as what re-attaches it: its folder, id and task.
@@ -177,14 +183,15 @@ class Job(Generic[R]):
         return state in FINAL_STATES
 
     @classmethod
-    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
-        """The states of ``jobs`` (all of this class), by job id, as :attr:`state` tells them.
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """The states of ``jobs`` (all of this class), by :attr:`key`, as :attr:`state` tells
+        them. A job missing from the answer is asked on its own (``job.state``).
 
         Views poll every job they watch through this, once a tick (``views.watcher``): a
         backend with a scheduler asks it once for all of them (Slurm: one ``sacct`` or
         ``squeue``). Default: each job's :attr:`state`, one by one.
         """
-        return {job.job_id: job.state for job in jobs}
+        return {job.key: job.state for job in jobs}
 
     @property
     def pending_reason(self) -> str | None:
@@ -248,6 +255,15 @@ class Job(Generic[R]):
         elif self._final_state is None:  # every task's outcome is here: that is the end
             failed = any(status != "success" for status, _ in outcomes.values())
             self._final_state = "FAILED" if failed else "COMPLETED"
+        return self._results_of(outcomes)
+
+    def results_in_folder(self) -> list[R]:
+        """The results as the job folder holds them now, without waiting (what a view reads):
+        as :meth:`results`, with ``UncompletedJobError`` for a task that has no result yet."""
+        return self._results_of(self._outcomes())
+
+    def _results_of(self, outcomes: dict[int, tuple[str, Any]]) -> list[R]:
+        """The values of ``outcomes`` (one per task), or the error of the first that failed."""
         for task, (status, value) in outcomes.items():
             if status != "success":
                 paths = self.paths.for_task(task)
@@ -292,9 +308,12 @@ class Job(Generic[R]):
                 f"Job {self.job_id} (task {task}) was cancelled (by {by}): it ended without a "
                 f"result. Logs: {self.paths.for_task(task).stderr}"
             )
+        state = self.state
+        if terminal.get("event") is None and state not in FINAL_STATES:
+            return f"Job {self.job_id} (task {task}) has no result yet: it is {state}"
         reason = terminal.get("reason") or summary.not_requeued_reason or "no reason recorded"
         return (
-            f"Job {self.job_id} (task {task}) ended in state {self.state} without a result: "
+            f"Job {self.job_id} (task {task}) ended in state {state} without a result: "
             f"{reason}. Logs: {self.paths.for_task(task).stderr}"
         )
 
@@ -389,22 +408,17 @@ class Job(Generic[R]):
         backend, folder and parameters. The old job's events record ``resubmitted`` (with the
         new id); the new job's description and ``submitted`` event name the old one.
 
+        Once only: a second call, from this process or any other, even at the same moment,
+        returns the job the first one made.
+
         Raises
         ------
         UncompletedJobError
-            If the job has not ended, or ended with its result (nothing is left to continue).
+            If the job has not ended, or has its result: it completed, or it failed with an
+            error of its own (its result holds the traceback), which the same code from the
+            same checkpoint would raise again.
         """
-        state = self.state
-        if not self.done():
-            raise UncompletedJobError(
-                f"job {self.job_id} is {state}: only a job that ended can be resubmitted"
-            )
-        if state in ("COMPLETED", "DONE"):
-            raise UncompletedJobError(f"job {self.job_id} completed: nothing is left to continue")
-        executor = registry.executor_class(self.info.cluster).for_job(self.info)
-        resubmitted: Job[R] = executor.resubmit_from(self)
-        append_event(self.paths.events, "resubmitted", job_id=resubmitted.job_id)
-        return resubmitted
+        return resubmit_once(self).job
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""

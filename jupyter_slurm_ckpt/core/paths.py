@@ -1,6 +1,7 @@
 """Names of every file and folder the package writes: the job folder is the contract between
 processes. :class:`JobPaths` names the files of one job, :class:`PackagePaths` the rest (what a
-job folder holds beside its jobs' files, and the user's agent sockets).
+job folder holds beside its jobs' files, and the user's agent sockets); :class:`JobKey` names a
+job itself (its folder and its id).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 #: Job ids we create or accept: Slurm's (``123``, ``123_4``) and ours (``L12``, ``L12_3``,
 #: ``DEBUG4``).
@@ -65,6 +66,20 @@ def _absolute(text: str) -> Path:
 def _absolute_in(text: str, cwd: str) -> Path:
     path = Path(text)
     return path if path.is_absolute() else Path(cwd, path)
+
+
+class JobKey(NamedTuple):
+    """What names a job: its folder and its id together (local ids repeat from folder to
+    folder, so no map, cache or view keys a job by its id alone). ``task`` names one task's
+    view of a multi-task job (``job.task(1)``), None for the whole job."""
+
+    folder: Path
+    job_id: str
+    task: int | None = None
+
+    def __str__(self) -> str:
+        task = "" if self.task is None else f" (task {self.task})"
+        return f"{self.job_id}{task} in {self.folder}"
 
 
 @dataclass(frozen=True)

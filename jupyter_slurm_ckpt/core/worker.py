@@ -22,12 +22,13 @@ from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 from . import payload
-from .budget import default_margin
+from .budget import default_margin, window_s
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
 from .files import WriteError, open_private_append
 from .helpers import DelayedSubmission, checkpoint_method
 from .info import JobInfo
+from .outcome import write_outcome
 from .paths import JobPaths
 from .progress import flush_progress
 from .unpicklable import explain_unpicklable
@@ -41,8 +42,6 @@ TERMINATION_SIGNAL = signal.SIGTERM
 TERMINATED_EXIT_CODE = 128 + int(signal.SIGTERM)
 #: How often a running job touches its heartbeat file (its last sign of life, if it dies).
 HEARTBEAT_S = 30.0
-#: How long a requeue may be retried after a checkpoint signal when the run's window is unknown.
-DEFAULT_REQUEUE_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,10 @@ class SignalHandler:
             _leave(TERMINATED_EXIT_CODE)
 
     def _event(self, name: str, **fields: Any) -> None:
-        append_event(self.paths.events, name, **fields)
+        try:
+            append_event(self.paths.events, name, **fields)
+        except WriteError as error:  # a full disk: the checkpoint and the requeue still go on
+            say(f"the {name} event could not be recorded: {error.cause()}")
 
     def _cancelled(self) -> None:
         if self.paths.task_id == 0 and summarize(read_events(self.paths.events)).terminal is None:
@@ -202,7 +204,9 @@ class SignalHandler:
     def _checkpointed(self, checkpoint: Callable[..., Any]) -> bool:
         """Call ``checkpoint`` with the call's arguments and write the payload it returns in
         place of the job's; False, the refusal recorded, when that fails (the payload on disk
-        is then the previous checkpoint's, as it was)."""
+        is then the previous checkpoint's, as it was). The event's ``seconds`` is the whole
+        checkpoint, the call and the durable write of its payload (``write_s`` of it): the
+        time the budget compares with what the signal leaves."""
         started = time.perf_counter()
         try:
             replacement = checkpoint(*self.delayed.args, **self.delayed.kwargs)
@@ -212,7 +216,7 @@ class SignalHandler:
             say(traceback.format_exc().rstrip(), prefix="")
             self._refuse(f"checkpoint() raised {traceback.format_exc(limit=-1).strip()}")
             return False
-        seconds = round(time.perf_counter() - started, 4)
+        called = time.perf_counter()
         size, problem = 0, None
         if replacement is None:
             problem = "checkpoint() returned None"
@@ -226,19 +230,20 @@ class SignalHandler:
                 problem = f"the new payload could not be written: {error}"
             except Exception as error:  # raised here, not in the code the signal interrupted
                 problem = self._unpicklable(replacement, error)
+        done = time.perf_counter()
+        timing = {"seconds": round(done - started, 4), "write_s": round(done - called, 4)}
         if problem is not None:
-            self._event("checkpoint", seconds=seconds, requeue=False)
+            self._event("checkpoint", **timing, requeue=False)
             self._refuse(problem)
             return False
-        self._event("checkpoint", seconds=seconds, requeue=True, bytes=size)
+        self._event("checkpoint", **timing, requeue=True, bytes=size)
         return True
 
     def _window_s(self, via: str | None) -> float:
-        """How long the run has after this signal (the requeue is retried that long)."""
-        if via is None:  # the warning comes signal_delay_s before the end
-            delay = self.info.effective_signal_delay_s()
-            return max(delay - default_margin(delay), 1.0)
-        return DEFAULT_REQUEUE_WINDOW_S  # Slurm's default KillWait; its SIGKILL cuts it short
+        """How long the run has after this signal (the requeue is retried that long): the
+        signal delay after the warning, KillWait after the scheduler's SIGTERM."""
+        window = window_s(self.info, via)
+        return max(window - default_margin(window), 1.0)
 
     def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
         # Named as the checkpoint method sees them: `self` when it resubmits itself.
@@ -361,15 +366,15 @@ def _mtimes(paths: JobPaths) -> list[float]:
     return found
 
 
-def _write_outcome(path: Path, status: str, value: Any) -> None:
-    # Streamed into the file: a result of several GB needs no second copy in memory.
-    try:
-        payload.dump((status, value), path)
-    except WriteError:
-        raise  # the filesystem's failure, not the result's
-    except Exception as error:  # the result itself cannot be pickled
-        message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
-        payload.dump(("error", message), path)
+def _failed(paths: JobPaths, reason: str, unwritten: str | None) -> int:
+    """Record the task's failure, and why its outcome is missing if it is (``unwritten``);
+    the exit code: 1 when no outcome was written, so that a scheduler sees the run fail."""
+    if unwritten is not None:
+        reason = f"{reason}; {unwritten}" if reason else unwritten
+        say(reason)
+    with contextlib.suppress(OSError):  # the disk may still be full: the log says it above
+        append_event(paths.events, "failed", reason=reason, task=paths.task_id)
+    return 0 if unwritten is None else 1
 
 
 def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
@@ -387,9 +392,10 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
-        _write_outcome(paths.result_pickle, "error", f"{type(error).__name__}: {error}")
-        append_event(paths.events, "failed", reason=str(error), task=paths.task_id)
-        return 0
+        unwritten = write_outcome(
+            paths.result_pickle, "error", f"{type(error).__name__}: {error}"
+        )
+        return _failed(paths, str(error), unwritten)
     handler = SignalHandler(delayed, paths, info, runtime, restart)
     handler.calling = False
     signal.signal(CHECKPOINT_SIGNAL, handler)
@@ -413,15 +419,25 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        _write_outcome(paths.result_pickle, "error", trace)
-        last_line = trace.strip().splitlines()[-1]
-        append_event(paths.events, "failed", reason=last_line, task=paths.task_id)
-        return 0
+        _follow_a_requeue(handler, paths, runtime)
+        unwritten = write_outcome(paths.result_pickle, "error", trace)
+        return _failed(paths, trace.strip().splitlines()[-1], unwritten)
     _ignore_signals()
     flush_progress()
-    _write_outcome(paths.result_pickle, "success", value)
+    unwritten = write_outcome(paths.result_pickle, "success", value)
+    if unwritten is not None:
+        return _failed(paths, "", unwritten)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0
+
+
+def _follow_a_requeue(handler: SignalHandler, paths: JobPaths, runtime: Runtime) -> None:
+    """Leave this run if a task other than 0 fails after a checkpoint signal: task 0 requeues
+    the whole job on it and leaves, so what fails after (a collective whose peer left) ends
+    this run, not the job."""
+    if handler.signalled is not None and paths.task_id != 0:
+        say(f"task {paths.task_id} stopped by the {handler.signalled} signal's requeue")
+        runtime.end_run()
 
 
 def _ignore_signals() -> None:

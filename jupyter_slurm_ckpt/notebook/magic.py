@@ -134,7 +134,8 @@ class SlurmMagics(Magics, SlurmConfig):
         """List every job of the job folder (live or finished, any kernel) and re-attach them.
 
         Returns a mapping of job id to live ``Job`` (also bound to ``slurm_jobs``):
-        ``jobs = %slurm_jobs`` then ``jobs["L3"].result()``.
+        ``jobs = %slurm_jobs`` then ``jobs["L3"].result()``; an id found in two subfolders is
+        named with its subfolder, ``jobs["k1/L1"]``.
         """
         with usage_errors():
             args = options.parse_line(self.slurm_jobs, line)

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobError
 from ..core.files import check_folder_is_safe
 from ..core.job import Job
-from ..core.paths import JobPaths, is_valid_job_id
+from ..core.paths import JobKey, JobPaths, is_valid_job_id
+from ..core.resubmission import resubmit_once
 from ..views.status import JobStatus, JobTimes, collect_status
 from ..views.terminal import read_tail
 from ..views.watcher import poll_states
@@ -97,7 +98,7 @@ class JobService:
         self._listings: dict[tuple[Path, ...], Listing] = {}
         self._pending: dict[tuple[Path, ...], asyncio.Future[Listing]] = {}
         self._walks: dict[tuple[Path, ...], _WalkCache] = {}
-        self._jobs: dict[tuple[Path, str], Job[Any]] = {}  # touched by the list thread only
+        self._jobs: dict[JobKey, Job[Any]] = {}  # touched by the list thread only
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -144,25 +145,22 @@ class JobService:
     def _refresh(self, scope: tuple[Path, ...]) -> Listing:
         self.refreshes += 1
         started = time.monotonic()
-        markers: list[tuple[float, Path, str]] = []
+        markers: list[tuple[float, JobKey]] = []
         for folder in self._job_folders(scope):
             for job_id in job_ids_in(folder):
                 with contextlib.suppress(OSError):
                     mtime = JobPaths(folder, job_id).info.stat().st_mtime
-                    markers.append((mtime, folder, job_id))
+                    markers.append((mtime, JobKey(folder, job_id)))
         markers.sort(key=lambda marker: marker[0], reverse=True)
-        kept = markers[: self.config.max_jobs]
+        kept = [key for _, key in markers[: self.config.max_jobs]]
         safe: dict[Path, str | None] = {}
-        for _, folder, _ in kept:
-            if folder not in safe:
-                safe[folder] = _unsafe_reason(folder)
-        states = self._poll([(folder, job_id) for _, folder, job_id in kept if not safe[folder]])
-        rows = [
-            self._describe(folder, job_id, safe[folder], states.get((folder, job_id)))
-            for _, folder, job_id in kept
-        ]
+        for key in kept:
+            if key.folder not in safe:
+                safe[key.folder] = _unsafe_reason(key.folder)
+        states = self._poll([key for key in kept if not safe[key.folder]])
+        rows = [self._describe(key, safe[key.folder], states.get(key)) for key in kept]
         rows.sort(key=lambda row: (row["submitted_at"] or 0.0, row["id"]), reverse=True)
-        wanted = {(folder, job_id) for _, folder, job_id in kept}
+        wanted = set(kept)
         for key in [key for key in self._jobs if key not in wanted]:
             del self._jobs[key]
         return Listing(started, rows, truncated=len(markers) > len(kept))
@@ -179,28 +177,30 @@ class JobService:
             self._walks[scope] = cache
         return cache.folders
 
-    def _poll(self, keys: list[tuple[Path, str]]) -> dict[tuple[Path, str], str]:
+    def _poll(self, keys: list[JobKey]) -> dict[JobKey, str]:
         """The states of these jobs from one scheduler call per backend (its batched
         ``poll_states`` hook), not one call per job; jobs it misses are asked one by one."""
-        jobs: dict[tuple[Path, str], Job[Any]] = {}
+        jobs: dict[JobKey, Job[Any]] = {}
         for key in keys:
             with contextlib.suppress(Exception):  # _describe reports the broken ones
-                jobs[key] = self._jobs.get(key) or _read_only(Job(*key))
-                self._jobs[key] = jobs[key]
+                jobs[key] = self._job(key)
         states = poll_states(list(jobs.values()))
-        return {key: states[job.job_id] for key, job in jobs.items() if job.job_id in states}
+        return {key: states[job.key] for key, job in jobs.items() if job.key in states}
 
-    def _describe(
-        self, folder: Path, job_id: str, unsafe: str | None, state: str | None = None
-    ) -> dict[str, Any]:
-        row: dict[str, Any] = {"id": job_id, "folder": str(folder), "error": None}
+    def _job(self, key: JobKey) -> Job[Any]:
+        """The server's read-only handle on a job, kept from one refresh to the next (its
+        events are read incrementally)."""
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._jobs[key] = _read_only(Job(key.folder, key.job_id))
+        return job
+
+    def _describe(self, key: JobKey, unsafe: str | None, state: str | None) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": key.job_id, "folder": str(key.folder), "error": None}
         if unsafe is not None:  # never unpickle from a folder others can write to
             return {**_broken(row), "error": unsafe}
-        key = (folder, job_id)
         try:
-            job = self._jobs.get(key) or _read_only(Job(folder, job_id))
-            self._jobs[key] = job
-            status = collect_status(job, state, details=False)
+            status = collect_status(self._job(key), state, details=False)
         except Exception as error:  # a corrupt job is shown as such, not a broken listing
             self._jobs.pop(key, None)
             return {**_broken(row), "error": f"{type(error).__name__}: {error}"}
@@ -283,18 +283,24 @@ class JobService:
         self.invalidate()
         return {"id": job_id, "action": "cancel", "ok": True, "state": job.state}
 
-
     def resubmit(self, folder: str | None, job_id: str) -> dict[str, Any]:
-        """Continue an ended job from its last checkpoint, as a new job (in its folder)."""
+        """Continue an ended job from its last checkpoint, as a new job (in its folder), once:
+        a second request gets the job the first one made (``created`` false)."""
         job = self.open_job(folder, job_id)
         try:
-            again = job.resubmit()
+            again = resubmit_once(job)
         except UncompletedJobError as error:
             raise JobRequestError(409, str(error)) from None
         except FailedSubmissionError as error:
             raise JobRequestError(502, f"the resubmission failed: {error}") from None
         self.invalidate()
-        return {"id": job_id, "action": "resubmit", "ok": True, "new_id": again.job_id}
+        return {
+            "id": job_id,
+            "action": "resubmit",
+            "ok": True,
+            "new_id": again.job.job_id,
+            "created": again.created,
+        }
 
 
 def _row(status: JobStatus) -> dict[str, Any]:

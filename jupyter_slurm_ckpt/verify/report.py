@@ -207,7 +207,7 @@ class VerificationReport:
         rest = overhead - checkpoint - gaps
         return (
             f"{overhead:+.2f} s ({overhead / reference:+.0%}) over the reference's "
-            f"{reference:.2f} s: checkpoint() {checkpoint:.3f} s in all, waiting for requeues "
+            f"{reference:.2f} s: checkpoints {checkpoint:.3f} s in all, waiting for requeues "
             f"{gaps:.2f} s, restarts and redone work {rest:.2f} s"
         )
 
@@ -221,7 +221,7 @@ class VerificationReport:
         if slowest is None:
             return f"no checkpoint() was timed (the signal leaves {self.signal_delay_s:g} s)"
         return (
-            f"ok: the slowest checkpoint() took {slowest:.3f} s; "
+            f"ok: the slowest checkpoint (checkpoint() and its write) took {slowest:.3f} s; "
             f"the signal leaves {self.signal_delay_s:g} s"
         )
 

@@ -14,6 +14,8 @@ import ipywidgets as widgets
 from traitlets import Bool, Unicode
 
 from ..core.job import Job
+from ..core.paths import JobKey
+from ..core.resubmission import resubmit_once
 from .html import escape
 from .status import JobStatus
 from .watcher import Watcher
@@ -35,7 +37,10 @@ def _cancel(job: Job[Any]) -> None:
 
 
 def _resubmit(job: Job[Any]) -> str:
-    return f"resubmitted as job {job.resubmit().job_id} (from the last checkpoint)"
+    again = resubmit_once(job)
+    if not again.created:  # another view, or another process, was first
+        return f"already resubmitted as job {again.job.job_id}"
+    return f"resubmitted as job {again.job.job_id} (from the last checkpoint)"
 
 
 def _one_line(error: BaseException) -> str:
@@ -67,7 +72,7 @@ class ActionBar(widgets.HBox):
         self._lock = threading.RLock()
         self._status: JobStatus | None = None
         # Jobs resubmitted from here (the watcher reads an ended job's folder no more).
-        self._resubmitted: set[str] = set()
+        self._resubmitted: set[JobKey] = set()
         self.preempt_button = self._button(
             "Simulate preemption", "bolt", _interrupt_preemption,
             "job._interrupt(timeout=False): signal, checkpoint(), requeue",
@@ -85,9 +90,16 @@ class ActionBar(widgets.HBox):
             "job.resubmit(): a new job that continues from the last checkpoint",
         )
         self.resubmit_button.layout.display = "none"
-        self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        # The note takes the room left beside the buttons, or a line of its own.
+        self._note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px", flex="1 1 12em"))
         buttons = [self.preempt_button, self.timeout_button, self.cancel_button]
-        super().__init__(children=[*buttons, self.resubmit_button, self._note], **kwargs)
+        super().__init__(
+            children=[*buttons, self.resubmit_button, self._note],
+            # In a narrow notebook (beside the sidebar) the buttons wrap onto the next line,
+            # whole: none is shrunk until its label is cut.
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center", flex="1 1 auto"),
+            **kwargs,
+        )
         self._refresh()
 
     def _button(
@@ -95,7 +107,10 @@ class ActionBar(widgets.HBox):
     ) -> widgets.Button:
         """A button that runs ``action`` on the target job (see :meth:`_act`)."""
         button = widgets.Button(
-            description=label, icon=icon, tooltip=tooltip, layout=widgets.Layout(width="auto")
+            description=label,
+            icon=icon,
+            tooltip=tooltip,
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),  # never shrunk: wrapped
         )
         button.on_click(lambda _: self._act(label, action))
         return button
@@ -122,7 +137,7 @@ class ActionBar(widgets.HBox):
             status is not None
             and status.done
             and status.state not in ("COMPLETED", "DONE")
-            and status.job_id not in self._resubmitted
+            and not self._resubmitted_here()
             and not any(row.event == "resubmitted" for row in status.timeline)
         )
         self.resubmit_button.layout.display = "" if resubmittable else "none"
@@ -131,6 +146,10 @@ class ActionBar(widgets.HBox):
             self._note.value = f"<span style='color:#c62828'>{escape(self.error)}</span>"
         else:
             self._note.value = f"<span style='opacity:0.7'>{escape(self.last_action)}</span>"
+
+    def _resubmitted_here(self) -> bool:
+        job = self._target()
+        return job is not None and job.key in self._resubmitted
 
     def _act(self, label: str, action: JobAction) -> None:
         """Run a button's action off the comm handler (it may take a second)."""
@@ -160,7 +179,7 @@ class ActionBar(widgets.HBox):
             error = f"{label} failed: {_one_line(exc)}"
         with self._lock:
             if action is _resubmit and not error:
-                self._resubmitted.add(job.job_id)
+                self._resubmitted.add(job.key)
             self.error = error
             done = f"{label}: {said or 'done'} at {time.strftime('%H:%M:%S')}"
             self.last_action = "" if error else done

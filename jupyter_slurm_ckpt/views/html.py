@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from .status import JobStatus
+from .status import JobStatus, job_labels
 from .text import (
     counters_text,
     elapsed_text,
@@ -165,7 +165,7 @@ def table_html(statuses: Sequence[JobStatus]) -> str:
         if with_progress or name != "progress"
     )
     rows = []
-    for status in statuses:
+    for label, status in zip(job_labels(statuses), statuses):
         outcome = status.result if status.result is not None else last_line(status.failure)
         progress = (
             [f"{progress_bar_html(status, '80px')} {escape(progress_brief(status))}"]
@@ -173,7 +173,7 @@ def table_html(statuses: Sequence[JobStatus]) -> str:
             else []
         )
         cells = (
-            f"<code>{escape(status.job_id)}</code>",
+            f"<code>{escape(label)}</code>",
             escape(status.name),
             badge_html(status),
             escape(elapsed_text(status)),
@@ -185,8 +185,9 @@ def table_html(statuses: Sequence[JobStatus]) -> str:
         row = "".join(f"<td style='{_CELL_STYLE}'>{cell}</td>" for cell in cells)
         rows.append(f"<tr>{row}</tr>")
     return (
-        f"<table class='jsc-table' style='{_TABLE_STYLE}'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        # A narrow notebook scrolls the table sideways rather than cutting its last columns.
+        f"<div style='overflow-x:auto'><table class='jsc-table' style='{_TABLE_STYLE}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -13,6 +13,7 @@ ipywidgets.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..core.budget import check_budget
 from ..core.errors import FailedJobError, UncompletedJobError
-from ..core.events import TERMINAL_EVENTS, EventSummary, summarize
+from ..core.events import TERMINAL_EVENTS, EventSummary, resubmitted_as, summarize
 from ..core.job import FINAL_STATES, Job
 from ..core.paths import JobPaths
 from ..core.payload import format_size
@@ -74,6 +75,8 @@ class JobStatus:
     backend: str
     state: str
     done: bool = False
+    #: The job's folder: with ``job_id``, what names the job (ids repeat across folders).
+    folder: str = ""
     pending_reason: str | None = None
     node: str | None = None
     started: bool = False
@@ -139,6 +142,7 @@ def collect_status(
     result, failure = _ended(job, previous, state, summary) if done else (None, None)
     return JobStatus(
         job_id=job.job_id,
+        folder=str(job.paths.folder),
         name=info.name,
         backend=info.cluster,
         state=state,
@@ -157,10 +161,25 @@ def collect_status(
         failure=failure,
         problem=_damage(job),
         scheduler_problem=job.scheduler_problem if not done else None,
-        resubmitted_as=_resubmitted_as(events),
+        resubmitted_as=resubmitted_as(events),
         **_counters(summary),
         **_clock(events, summary.submitted_at or info.submitted_at, done, now),
     )
+
+
+def job_labels(statuses: Sequence[JobStatus]) -> list[str]:
+    """How views name these jobs side by side: the id, and where ids repeat (one ``L1`` per
+    folder) the folder's name before it (``k1/L1``), or its whole path if names repeat too."""
+    ids = Counter(status.job_id for status in statuses)
+    short = [
+        f"{Path(status.folder).name}/{status.job_id}" if ids[status.job_id] > 1 else status.job_id
+        for status in statuses
+    ]
+    repeated = Counter(short)
+    return [
+        label if repeated[label] == 1 else f"{status.folder}/{status.job_id}"
+        for label, status in zip(short, statuses)
+    ]
 
 
 def _counters(summary: EventSummary) -> dict[str, Any]:
@@ -265,7 +284,8 @@ def _ended(
 
 
 def _outcome(job: Job[Any], state: str, summary: EventSummary) -> tuple[str | None, str | None]:
-    """(result repr, None) for a success, (None, traceback or reason) otherwise.
+    """(result repr, None) for a success, (None, traceback or reason) otherwise: what the
+    folder holds now (a view reads, it never waits for a result to come).
 
     A :attr:`~Job.read_only` job (the server's) is never unpickled: its events tell, as the
     snapshot read them (``state``, ``summary``: not asked again).
@@ -278,7 +298,7 @@ def _outcome(job: Job[Any], state: str, summary: EventSummary) -> tuple[str | No
         if size > RESULT_MAX_LOAD_BYTES:
             return f"<result of {format_size(size)}: call job.result() to load it>", None
     try:
-        values = job.results()
+        values = job.results_in_folder()
     except (FailedJobError, UncompletedJobError) as error:
         return None, truncate(str(error), FAILURE_MAX_CHARS, keep="end")
     shown: Any = values[0] if len(values) == 1 else values
@@ -303,7 +323,3 @@ def _damage(job: Job[Any]) -> str | None:
     damaged = job.unreadable_event_lines
     return f"{plural(damaged, 'damaged line')} skipped in {job.paths.events}" if damaged else None
 
-
-def _resubmitted_as(events: Sequence[dict[str, Any]]) -> str | None:
-    found = [e.get("job_id") for e in events if e["event"] == "resubmitted"]
-    return str(found[-1]) if found else None

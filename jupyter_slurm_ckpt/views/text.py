@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ..core.progress import Progress
-from .status import JobStatus
+from .status import JobStatus, job_labels
 from .timeline import TIMELINE_MAX_ROWS
 from .words import format_count, format_duration, format_rate, plural
 
@@ -37,8 +37,12 @@ PENDING_REASONS = {
     "Resources": "waiting for nodes, GPUs or memory to free up",
     "Priority": "other jobs come first",
     "BeginTime": "not before its begin time (a requeued job waits a few seconds)",
-    "ReqNodeNotAvail": "a node it needs is down, drained or reserved",
-    "PartitionDown": "its partition is down",
+    "PartitionConfig": "its partition cannot give what it asks for now (CPUs, memory, GPUs, "
+    "nodes or time: nodes down, reserved or smaller than asked): it starts once the partition "
+    "can, or cancel it and ask for less (sinfo -N -l shows what the nodes have)",
+    "ReqNodeNotAvail": "a node it needs is down, drained or reserved: it starts when the node "
+    "is back (sinfo -R says why it is out), or cancel it and ask for other nodes",
+    "PartitionDown": "its partition is down: it starts when the partition is up again",
     "JobHeldUser": "held (scontrol release starts it)",
     "JobHeldAdmin": "held by an administrator",
     "Dependency": "waiting for the jobs it depends on",
@@ -159,11 +163,11 @@ def render_table_text(statuses: Sequence[JobStatus]) -> str:
     """A job array or list of jobs as a text table."""
     lines = [summary_text(statuses)]
     with_progress = any(status.progress is not None for status in statuses)
-    for status in statuses:
+    for label, status in zip(job_labels(statuses), statuses):
         outcome = status.result if status.result is not None else last_line(status.failure)
         progress = f"{progress_brief(status):<18} " if with_progress else ""
         lines.append(
-            f"  {status.job_id:<10} {state_text(status):<12} {elapsed_text(status):<14} "
+            f"  {label:<10} {state_text(status):<12} {elapsed_text(status):<14} "
             f"{progress}requeued {status.requeues}×  {outcome or ''}".rstrip()
         )
     return "\n".join(lines)

@@ -13,6 +13,8 @@ display or write to an Output widget. This module imports neither IPython nor ip
 States come from each backend's ``Job.poll_states`` (declared on ``Job``), called once a tick
 for all the watched jobs of that backend: Slurm answers them from one scheduler call. Jobs
 missing from its answer, or all of them if it raises, are read one by one with ``job.state``.
+States are keyed by each job's folder and id (``Job.key``): two folders both have an ``L1``.
+A tick only reads: a job's snapshot never waits for its result (``status``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.job import Job
+from ..core.paths import JobKey
 from .status import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]
@@ -197,7 +200,7 @@ class Watcher:
         now = time.time()
         changed = False
         for item in pending:
-            status = self._read(item, states.get(item.job.job_id), id(item.job) in detailed, now)
+            status = self._read(item, states.get(item.job.key), id(item.job) in detailed, now)
             changed = changed or status != item.last
             item.last = status
             if status.done:
@@ -227,15 +230,19 @@ class Watcher:
             if item.last is not None:
                 return replace(item.last, problem=problem)
             job = item.job
-            return JobStatus(job.job_id, "?", job.cluster or "?", "UNKNOWN", problem=problem)
+            return JobStatus(
+                job.job_id, "?", job.cluster or "?", "UNKNOWN", folder=str(job.paths.folder),
+                problem=problem,
+            )
 
 
-def poll_states(jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
-    """States of ``jobs``, from one ``poll_states`` call per backend (job class)."""
+def poll_states(jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+    """States of ``jobs`` by their :attr:`~Job.key`, from one ``poll_states`` call per backend
+    (job class)."""
     groups: dict[type[Job[Any]], list[Job[Any]]] = {}
     for job in jobs:
         groups.setdefault(type(job), []).append(job)
-    states: dict[str, str] = {}
+    states: dict[JobKey, str] = {}
     for cls, group in groups.items():
         try:
             states.update(cls.poll_states(group))

@@ -33,7 +33,7 @@ from .html import (
     timeline_html,
 )
 from .saved_outputs import saved_outputs
-from .status import JobStatus, collect_status
+from .status import JobStatus, collect_status, job_labels
 from .text import (
     counters_text,
     elapsed_text,
@@ -125,6 +125,8 @@ class JobWidget(LiveView):
     """
 
     job_id = Unicode("").tag(sync=True)
+    #: The job's folder: with ``job_id``, what names the job (ids repeat across folders).
+    job_folder = Unicode("").tag(sync=True)
     job_name = Unicode("").tag(sync=True)
     job_backend = Unicode("").tag(sync=True)
     job_state = Unicode("").tag(sync=True)
@@ -209,6 +211,7 @@ class JobWidget(LiveView):
             status = self._status = _newer(self._status, statuses[0])
             with self.hold_sync():
                 self.job_id = status.job_id
+                self.job_folder = status.folder
                 self.job_name = status.name
                 self.job_backend = status.backend
                 self.job_state = status.state
@@ -287,7 +290,7 @@ class JobTableWidget(LiveView):
         self._summary = widgets.HTML()
         self._table = widgets.HTML()
         self.selector = widgets.Dropdown(
-            options=[(job.job_id, index) for index, job in enumerate(self.jobs)],
+            options=[(label, index) for index, label in enumerate(job_labels(self._statuses))],
             value=0,
             description="act on",
             layout=widgets.Layout(width="auto"),
@@ -296,7 +299,14 @@ class JobTableWidget(LiveView):
         self.actions = ActionBar(lambda: self.jobs[int(self.selector.value)], self._watcher)
         self.selector.observe(lambda _: self._refresh_actions(), names="value")
         super().__init__(
-            children=[self._summary, self._table, widgets.HBox([self.selector, self.actions])],
+            children=[
+                self._summary,
+                self._table,
+                widgets.HBox(
+                    [self.selector, self.actions],
+                    layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+                ),
+            ],
             layout=widgets.Layout(
                 border="1px solid rgba(127,127,127,0.35)", padding="4px 8px", max_width="1000px"
             ),
@@ -327,6 +337,7 @@ class JobTableWidget(LiveView):
             self.rows = [
                 {
                     "job_id": s.job_id,
+                    "folder": s.folder,
                     "state": s.state,
                     "elapsed": elapsed_text(s),
                     "node": s.node or "",

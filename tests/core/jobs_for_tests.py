@@ -121,3 +121,25 @@ def wait_file(path: str) -> str:
     while not os.path.exists(path):
         time.sleep(0.02)
     return "released"
+
+
+def node_layout() -> dict[str, Any]:
+    """What one task of a multi-node job reads about where it runs (the node layout tests
+    compare it between the local backend and Slurm)."""
+    from jupyter_slurm_ckpt.helpers import TorchDistributedEnvironment
+
+    env = JobEnvironment()
+    torch = TorchDistributedEnvironment()
+    visible = [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
+    return {
+        "global_rank": env.global_rank,
+        "local_rank": env.local_rank,
+        "node": env.node,
+        "num_nodes": env.num_nodes,
+        "num_tasks": env.num_tasks,
+        "hostnames": len(env.hostnames),
+        "master_is_first_host": torch.master_addr == env.hostnames[0],
+        "torch": {k: v for k, v in torch.variables().items() if not k.startswith("MASTER_")},
+        "visible_gpus": visible,
+        "own_gpu": torch.own_gpu(),
+    }

@@ -101,5 +101,5 @@ def test_cancel_says_whether_it_cancelled(local: submitit.LocalExecutor, tmp_pat
 def test_a_backend_without_a_queue_has_no_pending_reason(local: submitit.LocalExecutor) -> None:
     job = local.submit(len, "ab")
     assert job.pending_reason is None
-    assert submitit.LocalJob.poll_states([job]) == {job.job_id: job.state}
+    assert submitit.LocalJob.poll_states([job]) == {job.key: job.state}
     job.result(timeout=60)

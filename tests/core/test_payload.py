@@ -178,18 +178,14 @@ def test_an_unnamed_file_is_copied_where_it_cannot_be_linked(
 RESULT_WRITER = """
 import resource, signal, sys
 from pathlib import Path
-from jupyter_slurm_ckpt.core import payload, worker
-from jupyter_slurm_ckpt.core.files import WriteError
+from jupyter_slurm_ckpt.core import outcome, payload
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, resource.RLIM_INFINITY))
 path = Path(sys.argv[1])
-try:
-    worker._write_outcome(path, "success", b"x" * (2 * 1024 * 1024))
-except WriteError as error:
-    print("write error:", error.strerror)
+print("write error:", outcome.write_outcome(path, "success", b"x" * (2 * 1024 * 1024)))
 print("left:", sorted(p.name for p in path.parent.iterdir()))
-worker._write_outcome(path, "success", __import__("threading").Lock())
+outcome.write_outcome(path, "success", __import__("threading").Lock())
 print("unpicklable:", payload.load(path)[1][:60])
 """
 
@@ -202,6 +198,7 @@ def test_a_result_the_disk_refuses_is_not_reported_as_unpicklable(tmp_path: Path
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "write error: File too large"
+    assert lines[0].startswith("write error: the result could not be written to ")
+    assert lines[0].endswith(": File too large (EFBIG)")
     assert lines[1] == "left: []"
     assert lines[2].startswith("unpicklable: the job's result of type lock cannot be pickled")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import kill_anywhere
+from . import full_disk, kill_anywhere
 
 
 def test_sigkill_at_random_moments_leaves_only_complete_files(tmp_path: Path) -> None:
@@ -17,3 +17,8 @@ def test_sigkill_at_random_moments_leaves_only_complete_files(tmp_path: Path) ->
     assert not_resumed == []
     # The sample did interrupt work in progress (not only before the first checkpoint).
     assert any((a.checkpoint_count or 0) > 0 for a in audits)
+    # Killed while the disk was full too (as root: the trials mount a small filesystem), and
+    # once there was room again, no event was lost.
+    assert sum(a.lost_events for a in audits) == 0
+    if full_disk.can_mount():
+        assert any(a.mode == "full" for a in audits)

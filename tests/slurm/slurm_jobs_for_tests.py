@@ -111,3 +111,17 @@ class NodeReport(Gated):
             peer=peer,
         )
         return result
+
+
+class SlowToPickle(Gated):
+    """A ``Gated`` job whose state takes ``pickle_s`` seconds to pickle once it has counted (a
+    large model, say): its checkpoint outlives a short KillWait."""
+
+    def __init__(self, pickle_s: float) -> None:
+        super().__init__()
+        self.pickle_s = pickle_s
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.count:
+            time.sleep(self.pickle_s)
+        return dict(self.__dict__)

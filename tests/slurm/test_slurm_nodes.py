@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from conftest import slurm_fields
+from core.jobs_for_tests import node_layout  # noqa: F401  (shipped by value)
+from core.test_local_nodes import EXPECTED, run_layout, without_gpus
 from slurm_jobs_for_tests import Gated, NodeReport, gpu_view
 from support import wait_for
-from test_notebooks import NOTEBOOKS, check_several_nodes, execute
+from test_notebooks import NOTEBOOKS, PROMISES, check_several_nodes, execute
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.views.status import collect_status
@@ -111,6 +113,50 @@ def test_busy_and_impossible_gpu_requests_show_slurms_reason(
     assert waiting.result(timeout=WAIT_S)["SLURM_GPUS_ON_NODE"] == "2"
 
 
+def test_local_emulated_nodes_look_like_slurm_nodes_field_by_field(
+    executor: submitit.AutoExecutor, folder: Path, two_nodes: tuple[str, ...]
+) -> None:
+    # One probe, one request (2 nodes x 2 tasks, 2 GPUs per node), both backends.
+    on_slurm = run_layout(executor)
+    local = submitit.AutoExecutor(folder / "local", cluster="local")
+    local.update_parameters(local_visible_gpus=(0, 1, 2, 3))
+    emulated = run_layout(local)
+    assert without_gpus(emulated) == without_gpus(on_slurm) == EXPECTED
+    for slurm_task, local_task in zip(on_slurm, emulated, strict=True):
+        # As many GPUs per task, and the task's own one at the same place among them; a
+        # cluster's nodes each number theirs from 0, the emulated ones share this machine's.
+        assert len(slurm_task["visible_gpus"]) == len(local_task["visible_gpus"]) == 2
+        for task in (slurm_task, local_task):
+            assert task["visible_gpus"].index(task["own_gpu"]) == task["local_rank"]
+    assert {task["visible_gpus"][0] for task in on_slurm} == {"0"}  # n1: 0,1; n2: 0,1
+    assert [task["own_gpu"] for task in emulated] == ["0", "1", "2", "3"]
+
+
+def test_a_request_the_partition_cannot_give_now_waits_pending_and_says_why(
+    executor: submitit.AutoExecutor,
+) -> None:
+    # More CPUs and memory than a node has, and a GPU: sbatch takes it, and Slurm keeps it
+    # PENDING (PartitionConfig), as after a plain sbatch (its release exits 1 all the same).
+    executor.update_parameters(cpus_per_task=10, mem_gb=40, gpus_per_node=1)
+    job = executor.submit(gpu_view)
+    wait_for(lambda: job.pending_reason == "PartitionConfig", "Slurm's reason", WAIT_S)
+    status = collect_status(job)
+    assert status.state == "PENDING"
+    assert "cancel it and ask for less" in state_text(status)
+    assert slurm_fields(job.job_id)["Priority"] != "0"  # released: it waits, not held
+    job.cancel()
+    assert job.state == "CANCELLED"
+
+
+def test_a_request_slurm_refuses_fails_at_submit_with_slurms_words(
+    executor: submitit.AutoExecutor, folder: Path
+) -> None:
+    executor.update_parameters(slurm_partition="no_such_partition")
+    with pytest.raises(submitit.FailedSubmissionError, match="Invalid partition name specified"):
+        executor.submit(gpu_view)
+    assert not list(folder.glob("*_job.json"))  # nothing half-submitted
+
+
 def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
     tmp_path: Path, two_nodes: tuple[str, ...], venv_kernel_dir: Path
 ) -> None:
@@ -119,3 +165,15 @@ def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
     _, values = execute(source, tmp_path, "{'ranks': ranks}", venv_kernel_dir, cluster="slurm")
     check_several_nodes(values)
     assert {rank["node"] for rank in values["ranks"]} == set(two_nodes[:2])
+
+
+def test_the_pytorch_notebook_trains_two_ddp_ranks_on_two_slurm_nodes(
+    tmp_path: Path, two_nodes: tuple[str, ...], venv_kernel_dir: Path
+) -> None:
+    # Its jobs on Slurm: interrupted, resumed bit for bit, verified; two gloo ranks, one per
+    # node, of which only rank 0 checkpoints.
+    source = tmp_path / "06_pytorch_checkpoints.ipynb"
+    shutil.copy(NOTEBOOKS / source.name, source)
+    promise, check = PROMISES[source.name]
+    _, values = execute(source, tmp_path, promise, venv_kernel_dir, cluster="slurm")
+    check(values)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ...core import worker
-from ...core.environment import set_worker_environment
+from ...core.environment import set_emulated_node, set_worker_environment
 from ...core.events import append_event, read_events, summarize
 from ...core.files import atomic_write_text, open_private_append, remove_stale_temp_files
 from ...core.info import JobInfo
@@ -68,13 +68,17 @@ class LocalRuntime:
 
 def _worker_environment(info: JobInfo, paths: JobPaths, restart: int) -> None:
     set_worker_environment(info, paths, restart)
+    nodes = int(info.parameters.get("nodes") or 1)
+    node = set_emulated_node(paths.task_id, info.num_tasks, nodes)
     gpus = info.parameters.get("gpus_per_node")
     if gpus is not None:  # GPUs stay visible unless the user asked for a number of them
         visible = info.parameters.get("visible_gpus")
         if visible is None:
             current = os.environ.get("CUDA_VISIBLE_DEVICES")
-            visible = current.split(",") if current else [str(i) for i in range(gpus)]
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in list(visible)[:gpus])
+            visible = current.split(",") if current else [str(i) for i in range(nodes * gpus)]
+        # Each emulated node has GPUs of its own, as each node of a cluster has.
+        mine = list(visible)[node * gpus : (node + 1) * gpus]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in mine)
 
 
 def _redirect_output(info: JobInfo, paths: JobPaths) -> None:
@@ -265,7 +269,7 @@ class Controller:
 
     def _record_end(self, run: _Run) -> None:
         summary = summarize(read_events(self.paths.events))
-        if summary.terminal is not None and summary.terminal["event"] == "cancelled":
+        if summary.terminal is not None:  # cancelled, or a task recorded why it failed
             return
         if run.killed:
             state = "TIMEOUT" if run.signalled == "timeout" else "PREEMPTED"

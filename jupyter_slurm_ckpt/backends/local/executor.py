@@ -100,10 +100,12 @@ class LocalExecutor(PythonExecutor):
                 f"backend's limit of {MAX_LOCAL_TASKS}"
             )
         visible = parameters.get("visible_gpus")
-        wanted = parameters.get("gpus_per_node") or 0
-        if visible and wanted > len(visible):
+        per_node = parameters.get("gpus_per_node") or 0
+        nodes = int(parameters.get("nodes") or 1)
+        if visible and per_node * nodes > len(visible):  # each emulated node has its own
             raise InvalidParameterError(
-                f"gpus_per_node={wanted}, but visible_gpus lists only {list(visible)}"
+                f"nodes={nodes} * gpus_per_node={per_node} GPUs (each node has its own), but "
+                f"visible_gpus lists only {list(visible)}"
             )
 
     def _reserve_job_ids(self, count: int, array: bool) -> Reservation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -74,3 +75,29 @@ def show_job(job_id: str, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, str] 
     if done.returncode != 0 or not done.stdout.strip():
         return None
     return scontrol_fields(done.stdout.splitlines()[0])
+
+
+_config_lock = threading.Lock()
+_config: dict[str, str] | None = None
+
+
+def slurm_config() -> dict[str, str]:
+    """``scontrol show config`` as a dict (``{"KillWait": "5 sec", ...}``), asked once per
+    process; empty when Slurm does not answer (asked again next time)."""
+    global _config
+    with _config_lock:
+        if _config is None:
+            try:
+                done = run_command(["scontrol", "show", "config"])
+            except SchedulerError:
+                return {}
+            if done.returncode != 0:
+                return {}
+            _config = dict(re.findall(r"^(\w+)\s+= (.*?)\s*$", done.stdout, re.MULTILINE))
+        return _config
+
+
+def kill_wait_s() -> float | None:
+    """Slurm's ``KillWait``: how long a run lives after its SIGTERM (None: not known)."""
+    value = slurm_config().get("KillWait", "").split()
+    return float(value[0]) if value and value[0].isdigit() else None

@@ -25,7 +25,7 @@ from ...core.paths import JobPaths
 from ...core.payload import Pickled
 from . import parameters as slurm_parameters
 from . import script as slurm_script
-from .commands import SchedulerError, run_command
+from .commands import SchedulerError, kill_wait_s, run_command, show_job
 from .job import SlurmJob
 from .state import STATES
 
@@ -57,6 +57,12 @@ def _sbatch(options: list[str], script: str) -> subprocess.CompletedProcess[str]
     if done.returncode != 0:
         raise FailedSubmissionError(done.stderr.strip() or f"sbatch exited {done.returncode}")
     return done
+
+
+def _still_held(job_id: str) -> bool:
+    """Whether Slurm still holds the job (priority 0), or cannot say."""
+    fields = show_job(job_id)
+    return fields is None or fields.get("Priority", "0") == "0"
 
 
 @dataclass
@@ -134,7 +140,8 @@ class SlurmExecutor(PythonExecutor):
     # -- the core's hooks ---------------------------------------------------------------------
 
     def _job_info(self, job_id: str) -> JobInfo:
-        """Describe the job Slurm really runs: a limit of whole minutes, the warning it gets."""
+        """Describe the job Slurm really runs: a limit of whole minutes, the warning it gets,
+        and the time a SIGTERM leaves (KillWait, read from Slurm's configuration once)."""
         info = super()._job_info(job_id)
         info.name = self.parameters.get("job_name") or "job"
         minutes = slurm_script.time_limit_minutes(self.time_limit_min())
@@ -143,6 +150,7 @@ class SlurmExecutor(PythonExecutor):
         info.signal_delay_s = float(
             slurm_script.signal_delay(DEFAULT_SIGNAL_DELAY_S if delay is None else delay, minutes)
         )
+        info.kill_wait_s = kill_wait_s()  # what a SIGTERM leaves the checkpoint (the budget)
         return info
 
     def _reserve_job_ids(self, count: int, array: bool) -> HeldSubmission:
@@ -178,10 +186,16 @@ class SlurmExecutor(PythonExecutor):
         return written
 
     def _launch(self, reservation: Reservation) -> None:
-        """``scontrol release`` the held job: it runs from its files, written now."""
+        """``scontrol release`` the held job: it runs from its files, written now.
+
+        A request the partition cannot give now (more CPUs, memory or GPUs than its nodes have
+        free or up) is released all the same, but ``scontrol`` exits 1 ("Requested partition
+        configuration not available now"): the job waits PENDING with Slurm's reason
+        (PartitionConfig...), as it would after a plain ``sbatch``. Only a job still held failed.
+        """
         assert isinstance(reservation, HeldSubmission)
         done = run_command(["scontrol", "release", reservation.held])
-        if done.returncode != 0:
+        if done.returncode != 0 and _still_held(reservation.held):
             raise FailedSubmissionError(
                 f"scontrol release {reservation.held} failed: {done.stderr.strip()}"
             )

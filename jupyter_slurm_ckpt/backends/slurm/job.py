@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from ...core.events import append_event
 from ...core.files import atomic_write_text
 from ...core.job import Job
+from ...core.paths import JobKey
 from . import script as slurm_script
 from .commands import SchedulerError, run_command, show_job
 from .records import SlurmRecord
@@ -58,21 +59,22 @@ class SlurmJob(Job[Any]):
         return self._public_state(record)
 
     @classmethod
-    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[str, str]:
-        """States of ``jobs`` as ``job.state`` tells them, from at most one scheduler call.
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """States of ``jobs`` (by ``job.key``) as ``job.state`` tells them, from at most one
+        scheduler call (Slurm's records are Slurm's: keyed by Slurm's id, unique per cluster).
 
         Jobs whose folder shows their end are not asked about; the others are asked about
         together (with every other stale Slurm job of this process), and not at all when all
         their cached records are fresh.
         """
-        states: dict[str, str] = {}
+        states: dict[JobKey, str] = {}
         live: list[SlurmJob] = []
         for job in jobs:
             assert isinstance(job, SlurmJob)
             if job._final_state is None:
                 job._final_state = job._folder_state()
             if job._final_state is not None:
-                states[job.job_id] = job._final_state
+                states[job.key] = job._final_state
             else:
                 live.append(job)
         if live:
@@ -85,7 +87,7 @@ class SlurmJob(Job[Any]):
             )
             for job in live:
                 record = STATES.cached(job.job_id) or SlurmRecord(None)
-                states[job.job_id] = job._public_state(record)
+                states[job.key] = job._public_state(record)
         return states
 
     def _public_state(self, record: SlurmRecord) -> str:

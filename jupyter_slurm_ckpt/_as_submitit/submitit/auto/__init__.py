@@ -1,0 +1,1 @@
+"""``submitit.auto``: see ``auto``."""

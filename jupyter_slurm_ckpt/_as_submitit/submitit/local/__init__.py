@@ -1,0 +1,1 @@
+"""``submitit.local``: see ``local`` and ``debug``."""

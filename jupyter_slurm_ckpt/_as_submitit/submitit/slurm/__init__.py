@@ -1,0 +1,1 @@
+"""``submitit.slurm``: see ``slurm``."""
