@@ -1,4 +1,4 @@
-"""One file for the payloads of a whole job array, what its elements share pickled once.
+"""The files a job array's elements share: one for their payloads, one for their description.
 
 ``map_array(fn, xs)`` submits one call of ``fn`` per item. Pickled one by one, ``fn`` (and all
 it drags along: a notebook class by value, its globals) would be pickled once per element, and
@@ -24,14 +24,17 @@ the job too, as when both are pickled together. This is safe for every submissio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import payload
 from .files import PendingFile, check_folder_is_safe
+from .info import JobInfo
 from .payload import (
     ARRAY_FORMAT,
     ARRAY_MAGIC,
@@ -45,6 +48,30 @@ from .payload import (
 #: a few dozen bytes); larger ones go from their own memory to the file.
 _BUFFER_BYTES = 1024 * 1024
 _COPY_CHUNK = 1024 * 1024
+
+
+@dataclass
+class ArrayDescription:
+    """A job array's description (``<id>_job.json``), written once into a file that each
+    element's description is a hard link to (``JobInfo.read`` gives each its own id)."""
+
+    info: JobInfo
+    file: PendingFile
+
+    @classmethod
+    def write(cls, info: JobInfo, folder: Path) -> ArrayDescription:
+        """``info`` (the array's id, its ``array_size``) in a file for ``folder``, unnamed."""
+        file = PendingFile.unnamed(folder)
+        try:
+            file.write(info.text().encode())
+        except BaseException:
+            file.discard()
+            raise
+        return cls(info, file)
+
+    def of(self, job_id: str) -> JobInfo:
+        """The description of the element ``job_id``, as ``JobInfo.read`` reads it."""
+        return dataclasses.replace(self.info, job_id=job_id)
 
 
 class ElementTooLargeError(PayloadTooLargeError):

@@ -13,23 +13,22 @@ never as attributes of the executor: threads may submit through one executor at 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from . import array_payload, payload, registry
-from .batch import DelayedJob
+from .batch import Batching, DelayedJob
 from .errors import (
     FailedSubmissionError,
     JobFolderError,
 )
 from .events import append_event
-from .files import PendingFile, WriteError, ensure_private_folder
+from .files import WriteError, ensure_private_folder
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .job import Job
@@ -45,19 +44,6 @@ from .paths import JobPaths, template_root
 
 
 @dataclass
-class ArrayDescription:
-    """A job array's description (``<id>_job.json``), written once into a file that each
-    element's description is a hard link to (``JobInfo.read`` gives each its own id)."""
-
-    info: JobInfo
-    file: PendingFile
-
-    def of(self, job_id: str) -> JobInfo:
-        """The description of the element ``job_id``, as ``JobInfo.read`` reads it."""
-        return dataclasses.replace(self.info, job_id=job_id)
-
-
-@dataclass
 class Reservation:
     """The job ids one submission reserved (:meth:`Executor._reserve_job_ids`), handed to the
     submission's later hooks. A backend subclasses it for what those hooks need of the
@@ -67,7 +53,9 @@ class Reservation:
     array: bool
     #: An array's description, written once: each element's ``<id>_job.json`` is a hard link
     #: to it (see ``JobInfo.array_size``). Set by the flow, not by the backend.
-    description: ArrayDescription | None = field(default=None, init=False, repr=False)
+    description: array_payload.ArrayDescription | None = field(
+        default=None, init=False, repr=False
+    )
 
     @property
     def array_size(self) -> int:
@@ -75,7 +63,7 @@ class Reservation:
         return len(self.job_ids) if self.array else 0
 
 
-class Executor(ABC):
+class Executor(Batching, ABC):
     """Submit callables as jobs. Subclasses: ``LocalExecutor``, ``SlurmExecutor``, ...
 
     Parameters
@@ -169,9 +157,6 @@ class Executor(ABC):
 
     # -- submission ---------------------------------------------------------------------------
 
-    def _in_batch(self) -> bool:
-        return getattr(self, "_batch", None) is not None
-
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job[Any]:
         """Submit ``fn(*args, **kwargs)`` as one job (inside ``batch()``: as an array element)."""
         delayed = DelayedSubmission(fn, *args, **kwargs)
@@ -203,41 +188,6 @@ class Executor(ABC):
             warnings.warn("map_array received empty iterables: no job submitted", stacklevel=2)
             return []
         return self._submit_submissions(submissions, array=True)
-
-    @contextlib.contextmanager
-    def batch(self, allow_implicit_submissions: bool = False) -> Iterator[None]:
-        """Collect the ``submit`` calls of the block and submit them as one array at its end.
-
-        Parameters
-        ----------
-        allow_implicit_submissions
-            Reading a job of the block before its end submits what the block holds so far
-            (instead of raising ``AttributeError``).
-        """
-        if self._batch is not None:
-            raise RuntimeError("executor.batch() cannot be nested")
-        self._batch = []
-        self._allow_implicit_submissions = allow_implicit_submissions
-        try:
-            yield
-            self._submit_pending_batch(at_end=True)
-        finally:
-            self._batch = None
-            self._allow_implicit_submissions = False
-
-    def _submit_pending_batch(self, at_end: bool = False) -> None:
-        pending, self._batch = self._batch or [], []
-        if not pending:
-            if at_end and not self._allow_implicit_submissions:
-                warnings.warn(
-                    "no submission happened within 'with executor.batch()'",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-            return
-        jobs = self._submit_submissions([delayed for _, delayed in pending], array=True)
-        for (placeholder, _), job in zip(pending, jobs):
-            placeholder._promote(job)
 
     def submit_pickled(self, pickled: list[payload.Pickled], array: bool) -> list[Job[Any]]:
         """Submit payloads pickled already with ``payload.spool`` (the notebook's preflight
@@ -397,17 +347,11 @@ class Executor(ABC):
         append_event(paths.events, "submitted", **fields)
         return [paths.submitted_pickle, paths.info, paths.events]
 
-    def _array_description(self, reservation: Reservation) -> ArrayDescription:
+    def _array_description(self, reservation: Reservation) -> array_payload.ArrayDescription:
         """The description every element of the array links to (see ``JobInfo.read``)."""
         info = self._job_info(reservation.job_ids[0].partition("_")[0])
         info.array_size = reservation.array_size
-        file = PendingFile.unnamed(template_root(self.folder))
-        try:
-            file.write(info.text().encode())
-        except BaseException:
-            file.discard()
-            raise
-        return ArrayDescription(info, file)
+        return array_payload.ArrayDescription.write(info, template_root(self.folder))
 
     def _job_info(self, job_id: str) -> JobInfo:
         """The description of a job this executor submits now (``<id>_job.json``); a backend

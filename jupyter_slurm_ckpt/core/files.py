@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import functools
 import os
 import stat
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JobFolderError
+from .links import name_unnamed_file
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -24,9 +24,6 @@ _COUNTER_WIDTH = 12
 # write(2) of a whole large buffer reaches the disk later and less steadily than slices.
 _WRITE_CHUNK = 1024 * 1024
 # linkat(2) arguments, and the chunk size of the copy that replaces it where it is refused.
-_AT_FDCWD = -100
-_AT_EMPTY_PATH = 0x1000
-_COPY_CHUNK = 1024 * 1024
 
 
 def ensure_private_folder(folder: Path) -> Path:
@@ -217,7 +214,7 @@ class PendingFile:
                 os.fsync(self._fd)
             if self._temp is None:
                 self._temp = _temp_beside(path)
-                _name_unnamed_file(self._fd, self._temp, durable)
+                name_unnamed_file(self._fd, self._temp, durable, PRIVATE_FILE_MODE)
             os.close(self._fd)
             self._fd = -1
             os.replace(self._temp, path)
@@ -251,10 +248,10 @@ class PendingFile:
                 link_or_copy(self._temp, path)
                 return
             try:
-                _name_unnamed_file(self._fd, path, durable=False)
+                name_unnamed_file(self._fd, path, False, PRIVATE_FILE_MODE)
             except FileExistsError:  # replaced atomically, as commit() would
                 temp = _temp_beside(path)
-                _name_unnamed_file(self._fd, temp, durable=False)
+                name_unnamed_file(self._fd, temp, False, PRIVATE_FILE_MODE)
                 try:
                     os.replace(temp, path)
                 except OSError:
@@ -292,74 +289,6 @@ def fsync_folder(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def _name_unnamed_file(fd: int, target: Path, durable: bool) -> None:
-    """Give the unnamed file open as ``fd`` the new name ``target``.
-
-    Linking it is free; where both ways of linking are refused (some sandboxes), its content
-    is copied, in bounded chunks, into a new file of that name.
-    """
-    for link in list(_LINKERS):
-        try:
-            link(fd, target)
-        except FileExistsError:
-            raise
-        except OSError:
-            continue
-        if link is not _LINKERS[0]:  # the way that works here is tried first from now on
-            _LINKERS.remove(link)
-            _LINKERS.insert(0, link)
-        return
-    _copy_into_new_file(fd, target, durable)
-
-
-def _link_with_empty_path(fd: int, target: Path) -> None:
-    # linkat(fd, "", AT_EMPTY_PATH): needs CAP_DAC_READ_SEARCH on most kernels.
-    import ctypes  # here: only submitting processes name unnamed files
-
-    if _linkat() is None:
-        raise OSError(errno.ENOSYS, "no linkat to call")
-    if _linkat()(fd, b"", _AT_FDCWD, os.fsencode(target), _AT_EMPTY_PATH) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), str(target))
-
-
-@functools.lru_cache(maxsize=1)
-def _linkat() -> Any:
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True).linkat
-    except (OSError, AttributeError):
-        return None
-
-
-def _link_through_proc(fd: int, target: Path) -> None:
-    # What unprivileged processes use on ordinary Linux systems.
-    os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
-
-
-_LINKERS = [_link_with_empty_path, _link_through_proc]
-
-
-def _copy_into_new_file(fd: int, target: Path, durable: bool) -> None:
-    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    try:
-        offset = 0
-        while chunk := os.pread(fd, _COPY_CHUNK, offset):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out, view) :]
-            offset += len(chunk)
-        if durable:
-            os.fsync(out)
-    except BaseException:
-        os.close(out)
-        with contextlib.suppress(OSError):
-            os.unlink(target)
-        raise
-    os.close(out)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:

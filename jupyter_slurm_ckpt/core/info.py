@@ -60,6 +60,14 @@ class JobInfo:
         default KillWait."""
         return DEFAULT_KILL_WAIT_S if self.kill_wait_s is None else self.kill_wait_s
 
+    def submitted_events(self) -> list[dict[str, Any]]:
+        """The ``submitted`` event of an array element, which its array's description records
+        for all its elements (no element has an events file before it starts); [] else."""
+        if not self.array_size:
+            return []
+        fields = {"cluster": self.cluster, "name": self.name, "array_size": self.array_size}
+        return [{"t": self.submitted_at, "event": "submitted", **fields}]
+
     def write(self, path: Path) -> None:
         """Write atomically as JSON."""
         atomic_write_text(path, self.text())

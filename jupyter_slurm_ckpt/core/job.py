@@ -16,10 +16,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from . import payload, registry
 from .awaitable import AsyncJobProxy
-from .errors import FailedJobError, JobFolderError, PayloadError, UncompletedJobError
+from .errors import FailedJobError, JobFolderError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
+from .outcome import failed_task_error, read_outcome
 from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
 from .resubmission import resubmit_once
 
@@ -102,19 +103,12 @@ class Job(Generic[R]):
         return self.info.num_tasks
 
     def events(self) -> list[dict[str, Any]]:
-        """The job's events so far (see ``core.events``).
-
-        An array element's submission is recorded once for the whole array, in its
-        description (``JobInfo.array_size``): it is its first event here, ``submitted``.
-        """
+        """The job's events so far (see ``core.events``); an array element's first is its
+        ``submitted``, which its array's description records (``JobInfo.submitted_events``)."""
         events = list(self._events.read())
         if not events or events[0].get("event") != "submitted":
             with contextlib.suppress(JobFolderError):
-                info = self.info
-                if info.array_size:
-                    submitted = {"t": info.submitted_at, "event": "submitted"}
-                    submitted.update(cluster=info.cluster, name=info.name)
-                    events.insert(0, {**submitted, "array_size": info.array_size})
+                events[:0] = self.info.submitted_events()
         return events
 
     @property
@@ -159,16 +153,7 @@ class Job(Generic[R]):
                 return bool(record["event"] == "completed")
         if self.read_only:
             return None
-        return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
-
-    def _outcome(self, path: Path) -> tuple[str, Any]:
-        try:
-            outcome = payload.load(path)
-        except PayloadError as error:
-            return ("error", f"PayloadError: {error}")
-        if not (isinstance(outcome, tuple) and len(outcome) == 2):
-            return ("error", f"{path} does not hold a job result")
-        return outcome
+        return read_outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
     # -- backend hooks: what the folder cannot tell, and the actions -------------------------
 
@@ -266,13 +251,7 @@ class Job(Generic[R]):
         """The values of ``outcomes`` (one per task), or the error of the first that failed."""
         for task, (status, value) in outcomes.items():
             if status != "success":
-                paths = self.paths.for_task(task)
-                raise FailedJobError(
-                    f"Job {self.job_id} (task {task}) failed during processing with trace:\n"
-                    f"{'-' * 40}\n{value}\n{'-' * 40}\n"
-                    f"Logs: job.stderr({task}) and job.stdout({task}), or\n"
-                    f"  - {paths.stderr}\n  - {paths.stdout}"
-                )
+                raise failed_task_error(self.paths.for_task(task), str(value))
         missing = [task for task in self._task_ids() if task not in outcomes]
         if missing:
             raise UncompletedJobError(self._why_no_result(missing[0]))
@@ -280,12 +259,8 @@ class Job(Generic[R]):
 
     def _outcomes(self) -> dict[int, tuple[str, Any]]:
         """The outcome of each task whose result file is on disk (unpickled)."""
-        outcomes = {}
-        for task in self._task_ids():
-            paths = self.paths.for_task(task)
-            if paths.result_pickle.exists():
-                outcomes[task] = self._outcome(paths.result_pickle)
-        return outcomes
+        results = {task: self.paths.for_task(task).result_pickle for task in self._task_ids()}
+        return {task: read_outcome(path) for task, path in results.items() if path.exists()}
 
     def result(self, timeout: float | None = None) -> R:
         """The result of the job (of task 0 for a multi-task job: see :meth:`results`)."""
