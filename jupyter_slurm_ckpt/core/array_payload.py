@@ -7,7 +7,7 @@ submission, 70 to 110 µs here, where a hard link to an existing file costs 5 µ
 
 Here the function the elements share is pickled once, then each element's
 ``DelayedSubmission`` as a continuation of that pickle (the pickler's memo kept), all into one
-file that has no name yet (see ``payload.ARRAY_FORMAT`` for its layout). Each element's
+file that has no name yet (its layout: ``array_format``). Each element's
 ``<id>_submitted.pkl`` is a hard link to it, and ``payload.load`` reads the shared part, then
 the element's own, so that what an element's arguments share with the function is shared in
 the job too, as when both are pickled together. This is safe for every submission:
@@ -33,16 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from . import payload
+from .array_format import ARRAY_FORMAT, ARRAY_MAGIC, ARRAY_OFFSET, ARRAY_TRAILER
 from .files import PendingFile, check_folder_is_safe
 from .info import JobInfo
-from .payload import (
-    ARRAY_FORMAT,
-    ARRAY_MAGIC,
-    ARRAY_OFFSET,
-    ARRAY_TRAILER,
-    PayloadTooLargeError,
-    Pickled,
-)
+from .payload import PayloadTooLargeError, Pickled
 
 #: Writes are gathered up to this size before they reach the file (an element's part is often
 #: a few dozen bytes); larger ones go from their own memory to the file.

@@ -12,7 +12,7 @@ beyond the state itself.
 
 Files of the first format (``jupyter_slurm_ckpt/1``: the cloudpickle bytes inside a pickled
 dict) still load. A job array's elements share one file (``array_payload`` writes it; its
-header's format is :data:`ARRAY_FORMAT`): each element's file name is a hard link to it, and
+header's format is ``array_format``): each element's file name is a hard link to it, and
 :func:`load` reads the element the job's id names.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import struct
 import sys
@@ -32,20 +31,13 @@ from typing import IO, Any
 import cloudpickle
 
 from . import tensors
+from .array_format import ARRAY_FORMAT, read_element
 from .errors import PayloadError
 from .files import PendingFile, check_folder_is_safe, link_or_copy
 from .paths import JobPaths, array_index
 
 FORMAT = "jupyter_slurm_ckpt/2"
 _ENVELOPE_FORMAT = "jupyter_slurm_ckpt/1"  # loaded, no longer written
-#: The file of a whole job array: after the header, the part every element shares (the function
-#: they all call) pickled once, then each element's part pickled as a continuation of it (so
-#: that what it shares is referenced, not copied), then the index: each element's offset, and
-#: a trailer with the index's offset and :data:`ARRAY_MAGIC`.
-ARRAY_FORMAT = "jupyter_slurm_ckpt/2-array"
-ARRAY_MAGIC = b"JSCARRAY"
-ARRAY_OFFSET = struct.Struct("<Q")
-ARRAY_TRAILER = struct.Struct("<Q8s")
 PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 #: Protocol 5 pickles large buffers as they are (no copy into the stream, none when loading).
 PROTOCOL = 5
@@ -294,7 +286,7 @@ def load(path: Path, element: int | None = None) -> Any:
     """Load a payload written by :func:`dump` (or :meth:`Pickled.place`), streaming.
 
     ``element``: which element to load from a job array's shared file (see
-    :data:`ARRAY_FORMAT`); by default the one the file's name says (``<array>_<i>_submitted.pkl``).
+    ``array_format``); by default the one the file's name says (``<array>_<i>_submitted.pkl``).
     Any other file holds one payload, and ``element`` is ignored.
 
     Raises
@@ -336,7 +328,7 @@ def _read(stream: IO[bytes], origin: str, element: int | None = None) -> Any:
     _check_versions(fields, origin)
     try:
         if fields["format"] == ARRAY_FORMAT:
-            return _read_element(stream, fields, origin, element)
+            return read_element(stream, fields, origin, element)
         return pickle.load(stream)
     except (EOFError, pickle.UnpicklingError, struct.error) as error:  # ends early, or garbage
         raise _not_ours(origin, error) from None
@@ -344,42 +336,6 @@ def _read(stream: IO[bytes], origin: str, element: int | None = None) -> Any:
         raise
     except Exception as error:
         raise _cannot_unpickle(origin, error) from error
-
-
-def _read_element(
-    stream: IO[bytes], fields: dict[str, Any], origin: str, element: int | None
-) -> Any:
-    """One element of a job array's shared file (see :data:`ARRAY_FORMAT`): the shared part,
-    then the element's part with the memo the shared part left (what they share, they share)."""
-    count = fields.get("elements")
-    if not isinstance(count, int) or count < 1:
-        raise pickle.UnpicklingError("the header does not say how many elements it holds")
-    if element is None and count == 1:
-        element = 0
-    if element is None or not 0 <= element < count:
-        raise PayloadError(
-            f"{origin} holds the payloads of the {count} elements of a job array, and which one "
-            f"to load is not known ({element}): load it through its element's file, "
-            "<array id>_<index>_submitted.pkl"
-        )
-    shared_at = stream.tell()
-    trailer_at = stream.seek(0, os.SEEK_END) - ARRAY_TRAILER.size
-    stream.seek(max(trailer_at, 0))
-    index_at, magic = ARRAY_TRAILER.unpack(stream.read(ARRAY_TRAILER.size))
-    if magic != ARRAY_MAGIC or not shared_at <= index_at <= trailer_at - count * ARRAY_OFFSET.size:
-        raise pickle.UnpicklingError("the file does not end with its index")
-    stream.seek(index_at + element * ARRAY_OFFSET.size)
-    (element_at,) = ARRAY_OFFSET.unpack(stream.read(ARRAY_OFFSET.size))
-    if not shared_at < element_at < index_at:
-        raise pickle.UnpicklingError(f"the index gives element {element} no place in the file")
-    stream.seek(shared_at)
-    shared = pickle.Unpickler(stream)
-    shared.load()
-    stream.seek(element_at)
-    # A new unpickler: one that has loaded keeps what it read ahead, and would not seek.
-    unpickler = pickle.Unpickler(stream)
-    unpickler.memo = shared.memo
-    return unpickler.load()
 
 
 def _read_envelope(data: bytes, origin: str) -> Any:

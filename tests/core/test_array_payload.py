@@ -80,6 +80,21 @@ def test_what_an_element_shares_with_the_callable_stays_shared(
     assert loaded[0].args[1] is loaded[0].function.table
 
 
+def _same(a: object, b: object) -> bool:
+    return a is b
+
+
+def test_what_an_elements_arguments_share_among_themselves_stays_shared(
+    local: submitit.LocalExecutor,
+) -> None:
+    # Each element's own objects, referenced twice: its part of the file refers back to its
+    # own memo entries, after the shared part's (hydra's launcher sweeps do this).
+    configs = [{"task": i, "tags": ["a", "b"]} for i in range(3)]
+    jobs = local.map_array(_same, configs, configs)
+    assert [job.result(timeout=60) for job in jobs] == [True, True, True]
+    assert [job.submission().args[0]["task"] for job in jobs] == [0, 1, 2]
+
+
 def test_an_element_checkpoints_into_its_own_file(local: submitit.LocalExecutor) -> None:
     calls = [submitit.DelayedSubmission(Counter(step_s=0.05), 10_000) for _ in range(2)]
     jobs = local.submit_array(calls)  # two callables: nothing shared but the file

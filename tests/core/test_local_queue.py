@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
@@ -132,3 +133,20 @@ def test_the_default_is_what_the_machine_holds() -> None:
     half = total * slots.MEMORY_SHARE / 2 / slots.GIB
     assert slots.default_slots({"mem_gb": half * 1.01}) == 1  # two do not fit
     assert slots.job_slots({"slots": 7}) == 7
+
+
+def test_elements_of_a_killed_launcher_end_failed_saying_so(
+    local: submitit.LocalExecutor, tmp_path: Path
+) -> None:
+    local.update_parameters(slots=1)
+    release = tmp_path / "release"
+    jobs = local.map_array(wait_file, [str(release)] * 3)
+    wait_running_run(jobs[0], 0)
+    launcher = jobs[1]._array_launcher()
+    assert launcher is not None and jobs[1].state == "PENDING"
+    os.kill(launcher["pid"], signal.SIGKILL)  # the running element's controller is its own
+    wait_for(lambda: jobs[2].state == "FAILED", "the waiting elements to end")
+    with pytest.raises(submitit.UncompletedJobError, match=r"array.s launcher process .* ended"):
+        jobs[1].result(timeout=5)
+    release.touch()
+    assert jobs[0].result(timeout=60) == "released"

@@ -40,12 +40,9 @@ class LocalJob(Job[Any]):
 
     def _array_launcher(self) -> dict[str, Any] | None:
         """The record of the launcher that answers for this array element until it starts it
-        (None for a job that is not an element, or a launcher that is gone)."""
+        (None for a job that is not an element, or before its launcher started)."""
         array = records.array_paths(self.paths)
-        record = None if array is None else records.read_process_record(array)
-        if record is None or not processes.is_alive(record["pid"], record.get("start_time")):
-            return None
-        return record
+        return None if array is None else records.read_process_record(array)
 
     @property
     def pending_reason(self) -> str | None:
@@ -54,11 +51,10 @@ class LocalJob(Job[Any]):
         summary = self.summary()  # not self.state: views ask this with the state they polled
         if summary.runs or summary.terminal is not None:
             return None
-        record = self._process()
-        if record is not None and not processes.is_alive(record["pid"], record.get("start_time")):
+        record = self._process() or self._array_launcher()
+        if record is None or not _alive(record):
             return None
-        record = record or self._array_launcher()
-        reason = None if record is None else record.get("waiting")
+        reason = record.get("waiting")
         return reason if isinstance(reason, str) else None
 
     def _live_state(self) -> str:
@@ -69,15 +65,16 @@ class LocalJob(Job[Any]):
         if record is None:
             if self._launcher is not None and self._launcher.returncode is None:
                 return "PENDING"
-            if self._array_launcher() is not None:
+            launcher = self._array_launcher()
+            if launcher is not None and _alive(launcher):
                 return "PENDING"  # waits for its array's launcher to start it
             # The folder is read again: the element's controller may have just started.
             if self._process() is not None:
                 return self._live_state()
-            if time.time() - self.info.submitted_at < 30:
+            if launcher is None and time.time() - self.info.submitted_at < 30:
                 return "PENDING"  # the launcher is starting
             return "FAILED"
-        alive = processes.is_alive(record["pid"], record.get("start_time"))
+        alive = _alive(record)
         if not alive and not self._orphans(record):
             # No process of the job is left: a temporary one of them left half-written is junk.
             if not self.read_only:
@@ -111,16 +108,16 @@ class LocalJob(Job[Any]):
 
     def _why_no_result(self, task: int) -> str:
         record = self._process()
-        alive = record is not None and processes.is_alive(record["pid"], record.get("start_time"))
+        alive = record is not None and _alive(record)
         if self.summary().terminal is None and record is not None and not alive:
             return (
                 f"Job {self.job_id}: its controller process (pid {record['pid']}) died "
                 f"without recording an end; see {self.paths.for_task(task).stderr}"
             )
-        array = records.array_paths(self.paths)
-        launcher = None if array is None else records.read_process_record(array)
-        if self.summary().terminal is None and record is None and launcher is not None:
-            first = JobPaths(self.paths.folder, f"{array.job_id}_0") if array else self.paths
+        launcher = self._array_launcher()
+        if launcher and record is None and self.summary().terminal is None:
+            array_id = self.job_id.partition("_")[0]
+            first = JobPaths(self.paths.folder, f"{array_id}_0")  # its log is the launcher's
             return (
                 f"Job {self.job_id}: its array's launcher process (pid {launcher['pid']}) "
                 f"ended before starting it; see {first.stderr}"
@@ -152,3 +149,8 @@ class LocalJob(Job[Any]):
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    """Whether the process a record names still runs (the same process: pid reuse aside)."""
+    return processes.is_alive(record["pid"], record.get("start_time"))
