@@ -145,7 +145,8 @@ class LocalJob(Job[Any]):
                 processes.terminate(group, _CANCEL_GRACE_S)
             else:  # what outlived a dead controller
                 processes.terminate(self._orphans(record), _CANCEL_GRACE_S)
-        processes.terminate(self._escaped_processes(), _CANCEL_GRACE_S)
+        if self.paths.local_process.exists():  # else no process of it ever ran: none to find
+            processes.terminate(self._escaped_processes(), _CANCEL_GRACE_S)
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)
