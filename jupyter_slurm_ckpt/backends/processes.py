@@ -6,9 +6,12 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -62,6 +65,21 @@ def in_process_group(group: int) -> list[int]:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def run_child(work: Callable[[], int]) -> NoReturn:
+    """In a forked child: run ``work``, then leave with its exit code (1 when it raised, after
+    printing the traceback), stdio flushed; never return into the parent's code."""
+    code = 1
+    try:
+        code = work()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def die_with_parent(parent: int) -> None:

@@ -46,6 +46,11 @@ PENDING_REASONS = {
     "JobHeldUser": "held (scontrol release starts it)",
     "JobHeldAdmin": "held by an administrator",
     "Dependency": "waiting for the jobs it depends on",
+    "JobArrayTaskLimit": "its array runs at most array_parallelism elements at a time",
+    # The local backend's queue (backends/local/slots.py).
+    "LocalSlot": "waiting for a local slot: this machine runs as many of your local jobs at "
+    "once as its CPUs and memory hold (the slots parameter, SlurmMagics.local_slots)",
+    "LocalMemory": "waiting for free memory on this machine",
 }
 
 

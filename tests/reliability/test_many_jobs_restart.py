@@ -113,6 +113,9 @@ def test_two_hundred_jobs_survive_a_kernel_restart(kernel: Kernel, tmp_path: Pat
     folder = tmp_path / "slurm_jobs"
     release = tmp_path / "release"
     kernel.run("%load_ext jupyter_slurm_ckpt")
+    # Every job must run at once (they wait for the release): more slots than the machine's
+    # CPUs, which the local queue would give by default.
+    kernel.run(f"%config SlurmMagics.local_slots = {JOBS + SLEEPERS}")
     kernel.run(
         "%%slurm --cluster local --no-widget\n"
         "import os, time\n"

@@ -284,6 +284,9 @@ MessageTimeout=5
 # Finished jobs stay visible to squeue/scontrol for 300 s: without accounting storage that is
 # the only place their final state can be read, so this must outlast a test.
 MinJobAge=300
+# Job records slurmctld keeps, each array element one, finished ones for MinJobAge: the default
+# (10000) is ten 1000-element arrays in 5 minutes, fewer than benchmarks/bench_arrays.py submits.
+MaxJobCount=50000
 # Never cancel jobs whose srun went away (default, stated for clarity).
 InactiveLimit=0
 # A DOWN node (e.g. after a restart of slurmd) comes back to service as soon as it registers.

@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 from ...core.environment import ENV_FOLDER, ENV_JOB_ID
 from ...core.files import atomic_write_text, remove_stale_temp_files
 from ...core.job import Job
+from ...core.paths import JobPaths
 from .. import processes
+from . import records
 
 _CANCEL_GRACE_S = 1.0
 
@@ -34,11 +36,26 @@ class LocalJob(Job[Any]):
         self._launcher: subprocess.Popen[bytes] | None = None
 
     def _process(self) -> dict[str, Any] | None:
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(self.paths.local_process.read_text())
-            if isinstance(record, dict) and isinstance(record.get("pid"), int):
-                return record
-        return None
+        return records.read_process_record(self.paths)
+
+    def _array_launcher(self) -> dict[str, Any] | None:
+        """The record of the launcher that answers for this array element until it starts it
+        (None for a job that is not an element, or before its launcher started)."""
+        array = records.array_paths(self.paths)
+        return None if array is None else records.read_process_record(array)
+
+    @property
+    def pending_reason(self) -> str | None:
+        """Why the job waits in the local queue (Slurm's words: ``LocalSlot``, ``Priority``,
+        ``LocalMemory``, ``JobArrayTaskLimit``; see ``slots``), else None."""
+        summary = self.summary()  # not self.state: views ask this with the state they polled
+        if summary.runs or summary.terminal is not None:
+            return None
+        record = self._process() or self._array_launcher()
+        if record is None or not _alive(record):
+            return None
+        reason = record.get("waiting")
+        return reason if isinstance(reason, str) else None
 
     def _live_state(self) -> str:
         if self._launcher is not None:
@@ -48,10 +65,16 @@ class LocalJob(Job[Any]):
         if record is None:
             if self._launcher is not None and self._launcher.returncode is None:
                 return "PENDING"
-            if time.time() - self.info.submitted_at < 30:
+            launcher = self._array_launcher()
+            if launcher is not None and _alive(launcher):
+                return "PENDING"  # waits for its array's launcher to start it
+            # The folder is read again: the element's controller may have just started.
+            if self._process() is not None:
+                return self._live_state()
+            if launcher is None and time.time() - self.info.submitted_at < 30:
                 return "PENDING"  # the launcher is starting
             return "FAILED"
-        alive = processes.is_alive(record["pid"], record.get("start_time"))
+        alive = _alive(record)
         if not alive and not self._orphans(record):
             # No process of the job is left: a temporary one of them left half-written is junk.
             if not self.read_only:
@@ -85,11 +108,19 @@ class LocalJob(Job[Any]):
 
     def _why_no_result(self, task: int) -> str:
         record = self._process()
-        alive = record is not None and processes.is_alive(record["pid"], record.get("start_time"))
+        alive = record is not None and _alive(record)
         if self.summary().terminal is None and record is not None and not alive:
             return (
                 f"Job {self.job_id}: its controller process (pid {record['pid']}) died "
                 f"without recording an end; see {self.paths.for_task(task).stderr}"
+            )
+        launcher = self._array_launcher()
+        if launcher and record is None and self.summary().terminal is None:
+            array_id = self.job_id.partition("_")[0]
+            first = JobPaths(self.paths.folder, f"{array_id}_0")  # its log is the launcher's
+            return (
+                f"Job {self.job_id}: its array's launcher process (pid {launcher['pid']}) "
+                f"ended before starting it; see {first.stderr}"
             )
         return super()._why_no_result(task)
 
@@ -114,7 +145,13 @@ class LocalJob(Job[Any]):
                 processes.terminate(group, _CANCEL_GRACE_S)
             else:  # what outlived a dead controller
                 processes.terminate(self._orphans(record), _CANCEL_GRACE_S)
-        processes.terminate(self._escaped_processes(), _CANCEL_GRACE_S)
+        if self.paths.local_process.exists():  # else no process of it ever ran: none to find
+            processes.terminate(self._escaped_processes(), _CANCEL_GRACE_S)
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    """Whether the process a record names still runs (the same process: pid reuse aside)."""
+    return processes.is_alive(record["pid"], record.get("start_time"))

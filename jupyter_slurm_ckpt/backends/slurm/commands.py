@@ -51,8 +51,13 @@ def run_command(
         )
     except FileNotFoundError:
         raise SchedulerError(f"{argv[0]} is not on PATH (no Slurm client here)") from None
-    except subprocess.TimeoutExpired:
-        raise SchedulerError(f"{argv[0]} did not answer within {timeout:.0f} s") from None
+    except subprocess.TimeoutExpired as error:
+        # What it said meanwhile says why: sbatch, when slurmctld holds MaxJobCount jobs,
+        # "Slurm temporarily unable to accept job, sleeping and retrying".
+        said = error.stderr.decode(errors="replace") if isinstance(error.stderr, bytes) else ""
+        said = " ".join(said.split())
+        message = f"{argv[0]} did not answer within {timeout:.0f} s"
+        raise SchedulerError(f"{message}: {said}" if said else message) from None
 
 
 #: What is asked about one job (:func:`job_facts`): our name for each fact (Slurm's
