@@ -168,17 +168,22 @@ def collect_status(
 
 
 def job_labels(statuses: Sequence[JobStatus]) -> list[str]:
-    """How views name these jobs side by side: the id, and where ids repeat (one ``L1`` per
-    folder) the folder's name before it (``k1/L1``), or its whole path if names repeat too."""
-    ids = Counter(status.job_id for status in statuses)
+    """How views name these jobs side by side (see :func:`labels_of`)."""
+    return labels_of([(status.folder, status.job_id) for status in statuses])
+
+
+def labels_of(jobs: Sequence[tuple[str | Path, str]]) -> list[str]:
+    """How views name jobs (folder, id) side by side: the id, and where ids repeat (one
+    ``L1`` per folder) the folder's name before it (``k1/L1``), or its whole path if names
+    repeat too."""
+    ids = Counter(job_id for _, job_id in jobs)
     short = [
-        f"{Path(status.folder).name}/{status.job_id}" if ids[status.job_id] > 1 else status.job_id
-        for status in statuses
+        f"{Path(folder).name}/{job_id}" if ids[job_id] > 1 else job_id for folder, job_id in jobs
     ]
     repeated = Counter(short)
     return [
-        label if repeated[label] == 1 else f"{status.folder}/{status.job_id}"
-        for label, status in zip(short, statuses)
+        label if repeated[label] == 1 else f"{folder}/{job_id}"
+        for label, (folder, job_id) in zip(short, jobs)
     ]
 
 

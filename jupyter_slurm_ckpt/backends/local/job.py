@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...core.environment import ENV_FOLDER, ENV_JOB_ID
-from ...core.files import atomic_write_text, remove_stale_temp_files
+from ...core.events import append_event, read_events, summarize
+from ...core.files import atomic_write_text, exclusive_lock, remove_stale_temp_files
 from ...core.job import Job
 from .. import processes
 
@@ -32,6 +33,8 @@ class LocalJob(Job[Any]):
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
         super().__init__(folder, job_id, task_id)
         self._launcher: subprocess.Popen[bytes] | None = None
+        #: No process of the job is left, and none will come (seen once: not looked for again).
+        self._gone = False
 
     def _process(self) -> dict[str, Any] | None:
         with contextlib.suppress(OSError, ValueError):
@@ -43,6 +46,9 @@ class LocalJob(Job[Any]):
     def _live_state(self) -> str:
         if self._launcher is not None:
             self._launcher.poll()  # reap our own child so it does not linger as a zombie
+        if self._gone:
+            self._events.read()
+            return self._folder_state() or "FAILED"
         record = self._process()
         last = self.summary()
         if record is None:
@@ -53,17 +59,41 @@ class LocalJob(Job[Any]):
             return "FAILED"
         alive = processes.is_alive(record["pid"], record.get("start_time"))
         if not alive and not self._orphans(record):
+            self._gone = True
             # No process of the job is left: a temporary one of them left half-written is junk.
             if not self.read_only:
                 remove_stale_temp_files(self.paths.folder, self.job_id)
             # The folder is read again: the process may have just written its last event.
             self._events.read()
+            if self._folder_state() is None and not self.read_only:
+                self._record_lost(record)
             return self._folder_state() or "FAILED"
         if record.get("role") == "launcher" or last.runs == 0:
             return "PENDING"
         if last.last is not None and last.last.get("event") == "requeued":
             return "REQUEUED"
         return "RUNNING"
+
+    def _record_lost(self, record: dict[str, Any]) -> None:
+        """Record the end of a job whose processes all died without a word (SIGKILL, the OOM
+        killer), at its last sign of life: it is then over for every reader, which no longer
+        looks for its processes, and it can be cleaned up."""
+        with exclusive_lock(self.paths.events):
+            if summarize(read_events(self.paths.events)).terminal is not None:
+                return  # recorded meanwhile (another reader, or the job's last write)
+            events = self._events.read()
+            signs = [float(events[-1]["t"])] if events else []
+            for path in (self.paths.heartbeat, self.paths.stdout, self.paths.stderr):
+                with contextlib.suppress(OSError):
+                    signs.append(path.stat().st_mtime)
+            reason = f"its controller process (pid {record['pid']}) died without recording an end"
+            append_event(
+                self.paths.events,
+                "failed",
+                t=max(signs, default=time.time()),
+                state="FAILED",
+                reason=reason,
+            )
 
     def _orphans(self, record: dict[str, Any]) -> list[int]:
         """Processes of the job that outlived its controller (``record``): they may still

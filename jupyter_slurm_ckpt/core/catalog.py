@@ -1,0 +1,292 @@
+"""The jobs of job folders, read cheaply and kept up to date: where a listing of thousands of
+jobs starts (``%slurm_jobs``, the sidebar, :func:`~jupyter_slurm_ckpt.clean`).
+
+A folder's jobs are its marker files (``<id>_job.json``); it is listed again only when its
+mtime moves (a file was created, renamed or removed in it). Each job's description and event
+log are read once, and the log again only when it changed (size or mtime): what a job
+writes shows at the next look, and a folder of 10,000 ended jobs costs a ``stat`` per job.
+An entry holds what the folder alone tells: the job's name, backend, submission time, and,
+once the folder proves it, how and when it ended. Nothing is unpickled and no backend is
+asked: a job the folder shows no end of is *open*, and only its backend can tell whether it
+still lives (``Job.state``, ``Job.poll_states``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import JobFolderError
+from .events import TERMINAL_EVENTS, EventReader, is_valid_event
+from .info import JobInfo
+from .paths import JobKey, JobPaths
+
+
+@dataclass(frozen=True)
+class JobEntry:
+    """One job as its folder tells it (see the module docstring).
+
+    Attributes
+    ----------
+    key
+        The job's folder and id.
+    submitted_at
+        When the job was submitted (its description's time; else its marker's mtime).
+    final_state
+        The end the folder proves (COMPLETED, FAILED, CANCELLED, TIMEOUT...); None while it
+        proves none: the job may still live.
+    ended_at
+        When that end was recorded.
+    problem
+        Why the job's description cannot be read (the job is listed as unreadable).
+    """
+
+    key: JobKey
+    name: str
+    cluster: str
+    submitted_at: float
+    num_tasks: int = 1
+    final_state: str | None = None
+    ended_at: float | None = None
+    problem: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether only the job's backend can tell its state (the folder shows no end)."""
+        return self.final_state is None and self.problem is None
+
+
+def job_ids_in(folder: Path) -> list[str]:
+    """Ids of the jobs whose marker file is in ``folder`` (not recursive)."""
+    ids = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                job_id = JobPaths.job_id_of(entry.name)
+                if job_id is not None and entry.is_file(follow_symlinks=False):
+                    ids.append(job_id)
+    except OSError:
+        return []
+    return ids
+
+
+def recorded_end(events: Iterable[dict[str, Any]], num_tasks: int) -> tuple[str, float] | None:
+    """The end a job's events prove, and when it was recorded; None while they prove none.
+
+    Every task's outcome recorded (``completed``, or ``failed`` naming its task) ends the job:
+    COMPLETED when all completed, else FAILED. Else a ``cancelled`` or ``failed`` event ends
+    it (CANCELLED, or the state it names). A job's folder state (``Job.state``) agrees
+    wherever this says the job ended; it may find an end this misses (a result file whose
+    event a killed worker did not write), which only the job's own reading tells.
+    """
+    outcomes: dict[int, bool] = {}
+    first: dict[str, Any] | None = None
+    last_t = 0.0
+    for record in events:
+        name = record.get("event")
+        if name not in TERMINAL_EVENTS:
+            continue
+        last_t = float(record.get("t", last_t))
+        if first is None:
+            first = record
+        if name == "completed" or (name == "failed" and "task" in record):
+            outcomes[int(record.get("task", 0))] = name == "completed"
+    if len(outcomes) >= num_tasks and all(task in outcomes for task in range(num_tasks)):
+        return ("COMPLETED" if all(outcomes.values()) else "FAILED"), last_t
+    if first is None or first["event"] == "completed":
+        return None
+    if first["event"] == "cancelled":
+        return "CANCELLED", float(first["t"])
+    return str(first.get("state", "FAILED")), float(first["t"])
+
+
+@dataclass
+class _Cached:
+    entry: JobEntry
+    signature: tuple[int, int] | None  # the events file's (size, mtime_ns) when read
+    listing: int  # the folder's listing it was checked against
+    #: An open job's events, read incrementally (a long run appends many progress events);
+    #: an ended job keeps none.
+    reader: EventReader | None = None
+
+
+@dataclass
+class _Folder:
+    mtime_ns: int = -1
+    listing: int = 0  # how many times the folder was listed
+    jobs: dict[str, _Cached | None] = field(default_factory=dict)  # None: not read yet
+
+
+class JobCatalog:
+    """The jobs of some job folders, kept up to date incrementally (see the module docstring).
+
+    One catalog serves many calls. An open job's events file is looked at (``stat``) at each
+    call; an ended job's, or an unreadable one's, only when its folder's listing changed
+    (files are created, renamed or removed there: a description rewritten, a job removed).
+    Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._folders: dict[Path, _Folder] = {}
+        self._changes = 0  # entries read or listings changed so far
+        self._sorted: dict[tuple[Path, ...], tuple[int, list[JobEntry]]] = {}
+
+    def keys(self, folders: Iterable[Path]) -> list[JobKey]:
+        """The jobs of ``folders`` (each listed again only if its mtime moved)."""
+        with self._lock:
+            return [
+                JobKey(folder, job_id) for folder in folders for job_id in self._folder(folder).jobs
+            ]
+
+    def entries(self, keys: Iterable[JobKey]) -> list[JobEntry]:
+        """The entries of these jobs, in their order (a job read again if its events changed)."""
+        with self._lock:
+            return [self._entry(self._folder(key.folder), key.folder, key.job_id) for key in keys]
+
+    def jobs(self, folders: Iterable[Path]) -> list[JobEntry]:
+        """Every job of ``folders``, newest first (by submission, then id). Do not mutate
+        the list: it is reused while nothing changed."""
+        scope = tuple(folders)
+        with self._lock:
+            found: list[JobEntry] = []
+            for folder in scope:
+                known = self._folder(folder)
+                found.extend(self._entry(known, folder, job_id) for job_id in list(known.jobs))
+            cached = self._sorted.get(scope)
+            if cached is not None and cached[0] == self._changes:
+                return cached[1]
+            found.sort(key=lambda entry: (entry.submitted_at, entry.key.job_id), reverse=True)
+            if len(self._sorted) >= _MAX_SCOPES:
+                self._sorted.pop(next(iter(self._sorted)))
+            self._sorted[scope] = (self._changes, found)
+        return found
+
+    def forget(self, keys: Iterable[JobKey]) -> None:
+        """Drop what is cached of these jobs (their files were removed)."""
+        with self._lock:
+            for key in keys:
+                known = self._folders.get(key.folder)
+                if known is not None:
+                    known.mtime_ns = -1  # listed again at the next look
+                    known.jobs.pop(key.job_id, None)
+            self._changes += 1
+
+    def _folder(self, folder: Path) -> _Folder:
+        try:
+            mtime_ns = os.stat(folder).st_mtime_ns
+        except OSError:
+            if self._folders.pop(folder, None) is not None:
+                self._changes += 1
+            return _Folder()
+        known = self._folders.setdefault(folder, _Folder())
+        if known.mtime_ns != mtime_ns:
+            ids = job_ids_in(folder)
+            known.jobs = {job_id: known.jobs.get(job_id) for job_id in ids}
+            known.mtime_ns = mtime_ns
+            known.listing += 1
+            self._changes += 1
+        return known
+
+    def _entry(self, known: _Folder, folder: Path, job_id: str) -> JobEntry:
+        cached = known.jobs.get(job_id)
+        if cached is not None and not cached.entry.open and cached.listing == known.listing:
+            return cached.entry  # ended (or unreadable), and nothing was renamed there since
+        prefix = f"{folder}{os.sep}{job_id}_"
+        signature = _signature(prefix + EVENTS_SUFFIX)
+        if cached is not None and cached.signature == signature and cached.entry.problem is None:
+            cached.listing = known.listing
+            return cached.entry
+        self._changes += 1
+        if cached is None or cached.entry.problem is not None:
+            described = read_description(JobKey(folder, job_id), prefix + INFO_SUFFIX)
+        else:
+            described = cached.entry
+        if described.problem is not None:
+            known.jobs[job_id] = _Cached(described, signature, known.listing)
+            return described
+        reader = cached.reader if cached is not None else None
+        if reader is not None:
+            events: Iterable[dict[str, Any]] = reader.read()
+        else:
+            events = terminal_events(prefix + EVENTS_SUFFIX)
+        entry = with_end(described, events)
+        if entry.open and reader is None:  # followed from now on, incrementally
+            reader = EventReader(Path(prefix + EVENTS_SUFFIX))
+            reader.read()
+        kept = reader if entry.open else None
+        known.jobs[job_id] = _Cached(entry, signature, known.listing, kept)
+        return entry
+
+
+#: Sorted listings kept for distinct folder selections.
+_MAX_SCOPES = 16
+#: The ends of a job's file names the catalog reads (see ``JobPaths``).
+INFO_SUFFIX = JobPaths.INFO_SUFFIX.lstrip("_")
+EVENTS_SUFFIX = "events.jsonl"
+
+
+def read_description(key: JobKey, path: str) -> JobEntry:
+    """A job's entry as its description tells it (no end yet), or why it cannot be read."""
+    try:
+        info = JobInfo.read_fields(path)
+        return JobEntry(
+            key,
+            str(info.get("name", "job")),
+            str(info["cluster"]),
+            float(info.get("submitted_at") or _mtime(path)),
+            int(info.get("num_tasks", 1)),
+        )
+    except (JobFolderError, OSError, TypeError, ValueError) as error:
+        problem = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        return JobEntry(key, key.job_id, "?", _mtime(path), problem=problem)
+
+
+def with_end(entry: JobEntry, events: Iterable[dict[str, Any]]) -> JobEntry:
+    """``entry`` with the end its ``events`` prove (see :func:`recorded_end`)."""
+    end = recorded_end(events, entry.num_tasks)
+    final_state, ended_at = end if end is not None else (None, None)
+    return replace(entry, final_state=final_state, ended_at=ended_at)
+
+
+_TERMINAL_WORDS = tuple(f'"{name}"'.encode() for name in TERMINAL_EVENTS)
+
+
+def terminal_events(path: str) -> list[dict[str, Any]]:
+    """The well-formed terminal events of a log (one read; only their lines are parsed)."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError:
+        return []
+    found = []
+    for raw in data[: data.rfind(b"\n") + 1].splitlines():
+        if not any(word in raw for word in _TERMINAL_WORDS):
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if is_valid_event(record) and record["event"] in TERMINAL_EVENTS:
+            found.append(record)
+    return found
+
+
+def _signature(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
