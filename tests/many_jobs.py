@@ -66,7 +66,8 @@ def build_ended_jobs(
     ids: dict[str, list[str]] = {}
     groups = list(_groups(count, arrays, array_size, rng))
     start = now - days * DAY_S
-    step = (now - 60.0 - start) / max(len(groups), 1)
+    # The newest submission is 3 hours old: every job (at most 2 hours long) ended before now.
+    step = (now - 3 * 3600.0 - start) / max(len(groups), 1)
     for number, size in enumerate(groups, start=1):
         submitted_at = start + number * step
         name = rng.choice(NAMES)

@@ -13,6 +13,7 @@ still lives (``Job.state``, ``Job.poll_states``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -63,16 +64,42 @@ class JobEntry:
 
 def job_ids_in(folder: Path) -> list[str]:
     """Ids of the jobs whose marker file is in ``folder`` (not recursive)."""
-    ids = []
+    return list(_markers(folder, {}))
+
+
+def _markers(folder: Path, known: dict[str, float]) -> dict[str, float]:
+    """The jobs of ``folder`` and when their marker was written (at submission: it is never
+    rewritten), ``known`` ones not looked at again."""
+    found: dict[str, float] = {}
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
                 job_id = JobPaths.job_id_of(entry.name)
-                if job_id is not None and entry.is_file(follow_symlinks=False):
-                    ids.append(job_id)
+                if job_id is None or not entry.is_file(follow_symlinks=False):
+                    continue
+                mark = known.get(job_id)
+                if mark is None:
+                    with contextlib.suppress(OSError):
+                        mark = entry.stat(follow_symlinks=False).st_mtime
+                found[job_id] = mark or 0.0
     except OSError:
-        return []
-    return ids
+        return {}
+    return found
+
+
+def job_folders(root: Path) -> list[Path]:
+    """A job folder and its subfolders (``%j`` job folders), links not followed, hidden
+    ones (``.git``...) left out: where ``%slurm_jobs`` and ``clean`` look for jobs."""
+    try:
+        with os.scandir(root) as entries:
+            below = [
+                Path(entry.path)
+                for entry in entries
+                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
+            ]
+    except OSError:
+        below = []
+    return [root, *below]
 
 
 def recorded_end(events: Iterable[dict[str, Any]], num_tasks: int) -> tuple[str, float] | None:
@@ -119,7 +146,8 @@ class _Cached:
 class _Folder:
     mtime_ns: int = -1
     listing: int = 0  # how many times the folder was listed
-    jobs: dict[str, _Cached | None] = field(default_factory=dict)  # None: not read yet
+    marks: dict[str, float] = field(default_factory=dict)  # job id -> its marker's mtime
+    jobs: dict[str, _Cached] = field(default_factory=dict)  # the jobs read so far
 
 
 class JobCatalog:
@@ -134,15 +162,30 @@ class JobCatalog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._folders: dict[Path, _Folder] = {}
-        self._changes = 0  # entries read or listings changed so far
-        self._sorted: dict[tuple[Path, ...], tuple[int, list[JobEntry]]] = {}
+        self._listings = 0  # folder listings that changed so far
+        self._orders: dict[tuple[Path, ...], tuple[int, list[JobKey]]] = {}
 
-    def keys(self, folders: Iterable[Path]) -> list[JobKey]:
-        """The jobs of ``folders`` (each listed again only if its mtime moved)."""
+    def order(self, folders: Iterable[Path]) -> list[JobKey]:
+        """The jobs of ``folders``, newest first (by when their marker file was written, at
+        submission; then by id), without reading them: a ``stat`` per new job, and of each
+        folder."""
+        scope = tuple(folders)
         with self._lock:
-            return [
-                JobKey(folder, job_id) for folder in folders for job_id in self._folder(folder).jobs
+            listings = [(folder, self._folder(folder).marks) for folder in scope]
+            cached = self._orders.get(scope)
+            if cached is not None and cached[0] == self._listings:
+                return cached[1]
+            marked = [
+                (mark, job_id, folder)
+                for folder, marks in listings
+                for job_id, mark in marks.items()
             ]
+            marked.sort(reverse=True)
+            keys = [JobKey(folder, job_id) for _, job_id, folder in marked]
+            if len(self._orders) >= _MAX_SCOPES:
+                self._orders.pop(next(iter(self._orders)))
+            self._orders[scope] = (self._listings, keys)
+        return keys
 
     def entries(self, keys: Iterable[JobKey]) -> list[JobEntry]:
         """The entries of these jobs, in their order (a job read again if its events changed)."""
@@ -150,22 +193,26 @@ class JobCatalog:
             return [self._entry(self._folder(key.folder), key.folder, key.job_id) for key in keys]
 
     def jobs(self, folders: Iterable[Path]) -> list[JobEntry]:
-        """Every job of ``folders``, newest first (by submission, then id). Do not mutate
-        the list: it is reused while nothing changed."""
-        scope = tuple(folders)
+        """Every job of ``folders``, newest first (see :meth:`order`)."""
+        return self.entries(self.order(folders))
+
+    def keys(self, folders: Iterable[Path]) -> list[JobKey]:
+        """The jobs of ``folders``, in no particular order."""
         with self._lock:
-            found: list[JobEntry] = []
-            for folder in scope:
-                known = self._folder(folder)
-                found.extend(self._entry(known, folder, job_id) for job_id in list(known.jobs))
-            cached = self._sorted.get(scope)
-            if cached is not None and cached[0] == self._changes:
-                return cached[1]
-            found.sort(key=lambda entry: (entry.submitted_at, entry.key.job_id), reverse=True)
-            if len(self._sorted) >= _MAX_SCOPES:
-                self._sorted.pop(next(iter(self._sorted)))
-            self._sorted[scope] = (self._changes, found)
-        return found
+            return [
+                JobKey(folder, job_id)
+                for folder in folders
+                for job_id in self._folder(folder).marks
+            ]
+
+    def read_all(self, keys: Iterable[JobKey]) -> bool:
+        """Whether every one of these jobs was read already (its entry is cached)."""
+        with self._lock:
+            for key in keys:
+                known = self._folders.get(key.folder)
+                if known is None or key.job_id not in known.jobs:
+                    return False
+        return True
 
     def forget(self, keys: Iterable[JobKey]) -> None:
         """Drop what is cached of these jobs (their files were removed)."""
@@ -175,22 +222,23 @@ class JobCatalog:
                 if known is not None:
                     known.mtime_ns = -1  # listed again at the next look
                     known.jobs.pop(key.job_id, None)
-            self._changes += 1
 
     def _folder(self, folder: Path) -> _Folder:
         try:
             mtime_ns = os.stat(folder).st_mtime_ns
         except OSError:
             if self._folders.pop(folder, None) is not None:
-                self._changes += 1
+                self._listings += 1
             return _Folder()
         known = self._folders.setdefault(folder, _Folder())
         if known.mtime_ns != mtime_ns:
-            ids = job_ids_in(folder)
-            known.jobs = {job_id: known.jobs.get(job_id) for job_id in ids}
+            marks = _markers(folder, known.marks)
+            if marks.keys() != known.marks.keys():
+                self._listings += 1
+            known.marks = marks
+            known.jobs = {job_id: known.jobs[job_id] for job_id in marks if job_id in known.jobs}
             known.mtime_ns = mtime_ns
             known.listing += 1
-            self._changes += 1
         return known
 
     def _entry(self, known: _Folder, folder: Path, job_id: str) -> JobEntry:
@@ -202,7 +250,6 @@ class JobCatalog:
         if cached is not None and cached.signature == signature and cached.entry.problem is None:
             cached.listing = known.listing
             return cached.entry
-        self._changes += 1
         if cached is None or cached.entry.problem is not None:
             described = read_description(JobKey(folder, job_id), prefix + INFO_SUFFIX)
         else:
@@ -226,6 +273,8 @@ class JobCatalog:
 
 #: Sorted listings kept for distinct folder selections.
 _MAX_SCOPES = 16
+#: The catalog of this process (``%slurm_jobs`` and ``clean`` share it).
+CATALOG = JobCatalog()
 #: The ends of a job's file names the catalog reads (see ``JobPaths``).
 INFO_SUFFIX = JobPaths.INFO_SUFFIX.lstrip("_")
 EVENTS_SUFFIX = "events.jsonl"

@@ -17,20 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from ..core import registry
-from ..core.catalog import JobCatalog, JobEntry
+from ..core.catalog import CATALOG, JobEntry, job_folders
 from ..core.errors import JobFolderError
 from ..core.files import check_folder_is_safe
 from ..core.job import Job
 from ..core.paths import JobKey
+from ..core.states import attach, states_of
 from .html import escape, table_html
 from .status import JobStatus, collect_status, labels_of
 from .text import counts_text, render_table_text
-from .watcher import poll_states
 
 #: How many jobs a table shows by default (the newest); every job stays reachable by name.
 SHOWN = 50
-#: The catalog of this process: a second listing of a folder reads only what changed.
-CATALOG = JobCatalog()
 
 
 @dataclass(frozen=True)
@@ -183,17 +181,6 @@ class JobTable(Mapping[str, Job[Any]]):
         )
 
 
-def attach(entry: JobEntry) -> Job[Any]:
-    """The job of a catalog entry, re-attached (its backend's class, from the entry).
-
-    Raises
-    ------
-    JobFolderError
-        If no backend of that name is installed.
-    """
-    return registry.job_class(entry.cluster)(entry.key.folder, entry.key.job_id)
-
-
 def list_jobs(
     folder: str | Path,
     *,
@@ -226,7 +213,7 @@ def list_jobs(
     folder = Path(folder).expanduser().absolute()
     if folder.is_dir():
         check_folder_is_safe(folder)
-    entries = list(reversed(CATALOG.jobs([folder, *_subfolders(folder)])))  # oldest first
+    entries = list(reversed(CATALOG.jobs(job_folders(folder))))  # oldest first
     labels = labels_of([(entry.key.folder, entry.key.job_id) for entry in entries])
     problems = unreadable_reasons(entries)
     readable = [entry for entry in entries if entry.key not in problems]
@@ -272,30 +259,6 @@ def _unsafe_reason(folder: Path) -> str | None:
     return None
 
 
-def states_of(entries: Sequence[JobEntry]) -> tuple[dict[JobKey, Job[Any]], dict[JobKey, str]]:
-    """Each job's state: the end its folder proves, else its backend's word (the open jobs
-    re-attached and polled together, one ``poll_states`` per backend). Returns the jobs
-    attached on the way, and the states."""
-    states = {entry.key: entry.final_state for entry in entries if entry.final_state}
-    jobs: dict[JobKey, Job[Any]] = {}
-    for entry in entries:
-        if entry.open:
-            try:
-                jobs[entry.key] = attach(entry)
-            except Exception:  # vanished or damaged since it was read: its row says so
-                states[entry.key] = "UNKNOWN"
-    polled = poll_states(list(jobs.values()))
-    for key, job in jobs.items():
-        if job.key in polled:
-            states[key] = polled[job.key]
-            continue
-        try:  # missed by its backend's batch: asked on its own
-            states[key] = job.state
-        except Exception:
-            states[key] = "UNKNOWN"
-    return jobs, states
-
-
 @dataclass(frozen=True)
 class JobFilter:
     """Which jobs a listing keeps: by state, by name, by any text (case ignored)."""
@@ -335,16 +298,3 @@ class JobFilter:
         if self.text:
             parts.append(f"matching {self.text!r}")
         return ", ".join(parts)
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    """The folder's subfolders (``%j`` job folders), without following links."""
-    try:
-        with os.scandir(folder) as entries:
-            return [
-                Path(entry.path)
-                for entry in entries
-                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
-            ]
-    except OSError:
-        return []

@@ -8,11 +8,13 @@ interrupts it (SIGUSR1 to the controller) and cancels its whole process tree.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -122,6 +124,25 @@ class LocalJob(Job[Any]):
                 f"without recording an end; see {self.paths.for_task(task).stderr}"
             )
         return super()._why_no_result(task)
+
+    @contextlib.contextmanager
+    def _removal_guard(self) -> Iterator[bool]:
+        """The job's lock, which its processes hold while any of them lives: taken, no
+        controller can claim the job; busy, a process of the job still runs."""
+        try:
+            fd = os.open(self.paths.local_lock, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:  # no process ever claimed it (cancelled while it waited)
+            yield True
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def _send_interrupt(self, reason: str) -> None:
         record = self._process()

@@ -38,6 +38,8 @@ ACCOUNTING_LAG_S = 5.0
 _DISABLED = "accounting storage is disabled"
 _SACCT_FIELDS = "JobID,State,Reason,NodeList,ExitCode"
 _SQUEUE_FORMAT = "%i|%T|%r|%N"
+#: Job ids per ``squeue -j`` (a command line of thousands of ids stays well under its limit).
+_SQUEUE_BATCH = 500
 
 
 class SlurmStates:
@@ -290,6 +292,24 @@ class SlurmStates:
                 return {}  # none of them is known any more
             raise SchedulerError(f"squeue failed: {done.stderr.strip() or done.returncode}")
         return parse_squeue(done.stdout)
+
+    def held(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """The jobs Slurm still has queued or running, asked now (not from the cache), with
+        their state: ``squeue``, the controller's own view, in batches of ids.
+
+        Raises
+        ------
+        SchedulerError
+            When Slurm cannot be asked (then nobody can tell whether the jobs run).
+        """
+        wanted = set(job_ids)
+        roots = sorted({root_id(job_id) for job_id in wanted})
+        held: dict[str, str] = {}
+        for start in range(0, len(roots), _SQUEUE_BATCH):
+            for job_id, record in self._squeue(roots[start : start + _SQUEUE_BATCH]).items():
+                if job_id in wanted and record.state and not record.final:
+                    held[job_id] = record.state
+        return held
 
     def restarts(self, job_id: str) -> int | None:
         """Slurm's restart count of a job (sacct's runs, else ``scontrol show job``), or None."""
