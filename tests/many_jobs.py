@@ -11,6 +11,7 @@ mtime agree). Jobs that really run are submitted by the caller, beside these.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Iterator
@@ -18,16 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_slurm_ckpt.core.events import append_event
-from jupyter_slurm_ckpt.core.files import ensure_private_folder
+from jupyter_slurm_ckpt.core.files import atomic_write_text, ensure_private_folder
 from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
 from jupyter_slurm_ckpt.core.info import JobInfo
 from jupyter_slurm_ckpt.core.paths import JobPaths, PackagePaths
 from jupyter_slurm_ckpt.core.payload import dump, serialize
 
 NAMES = ("train", "evaluate", "sweep", "preprocess", "finetune")
-#: How each ended job ended, and how often (out of 20).
+#: How each ended job ended, and how often (out of 20). LOST: its processes were all killed
+#: (SIGKILL, the OOM killer) while it ran: nothing recorded its end.
 ENDINGS = ("COMPLETED",) * 14 + ("FAILED",) * 3 + ("TIMEOUT", "CANCELLED", "REQUEUED_COMPLETED")
 DAY_S = 86400.0
+#: A pid, and with start time 1 a process, that does not exist.
+GONE_PID = 2**22 - 1
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,14 @@ def build_ended_jobs(
     arrays: int = 0,
     days: float = 30.0,
     now: float,
+    lost: float = 0.0,
     seed: int = 26,
 ) -> Built:
     """Write ``count`` ended local jobs into ``folder``: ``arrays`` arrays of ``array_size``
     elements (``L<n>_<i>``) and single jobs (``L<n>``) for the rest, submitted over the
     ``days`` before ``now``, newest last, with the ids a real local executor would give them.
+    A ``lost`` fraction of them was killed without a word while running: their controller's
+    record names a process that is gone, and no end is recorded (the ids under "LOST").
 
     The job counter is left at the last id, so that jobs submitted afterwards get new ids.
     """
@@ -73,7 +80,7 @@ def build_ended_jobs(
         name = rng.choice(NAMES)
         for index in range(max(size, 1)):
             job_id = f"L{number}" if size == 0 else f"L{number}_{index}"
-            ending = rng.choice(ENDINGS)
+            ending = "LOST" if rng.random() < lost else rng.choice(ENDINGS)
             _write_job(JobPaths(folder, job_id), name, ending, submitted_at, payload, size, rng)
             ids.setdefault(ending, []).append(job_id)
     counter = PackagePaths(folder).job_counter("local")
@@ -132,6 +139,10 @@ def _write_job(
         append_event(events, "requeued", t=t + 0.5, run=1, timeouts_left=2)
         append_event(events, "started", t=t + 1.0, run=1, **node)
     t += rng.uniform(1.0, 3000.0)
+    if ending == "LOST":  # as its controller recorded itself; pid and start match no process
+        record = {"pid": GONE_PID, "start_time": 1, "role": "controller"}
+        atomic_write_text(paths.local_process, json.dumps(record))
+        return
     with open(paths.stdout, "w") as out:
         out.write(f"{name} {paths.job_id}: step 1\n{name} {paths.job_id}: done\n")
     paths.stderr.touch()

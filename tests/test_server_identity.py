@@ -47,9 +47,9 @@ def test_three_folders_with_an_l1_each_list_three_states(api: Api, jp_root_dir: 
             os.path.realpath(folders["c"]): "RUNNING",
         }
         for _ in range(3):  # every listing, not one try in several
-            rows = api.get("jobs")
+            rows = api.rows()
             assert {row["folder"]: row["state"] for row in rows} == expected, rows
-        (only,) = api.get("jobs", folder="c")
+        (only,) = api.rows(folder="c")
         assert (only["id"], only["state"]) == ("L1", "RUNNING")
         events = api.get("jobs", "L1", "events", folder=os.path.realpath(folders["b"]))
         assert events[-1]["event"] == "failed" and "boom" in events[-1]["reason"]

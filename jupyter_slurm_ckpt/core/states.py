@@ -30,22 +30,27 @@ def poll_all(jobs: Iterable[Job[Any]]) -> Mapping[JobKey, str]:
     return states
 
 
-def attach(entry: JobEntry) -> Job[Any]:
-    """The job of a catalog entry, re-attached (its backend's class, from the entry).
+def attach(entry: JobEntry, read_only: bool = False) -> Job[Any]:
+    """The job of a catalog entry, re-attached (its backend's class, from the entry), to
+    read only if asked (``Job.read_only``).
 
     Raises
     ------
     JobFolderError
         If no backend of that name is installed.
     """
-    return registry.job_class(entry.cluster)(entry.key.folder, entry.key.job_id)
+    job = registry.job_class(entry.cluster)(entry.key.folder, entry.key.job_id)
+    job.read_only = read_only
+    return job
 
 
 def states_of(
-    entries: Sequence[JobEntry], attached: Mapping[JobKey, Job[Any]] | None = None
+    entries: Sequence[JobEntry],
+    attached: Mapping[JobKey, Job[Any]] | None = None,
+    read_only: bool = False,
 ) -> tuple[dict[JobKey, Job[Any]], dict[JobKey, str]]:
     """Each job's state: the end its folder proves, else its backend's word (the open jobs
-    re-attached, or taken from ``attached``, and polled together).
+    re-attached, ``read_only`` if asked, or taken from ``attached``, and polled together).
 
     Returns the open jobs, attached, and every job's state (UNKNOWN for one that cannot be
     attached or asked).
@@ -57,7 +62,7 @@ def states_of(
             continue
         known = attached.get(entry.key) if attached is not None else None
         try:
-            jobs[entry.key] = known if known is not None else attach(entry)
+            jobs[entry.key] = known if known is not None else attach(entry, read_only)
         except Exception:  # vanished or damaged since it was read: its row says so
             states[entry.key] = "UNKNOWN"
     polled = poll_all(jobs.values())

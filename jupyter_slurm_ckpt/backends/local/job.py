@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from ...core.environment import ENV_FOLDER, ENV_JOB_ID
 from ...core.events import append_event, read_events, summarize
 from ...core.files import atomic_write_text, exclusive_lock, remove_stale_temp_files
 from ...core.job import Job
+from ...core.paths import JobKey
 from .. import processes
 
 _CANCEL_GRACE_S = 1.0
@@ -45,7 +46,20 @@ class LocalJob(Job[Any]):
                 return record
         return None
 
-    def _live_state(self) -> str:
+    @classmethod
+    def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """States as ``job.state`` tells them, with one look at ``/proc`` for every job whose
+        controller is gone (a folder of hundreds of jobs killed without a word)."""
+        table = processes.ProcessTable()
+        states = {}
+        for job in jobs:
+            assert isinstance(job, LocalJob)
+            if job._final_state is None:
+                job._final_state = job._folder_state()
+            states[job.key] = job._final_state or job._live_state(table)
+        return states
+
+    def _live_state(self, table: processes.ProcessTable | None = None) -> str:
         if self._launcher is not None:
             self._launcher.poll()  # reap our own child so it does not linger as a zombie
         if self._gone:
@@ -60,7 +74,7 @@ class LocalJob(Job[Any]):
                 return "PENDING"  # the launcher is starting
             return "FAILED"
         alive = processes.is_alive(record["pid"], record.get("start_time"))
-        if not alive and not self._orphans(record):
+        if not alive and not self._orphans(record, table):
             self._gone = True
             # No process of the job is left: a temporary one of them left half-written is junk.
             if not self.read_only:
@@ -97,22 +111,24 @@ class LocalJob(Job[Any]):
                 reason=reason,
             )
 
-    def _orphans(self, record: dict[str, Any]) -> list[int]:
+    def _orphans(
+        self, record: dict[str, Any], table: processes.ProcessTable | None = None
+    ) -> list[int]:
         """Processes of the job that outlived its controller (``record``): they may still
         write its files. Its process group (the controller led one; its pid, if reused by
         another process, is not counted), and those that left it with the job's id."""
         leader, started = record["pid"], record.get("start_time")
         group = [
             pid
-            for pid in processes.in_process_group(leader)
+            for pid in processes.in_process_group(leader, table)
             if pid != leader or processes.start_time(pid) == started
         ]
-        return group + self._escaped_processes()
+        return group + self._escaped_processes(table)
 
-    def _escaped_processes(self) -> list[int]:
+    def _escaped_processes(self, table: processes.ProcessTable | None = None) -> list[int]:
         """Processes that left the job's process group but carry its id in their environment."""
         return processes.processes_with_env(
-            {ENV_JOB_ID: self.job_id, ENV_FOLDER: str(self.paths.folder)}
+            {ENV_JOB_ID: self.job_id, ENV_FOLDER: str(self.paths.folder)}, table
         )
 
     def _why_no_result(self, task: int) -> str:
