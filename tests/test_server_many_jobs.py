@@ -94,6 +94,9 @@ def test_filters_by_state_name_and_text(api: Api, many: Any) -> None:
     (one,) = api.get("jobs", q=live.job_id)["jobs"]
     assert one["id"] == live.job_id
     assert api.get("jobs", q="running")["total"] == 1
+    array = next(e.key.job_id for e in catalog.values() if "_" in e.key.job_id).partition("_")[0]
+    assert api.get("jobs", q=array)["total"] == 100  # every element of the array
+    assert api.get("jobs", q=array + "_1")["total"] == 1
     assert api.get("jobs", q="project/slurm")["total"] == JOBS + 1
     assert api.get("jobs", q="no such thing")["total"] == 0
     names = dict(api.get("jobs", limit=1)["names"])

@@ -132,7 +132,7 @@ class SlurmMagics(Magics, SlurmConfig):
     @argument("--folder", metavar="DIR", help="Job folder (default: SlurmMagics.folder).")
     @argument("--state", metavar="S", help="Only jobs in these states (FAILED,TIMEOUT).")
     @argument("--name", metavar="N", help="Only jobs whose name contains N.")
-    @argument("--text", metavar="T", help="Only jobs whose id, name, state or folder has T.")
+    @argument("--text", metavar="T", help="Only job T (array T), or name/state/folder with T.")
     @argument(
         "--limit", metavar="N", type=int, default=SHOWN,
         help=f"Show the newest N jobs (default {SHOWN}); every job stays reachable by id.",

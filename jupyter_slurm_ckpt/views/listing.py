@@ -200,7 +200,8 @@ def list_jobs(
     name
         Only jobs whose name contains this (case ignored).
     text
-        Only jobs whose id, name, state or folder contains this (case ignored).
+        Only jobs with this id (or of this array), or whose name, state or folder contains
+        this (case ignored).
     limit
         How many jobs the table shows, the newest (all stay reachable by name).
 
@@ -275,18 +276,22 @@ class JobFilter:
         return cls(states, (name or "").strip().lower(), (text or "").strip().lower())
 
     def matches(self, entry: JobEntry, state: str, base: Path | None = None) -> bool:
-        """Whether the job passes (``base``: where folder names are relative to)."""
+        """Whether the job passes (``base``: where folder names are relative to). The text
+        matches a job's id (``L12``, or ``L12`` for every element of that array), or a part of
+        its name, state or folder."""
         if self.states and state.upper() not in self.states:
             return False
         if self.name and self.name not in entry.name.lower():
             return False
         if not self.text:
             return True
+        job_id = entry.key.job_id.lower()
+        if job_id == self.text or job_id.partition("_")[0] == self.text:
+            return True
         folder = str(entry.key.folder)
         if base is not None:
             folder = os.path.relpath(folder, base)
-        haystack = f"{entry.key.job_id} {entry.name} {state} {folder}".lower()
-        return self.text in haystack
+        return self.text in f"{entry.name}\n{state}\n{folder}".lower()
 
     def describe(self) -> str:
         """'state FAILED, name "train"' (empty without a filter)."""
