@@ -33,6 +33,7 @@ from typing import Any
 
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDGETS = 100
@@ -73,7 +74,8 @@ class Kernel:
             json.dumps({"argv": argv, "display_name": "bench", "language": "python"})
         )
         specs = KernelSpecManager(kernel_dirs=[str(self.specs)])
-        self.manager = KernelManager(kernel_name="bench", kernel_spec_manager=specs)
+        sockets = Config({"KernelManager": {"transport": "ipc", "ip": str(self.specs / "k")}})
+        self.manager = KernelManager(kernel_name="bench", kernel_spec_manager=specs, config=sockets)
         self.manager.start_kernel(cwd=str(cwd), env={**os.environ, "PYTHONPATH": str(package)})
         self.client = self.manager.blocking_client()
         self.client.start_channels()
@@ -117,14 +119,17 @@ class Kernel:
 
 
 def widget_models(messages: list[tuple[float, dict[str, Any]]]) -> dict[str, str]:
-    """The comm id of each JobWidget, by its job id (from the widgets' opening messages)."""
-    models = {}
+    """The job id each JobWidget shows, by the widget's comm id (the widget opens with its
+    traits empty, then its first update names the job)."""
+    models: dict[str, str] = {}
     for _, msg in messages:
-        if msg["msg_type"] == "comm_open":
-            state = msg["content"].get("data", {}).get("state", {})
-            if state.get("job_id"):
-                models[msg["content"]["comm_id"]] = state["job_id"]
-    return models
+        content = msg["content"]
+        state = content.get("data", {}).get("state", {})
+        if msg["msg_type"] == "comm_open" and "job_id" in state:
+            models[content["comm_id"]] = state["job_id"]
+        elif msg["msg_type"] == "comm_msg" and content.get("comm_id") in models:
+            models[content["comm_id"]] = state.get("job_id", models[content["comm_id"]])
+    return {comm: job_id for comm, job_id in models.items() if job_id}
 
 
 def measure(package: Path, window: float) -> dict[str, float]:
@@ -136,8 +141,13 @@ def measure(package: Path, window: float) -> dict[str, float]:
         kernel.run("%load_ext jupyter_slurm_ckpt")
         opened: list[tuple[float, dict[str, Any]]] = []
         kernel.client.execute(SETUP.format(folder=str(folder), release=str(release), count=WIDGETS))
-        while not any(m["msg_type"] == "stream" for _, m in opened[-5:]):
+        deadline = time.monotonic() + 600
+        while not any(m["msg_type"] == "stream" for _, m in opened):
+            assert time.monotonic() < deadline, "the widgets were not shown within 10 minutes"
             opened += kernel.messages(5)
+            for _, msg in opened:
+                if msg["msg_type"] == "error":
+                    raise RuntimeError("\n".join(msg["content"]["traceback"]))
         models = widget_models(opened)
         assert len(models) == WIDGETS, f"{len(models)} widgets opened"
         kernel.messages(5)  # the first looks settle
@@ -157,7 +167,7 @@ def measure(package: Path, window: float) -> dict[str, float]:
             latencies.append(seen - completed)
         return {
             "cpu_share": cpu_share,
-            "updates_per_s": updates,
+            "updates_per_second": updates,
             "latency_median_s": statistics.median(latencies),
             "latency_max_s": max(latencies),
         }
@@ -193,7 +203,7 @@ def main() -> None:
         print(f"{package}: {results[package]}", file=sys.stderr, flush=True)
     print(f"{WIDGETS} live widgets in one kernel, CPU over {args.window:g} s, {RELEASED} changes")
     print(f"{'measure':<22}" + "".join(f"{str(p)[-20:]:>22}" for p in packages))
-    for key in ("cpu_share", "updates_per_s", "latency_median_s", "latency_max_s"):
+    for key in ("cpu_share", "updates_per_second", "latency_median_s", "latency_max_s"):
         cells = []
         for package in packages:
             value = results[package][key]

@@ -12,10 +12,11 @@ ipywidgets.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,17 +207,48 @@ def _clock(
     events: Sequence[dict[str, Any]], submitted_at: float, done: bool, now: float | None
 ) -> dict[str, Any]:
     """The job's times, and how long it has run (or waited in the queue) as of ``now``."""
-    now = time.time() if now is None else now
     times = job_times(events, done)
+    clock = _elapsed(times, submitted_at, done, now)
+    return {"times": times, "submitted_at": submitted_at, **clock}
+
+
+def _elapsed(
+    times: JobTimes, submitted_at: float | None, done: bool, now: float | None
+) -> dict[str, Any]:
+    now = time.time() if now is None else now
     elapsed, run_elapsed = times.elapsed(now)
-    if elapsed is None and not done:  # still queued: show how long it has waited
+    if elapsed is None and not done and submitted_at is not None:  # queued: how long so far
         elapsed = now - submitted_at
-    return {
-        "times": times,
-        "submitted_at": submitted_at,
-        "elapsed_s": elapsed,
-        "run_elapsed_s": run_elapsed,
-    }
+    return {"elapsed_s": elapsed, "run_elapsed_s": run_elapsed}
+
+
+def with_clock(status: JobStatus, now: float | None = None) -> JobStatus:
+    """The same snapshot with its elapsed times as of ``now`` (what moves when nothing else
+    does)."""
+    return replace(status, **_elapsed(status.times, status.submitted_at, status.done, now))
+
+
+def snapshot_inputs(job: Job[Any], state: str) -> tuple[Any, ...] | None:
+    """What :func:`collect_status` makes a snapshot of, told cheaply (a ``stat`` of the events
+    file and of the logs): two snapshots of the same inputs differ only by the clock
+    (:func:`with_clock`). None where the scheduler may say more without a file changing (a
+    PENDING job's reason)."""
+    if state == "PENDING":
+        return None
+    paths = job.paths
+    return (
+        state,
+        job.scheduler_problem,
+        *(_signature(path) for path in (paths.events, paths.stdout, paths.stderr)),
+    )
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
 
 
 def job_times(events: Sequence[dict[str, Any]], done: bool) -> JobTimes:
