@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from .commands import SchedulerError, run_command, show_job
+from .commands import SchedulerError, known_config, run_command, show_job
 from .records import PollPolicy, SlurmRecord, parse_sacct, parse_squeue, root_id
 
 #: Slurm states in which a job runs (or winds down): checked at the liveness pace.
@@ -246,6 +246,8 @@ class SlurmStates:
 
     def _query(self, job_ids: list[str], submitted: Mapping[str, float]) -> dict[str, SlurmRecord]:
         now = time.time()
+        if self.accounting is None:
+            self.accounting = accounting_configured()
         # Jobs submitted just now may be missing from both answers: PENDING (no record) then.
         old = [j for j in job_ids if now - submitted.get(j, 0.0) > ACCOUNTING_LAG_S]
         records = self._sacct(job_ids) if self.accounting is not False else None
@@ -322,6 +324,17 @@ class SlurmStates:
             if record is not None:  # asked once per state: 0 when scontrol does not know
                 record.restarts = int(fields["Restarts"]) if known else 0
         return int(fields["Restarts"]) if known else None
+
+
+def accounting_configured() -> bool | None:
+    """Whether Slurm keeps accounting storage, as its configuration says (read at submission:
+    ``scontrol show config``), without asking anything; None when not read yet (the first
+    ``sacct`` finds out). Spares a process that submitted a sacct that can only say "accounting
+    storage is disabled" on its first poll."""
+    kind = known_config().get("AccountingStorageType", "")
+    if not kind:
+        return None
+    return kind.strip() != "accounting_storage/none"
 
 
 #: The cache shared by every Slurm job of this process.
