@@ -134,7 +134,7 @@ def clean_folders(
     candidates = [
         entry
         for entry in entries
-        if entry.final_state in wanted and (entry.ended_at or 0.0) <= cutoff
+        if entry.final_state in wanted and (not seconds or (entry.ended_at or 0.0) <= cutoff)
     ]
     jobs = _attached(candidates, report)
     held = _held(jobs.values())
