@@ -38,8 +38,10 @@ def test_three_folders_with_an_l1_each_list_three_states(api: Api, jp_root_dir: 
         failed = submitit.LocalExecutor(folders["b"]).submit(fail)
         live = submitit.LocalExecutor(folders["c"]).submit(sleeper())
         assert completed.job_id == failed.job_id == live.job_id == "L1"
-        completed.wait(WAIT_S)
-        failed.wait(WAIT_S)
+        # The server reads the ends the jobs record (it never unpickles a result): wait for
+        # those, not for the result files (there is a moment between the two).
+        for ended in (completed, failed):
+            wait_for(lambda j=ended: j.summary().terminal, f"{ended.job_id}'s end", WAIT_S)
         wait_for(lambda: live.state == "RUNNING", "the live job to run", WAIT_S)
         expected = {
             os.path.realpath(folders["a"]): "COMPLETED",

@@ -189,8 +189,15 @@ class JobCatalog:
 
     def entries(self, keys: Iterable[JobKey]) -> list[JobEntry]:
         """The entries of these jobs, in their order (a job read again if its events changed)."""
+        looked: dict[Path, _Folder] = {}  # each folder looked at once
+        found = []
         with self._lock:
-            return [self._entry(self._folder(key.folder), key.folder, key.job_id) for key in keys]
+            for key in keys:
+                known = looked.get(key.folder)
+                if known is None:
+                    known = looked[key.folder] = self._folder(key.folder)
+                found.append(self._entry(known, key.folder, key.job_id))
+        return found
 
     def jobs(self, folders: Iterable[Path]) -> list[JobEntry]:
         """Every job of ``folders``, newest first (see :meth:`order`)."""

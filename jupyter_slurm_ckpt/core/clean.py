@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import CATALOG, JobCatalog, JobEntry, job_folders, recorded_end, terminal_events
-from .files import TEMP_PREFIX, check_folder_is_safe, exclusive_lock
+from .files import TEMP_PREFIX, check_folder_is_safe, exclusive_lock, temporary_names
 from .job import FINAL_STATES, Job
 from .paths import JobKey, JobPaths, is_valid_job_id
 from .payload import format_size
@@ -240,15 +240,12 @@ def _temporaries(folder: Path, job_ids: set[str]) -> dict[str, list[Path]]:
     the job of ``job_ids`` whose file they were to become: one look at the folder, not one
     per job. (``L7_3_...`` is job L7's or element L7_3's: a folder never holds both.)"""
     found: dict[str, list[Path]] = {}
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.name.startswith(TEMP_PREFIX):
-                continue
-            parts = entry.name[len(TEMP_PREFIX) :].split("_")
-            for owner in ("_".join(parts[:2]), parts[0]):
-                if owner in job_ids:
-                    found.setdefault(owner, []).append(Path(entry.path))
-                    break
+    for name in temporary_names(folder):
+        parts = name[len(TEMP_PREFIX) :].split("_")
+        for owner in ("_".join(parts[:2]), parts[0]):
+            if owner in job_ids:
+                found.setdefault(owner, []).append(folder / name)
+                break
     return found
 
 

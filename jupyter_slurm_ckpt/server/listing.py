@@ -61,6 +61,10 @@ class _View:
     partial: bool
     entries: dict[JobKey, JobEntry] | None = None
     states: dict[JobKey, str] = field(default_factory=dict)
+    # Worked out once per refresh: the jobs that pass a filter, the counts, the names.
+    matching: dict[JobFilter, list[JobKey]] = field(default_factory=dict)
+    counts: dict[JobFilter, dict[str, int]] = field(default_factory=dict)
+    names: list[tuple[str, int]] | None = None
 
 
 @dataclass
@@ -119,7 +123,7 @@ class JobLister:
             total, counts, names = len(view.keys), None, None
         else:
             entries, states = view.entries, view.states
-            matching = [key for key in view.keys if self._matches(query.filter, view, key)]
+            matching = self._matching(query.filter, view)
             chosen = matching[query.offset : query.offset + query.limit]
             total = len(matching)
             counts, names = self._counts(query.filter, view)
@@ -197,9 +201,23 @@ class JobLister:
 
     # -- filters and rows -----------------------------------------------------------------------
 
-    def _matches(self, wanted: JobFilter, view: _View, key: JobKey) -> bool:
-        assert view.entries is not None
-        return wanted.matches(view.entries[key], view.states.get(key, "UNKNOWN"), self.base)
+    def _matching(self, wanted: JobFilter, view: _View) -> list[JobKey]:
+        """The jobs of the view that pass (worked out once per refresh and filter)."""
+        if wanted == JobFilter():
+            return view.keys
+        found = view.matching.get(wanted)
+        if found is None:
+            entries, states = view.entries, view.states
+            assert entries is not None
+            found = [
+                key
+                for key in view.keys
+                if wanted.matches(entries[key], states.get(key, "UNKNOWN"), self.base)
+            ]
+            if len(view.matching) >= MAX_SCOPES:
+                view.matching.pop(next(iter(view.matching)))
+            view.matching[wanted] = found
+        return found
 
     def _counts(
         self, wanted: JobFilter, view: _View
@@ -208,13 +226,14 @@ class JobLister:
         choices), and the most frequent names of all."""
         assert view.entries is not None
         others = JobFilter(frozenset(), wanted.name, wanted.text)
-        counts = Counter(
-            view.states.get(key, "UNKNOWN")
-            for key in view.keys
-            if others == JobFilter() or self._matches(others, view, key)
-        )
-        names = Counter(entry.name for entry in view.entries.values() if entry.problem is None)
-        return dict(counts.most_common()), names.most_common(MAX_NAMES)
+        if others not in view.counts:
+            states = view.states
+            counts = Counter(states.get(key, "UNKNOWN") for key in self._matching(others, view))
+            view.counts[others] = dict(counts.most_common())
+        if view.names is None:
+            names = Counter(e.name for e in view.entries.values() if e.problem is None)
+            view.names = names.most_common(MAX_NAMES)
+        return view.counts[others], view.names
 
     def _row(
         self, key: JobKey, entry: JobEntry, state: str | None, unsafe: dict[Path, str]

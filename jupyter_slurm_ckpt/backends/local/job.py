@@ -20,12 +20,29 @@ from typing import Any, ClassVar
 
 from ...core.environment import ENV_FOLDER, ENV_JOB_ID
 from ...core.events import append_event, read_events, summarize
-from ...core.files import atomic_write_text, exclusive_lock, remove_stale_temp_files
+from ...core.files import TEMP_PREFIX, atomic_write_text, exclusive_lock, temporary_names
 from ...core.job import Job
 from ...core.paths import JobKey
 from .. import processes
 
 _CANCEL_GRACE_S = 1.0
+
+
+class _Look:
+    """One look at this machine for a poll of many local jobs: the processes (``/proc``) and
+    each job folder's temporaries, each read once (a folder may hold thousands of jobs)."""
+
+    def __init__(self) -> None:
+        self.processes = processes.ProcessTable()
+        self._temporaries: dict[Path, list[str]] = {}
+
+    def temporaries(self, folder: Path, job_id: str) -> list[Path]:
+        """The temporaries of job ``job_id`` in ``folder`` (see ``remove_stale_temp_files``)."""
+        names = self._temporaries.get(folder)
+        if names is None:
+            names = self._temporaries[folder] = temporary_names(folder)
+        prefix = f"{TEMP_PREFIX}{job_id}_"
+        return [folder / name for name in names if name.startswith(prefix)]
 
 
 class LocalJob(Job[Any]):
@@ -50,16 +67,16 @@ class LocalJob(Job[Any]):
     def poll_states(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
         """States as ``job.state`` tells them, with one look at ``/proc`` for every job whose
         controller is gone (a folder of hundreds of jobs killed without a word)."""
-        table = processes.ProcessTable()
+        look = _Look()
         states = {}
         for job in jobs:
             assert isinstance(job, LocalJob)
             if job._final_state is None:
                 job._final_state = job._folder_state()
-            states[job.key] = job._final_state or job._live_state(table)
+            states[job.key] = job._final_state or job._live_state(look)
         return states
 
-    def _live_state(self, table: processes.ProcessTable | None = None) -> str:
+    def _live_state(self, look: _Look | None = None) -> str:
         if self._launcher is not None:
             self._launcher.poll()  # reap our own child so it does not linger as a zombie
         if self._gone:
@@ -74,11 +91,13 @@ class LocalJob(Job[Any]):
                 return "PENDING"  # the launcher is starting
             return "FAILED"
         alive = processes.is_alive(record["pid"], record.get("start_time"))
-        if not alive and not self._orphans(record, table):
+        if not alive and not self._orphans(record, look.processes if look else None):
             self._gone = True
             # No process of the job is left: a temporary one of them left half-written is junk.
             if not self.read_only:
-                remove_stale_temp_files(self.paths.folder, self.job_id)
+                for temporary in (look or _Look()).temporaries(self.paths.folder, self.job_id):
+                    with contextlib.suppress(OSError):
+                        temporary.unlink()
             # The folder is read again: the process may have just written its last event.
             self._events.read()
             if self._folder_state() is None and not self.read_only:
