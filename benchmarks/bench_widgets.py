@@ -36,6 +36,9 @@ from jupyter_client.kernelspec import KernelSpecManager
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from support import KernelSession  # noqa: E402 - the tests' kernel client
+
 WIDGETS = 100
 RELEASED = 10
 
@@ -62,8 +65,8 @@ print([job.job_id for job in jobs])
 """
 
 
-class Kernel:
-    """A real kernel of this venv's Python, its messages read by this client."""
+class Kernel(KernelSession):
+    """A real kernel of this venv's Python (over IPC), the package first on its path."""
 
     def __init__(self, cwd: Path, package: Path) -> None:
         self.specs = Path(tempfile.mkdtemp(prefix="bench-widgets-kernels-"))
@@ -75,26 +78,10 @@ class Kernel:
         )
         specs = KernelSpecManager(kernel_dirs=[str(self.specs)])
         sockets = Config({"KernelManager": {"transport": "ipc", "ip": str(self.specs / "k")}})
-        self.manager = KernelManager(kernel_name="bench", kernel_spec_manager=specs, config=sockets)
-        self.manager.start_kernel(cwd=str(cwd), env={**os.environ, "PYTHONPATH": str(package)})
-        self.client = self.manager.blocking_client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=120)
-        self.pid = self.manager.provisioner.process.pid  # type: ignore[union-attr]
-
-    def run(self, code: str) -> str:
-        printed: list[str] = []
-
-        def keep(msg: dict[str, Any]) -> None:
-            if msg["msg_type"] == "stream":
-                printed.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                printed.append("\n".join(msg["content"]["traceback"]))
-
-        reply = self.client.execute_interactive(code, timeout=600, output_hook=keep)
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError("".join(printed))
-        return "".join(printed)
+        manager = KernelManager(kernel_name="bench", kernel_spec_manager=specs, config=sockets)
+        manager.start_kernel(cwd=str(cwd), env={**os.environ, "PYTHONPATH": str(package)})
+        super().__init__(manager, timeout=600)
+        self.pid = manager.provisioner.process.pid  # type: ignore[union-attr]
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -114,7 +101,7 @@ class Kernel:
 
     def stop(self) -> None:
         self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+        self.km.shutdown_kernel(now=True)
         shutil.rmtree(self.specs, ignore_errors=True)
 
 

@@ -253,7 +253,7 @@ class JobCatalog:
         if cached is not None and not cached.entry.open and cached.listing == known.listing:
             return cached.entry  # ended (or unreadable), and nothing was renamed there since
         prefix = f"{folder}{os.sep}{job_id}_"
-        signature = _signature(prefix + EVENTS_SUFFIX)
+        signature = file_signature(prefix + EVENTS_SUFFIX)
         if cached is not None and cached.signature == signature and cached.entry.problem is None:
             cached.listing = known.listing
             return cached.entry
@@ -333,7 +333,8 @@ def terminal_events(path: str) -> list[dict[str, Any]]:
     return found
 
 
-def _signature(path: str) -> tuple[int, int] | None:
+def file_signature(path: str | Path) -> tuple[int, int] | None:
+    """A file's (size, mtime in ns), None when it does not exist: it moves when it changes."""
     try:
         info = os.stat(path)
     except OSError:

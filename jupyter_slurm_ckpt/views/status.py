@@ -12,7 +12,6 @@ ipywidgets.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.budget import check_budget
+from ..core.catalog import file_signature
 from ..core.errors import FailedJobError, UncompletedJobError
 from ..core.events import TERMINAL_EVENTS, EventSummary, resubmitted_as, summarize
 from ..core.job import FINAL_STATES, Job
@@ -239,16 +239,8 @@ def snapshot_inputs(job: Job[Any], state: str) -> tuple[Any, ...] | None:
     return (
         state,
         job.scheduler_problem,
-        *(_signature(path) for path in (paths.events, paths.stdout, paths.stderr)),
+        *(file_signature(path) for path in (paths.events, paths.stdout, paths.stderr)),
     )
-
-
-def _signature(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_size, info.st_mtime_ns)
 
 
 def job_times(events: Sequence[dict[str, Any]], done: bool) -> JobTimes:

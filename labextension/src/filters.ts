@@ -132,7 +132,8 @@ function select(className: string, title: string): HTMLSelectElement {
   return element;
 }
 
-function button(className: string, label: string, title: string): HTMLButtonElement {
+/** A compact styled button. */
+export function button(className: string, label: string, title: string): HTMLButtonElement {
   const element = document.createElement('button');
   element.type = 'button';
   element.className = `${className} jp-mod-styled`;

@@ -9,7 +9,7 @@ import { Widget } from '@lumino/widgets';
 
 import { cancelJob, cleanJobs, interruptJob, listJobs, resubmitJob } from './api';
 import { cleanFormNode, readCleanForm } from './clean';
-import { FilterBar } from './filters';
+import { FilterBar, button } from './filters';
 import {
   ICleanRequest,
   IJobPage,
@@ -56,17 +56,13 @@ export class SlurmJobsPanel extends Widget {
     title.textContent = 'Slurm jobs';
     const buttons = document.createElement('div');
     buttons.className = 'jp-SlurmJobs-buttons';
-    const clean = document.createElement('button');
-    clean.type = 'button';
-    clean.className = 'jp-mod-styled jp-SlurmJobs-clean';
-    clean.textContent = 'Clean up…';
-    clean.title = 'Remove the files of old jobs that ended (asks first)';
+    const clean = button(
+      'jp-SlurmJobs-clean',
+      'Clean up…',
+      'Remove the files of old jobs that ended (asks first)'
+    );
     clean.addEventListener('click', () => void this.clean());
-    const refresh = document.createElement('button');
-    refresh.type = 'button';
-    refresh.className = 'jp-mod-styled jp-SlurmJobs-refresh';
-    refresh.textContent = 'Refresh';
-    refresh.title = 'Refresh the job list now';
+    const refresh = button('jp-SlurmJobs-refresh', 'Refresh', 'Refresh the job list now');
     refresh.addEventListener('click', () => void this._poll.refresh());
     buttons.append(clean, refresh);
     header.append(title, buttons);
