@@ -12,6 +12,7 @@ from .core.helpers import (
     monitor_jobs,
 )
 from .core.snapshot import RsyncSnapshot
+from .core.steps import whole_step
 
 __all__ = [
     "Checkpointable",
@@ -24,4 +25,5 @@ __all__ = [
     "clean_env",
     "environment_variables",
     "monitor_jobs",
+    "whole_step",
 ]

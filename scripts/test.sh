@@ -7,6 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/system-deps.sh
 (cd labextension && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 bash scripts/setup.sh
+# torch, an optional dependency, for the PyTorch tests and notebook: the CPU build that this
+# machine keeps on disk (a bare `torch` requirement would download a CUDA build of several GB).
+# With it installed, the torch tests fail rather than skip when it cannot be imported.
+torch_requirement="torch==2.13.0"
+.venv/bin/python -m pip install -q "$torch_requirement"
+export JSC_REQUIRE_TORCH=1
 .venv/bin/ruff check jupyter_slurm_ckpt tests benchmarks scripts
 .venv/bin/mypy
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider -q)
@@ -17,11 +23,9 @@ pytest=(.venv/bin/python -m pytest -p no:cacheprovider -q)
 # The kernel tests again with kernels on ipykernel 6 (.venv has 7): a small second venv with
 # what a kernel and its local jobs import, and this checkout's package on its path.
 kernel6=.venv-ipykernel6
-if [ ! -x "$kernel6/bin/python" ]; then
-    python3 -m venv "$kernel6"
-    "$kernel6/bin/python" -m pip install -q "ipykernel>=6,<7" "ipywidgets>=8" "cloudpickle>=3.0" \
-        numpy tqdm
-fi
+[ -x "$kernel6/bin/python" ] || python3 -m venv "$kernel6"
+"$kernel6/bin/python" -m pip install -q "ipykernel>=6,<7" "ipywidgets>=8" "cloudpickle>=3.0" \
+    numpy tqdm "$torch_requirement"
 "$kernel6/bin/python" -c 'import pathlib, sys, sysconfig
 site = pathlib.Path(sysconfig.get_paths()["purelib"])
 (site / "jupyter_slurm_ckpt-source.pth").write_text(sys.argv[1] + "\n")' "$PWD"

@@ -133,6 +133,79 @@ def rewrite_payload_header(path: Path, **fields: str) -> None:
     path.write_bytes(json.dumps(values).encode() + newline + stream)
 
 
+def mapped_bytes() -> int:
+    """The address space this process maps now (what ``RLIMIT_AS`` limits)."""
+    import resource
+
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
+def cap_address_space(extra: int) -> None:
+    """Limit this process's address space to what it maps now plus ``extra`` bytes."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    cap = mapped_bytes() + extra
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+@contextlib.contextmanager
+def address_space_limit(extra: int) -> Iterator[None]:
+    """:func:`cap_address_space` for the block, then the limit as it was."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap_address_space(extra)
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _cap_in_job(extra: int, preload: tuple[str, ...]) -> AddressSpaceCap:
+    """Unpickling an ``AddressSpaceCap`` in a job limits the job's address space."""
+    from jupyter_slurm_ckpt.core.environment import ENV_JOB_ID
+
+    if os.environ.get(ENV_JOB_ID):  # never the test process (job.submission() would load it)
+        for module in preload:  # mapped before the measure: the state will need them
+            __import__(module)
+        cap_address_space(extra)
+    return AddressSpaceCap(extra, preload)
+
+
+class AddressSpaceCap:
+    """Pickled first in a job's payload, so that everything loaded after it is limited to
+    ``extra`` bytes of address space beyond what the job maps then (``preload``: the modules
+    the state needs, imported before the measure)."""
+
+    def __init__(self, extra: int, preload: tuple[str, ...] = ()) -> None:
+        self.extra = extra
+        self.preload = preload
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_cap_in_job, (self.extra, self.preload))
+
+
+def import_torch() -> Any:
+    """torch, or this test module skipped where it is not installed; where the suite must run
+    the torch tests (``JSC_REQUIRE_TORCH=1``, as ``scripts/test.sh`` sets), a failure."""
+    import pytest
+
+    try:
+        import torch
+    except ImportError as error:
+        if os.environ.get("JSC_REQUIRE_TORCH") == "1":
+            pytest.fail(f"JSC_REQUIRE_TORCH=1 but torch cannot be imported: {error}")
+        pytest.skip(
+            "torch is not installed here (scripts/test.sh installs torch==2.13.0, a CPU build)",
+            allow_module_level=True,
+        )
+    return torch
+
+
 #: Programs written for submitit, run unchanged under ``python -m jupyter_slurm_ckpt.as_submitit``.
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 #: The submitit release whose API the package implements (installed beside it by some tests).

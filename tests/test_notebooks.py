@@ -69,6 +69,21 @@ def check_testing_your_checkpoint(values: dict[str, Any]) -> None:
     assert values["broken_ok"] is False
 
 
+def check_pytorch(values: dict[str, Any]) -> None:
+    resumed = values["resumed_at"]
+    assert len(resumed) == 3 and resumed[0] == 0 and resumed == sorted(set(resumed)), resumed
+    assert values["checkpoints"] == 2
+    # Bit-identical parameters: after the two interrupts, and under verify_checkpoint's.
+    assert values["identical"] is True and values["verified"] is True
+    # Two ranks: both got the signal, one checkpoint was written (rank 0's), both resumed
+    # from it, and every rank ends with the uninterrupted run's parameters.
+    assert values["ddp_ranks"] == [0, 1] and values["signalled"] == [0, 1]
+    assert values["rank_checkpoints"] == 1
+    for resumed_at in values["ddp_resumed_at"]:
+        assert len(resumed_at) == 2 and resumed_at[0] == 0 and resumed_at[1] > 0
+    assert values["ddp_identical"] is True
+
+
 PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "01_quickstart.ipynb": (
         "{'result': result, 'reasons': [e['reason'] for e in job.events() "
@@ -88,6 +103,13 @@ PROMISES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         check_testing_your_checkpoint,
     ),
     "05_several_nodes.ipynb": ("{'ranks': ranks}", check_several_nodes),
+    "06_pytorch_checkpoints.ipynb": (
+        "{'resumed_at': resumed_at, 'checkpoints': len(checkpoints), 'identical': identical, "
+        "'verified': verified, 'ddp_ranks': [r['rank'] for r in ranks], 'signalled': signalled, "
+        "'rank_checkpoints': rank_checkpoints, "
+        "'ddp_resumed_at': [r['resumed_at'] for r in ranks], 'ddp_identical': ddp_identical}",
+        check_pytorch,
+    ),
     "03_job_arrays_and_sequences.ipynb": (
         "{'squares': squares, 'array_ids': array_ids, 'computed_in': computed_in}",
         check_arrays_and_sequences,

@@ -5,8 +5,10 @@ so a payload written under other versions is reported with both instead of faili
 cryptically), then the cloudpickle stream of the object, protocol 5. Both directions stream:
 the pickler writes into the file as it goes, and large buffers (bytes, numpy arrays, anything
 that pickles a ``PickleBuffer``) go from their own memory to the file in one write; loading
-reads each of them straight into the memory of the object it becomes. Writing or loading a
-state of several GB therefore needs no memory beyond the state itself.
+reads each of them straight into the memory of the object it becomes. torch storages are
+pickled the same way (see :mod:`.tensors`; CPU memory as it is, device memory through one
+bounded host buffer). Writing or loading a state of several GB therefore needs no memory
+beyond the state itself.
 
 Files of the first format (``jupyter_slurm_ckpt/1``: the cloudpickle bytes inside a pickled
 dict) still load.
@@ -25,6 +27,7 @@ from typing import IO, Any
 
 import cloudpickle
 
+from . import tensors
 from .errors import PayloadError
 from .files import PendingFile, check_folder_is_safe, link_or_copy
 
@@ -73,9 +76,17 @@ _CLOUDPICKLE_CODE_REDUCE = cloudpickle.Pickler.dispatch_table[types.CodeType]
 
 
 class _Pickler(cloudpickle.Pickler):
-    """cloudpickle's pickler, except that code objects keep their file name."""
+    """cloudpickle's pickler, except that code objects keep their file name and torch storages
+    are written from their own memory (``copy_data=False``: only counted, see
+    :func:`tensors.reducers`)."""
 
     dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+
+    def __init__(self, file: Any, *, copy_data: bool = True) -> None:
+        storages = tensors.reducers(copy_data)
+        if storages:  # read by the pickler's __init__: set before it
+            self.dispatch_table = ChainMap(storages, type(self).dispatch_table)
+        super().__init__(file, protocol=PROTOCOL)
 
 
 class PayloadTooLargeError(ValueError):
@@ -120,7 +131,7 @@ class _Sink:
 
 def _write(obj: Any, sink: _Sink) -> int:
     sink.write(header())
-    _Pickler(sink, protocol=PROTOCOL).dump(obj)
+    _Pickler(sink, copy_data=sink.out is not None).dump(obj)
     if sink.over_limit:
         assert sink.max_bytes is not None
         raise PayloadTooLargeError(sink.size, sink.max_bytes)
@@ -134,7 +145,7 @@ def pickled_size(obj: Any) -> int:
     counter: a 2 GB payload is measured (and refused) without 2 GB of memory.
     """
     sink = _Sink()
-    _Pickler(sink, protocol=PROTOCOL).dump(obj)
+    _Pickler(sink, copy_data=False).dump(obj)
     return sink.size
 
 

@@ -98,11 +98,46 @@ def class_children(node: Node) -> Iterator[Node]:
             yield Node(base.__qualname__, base, f"a base class of {cls.__qualname__}")
 
 
+_MODULE_MEMBERS = ("_parameters", "_buffers", "_modules")
+
+
+def _member_path(path: str, name: str) -> str:
+    if name.isidentifier():
+        return f"{path}.{name}"
+    return f"{path}[{name}]" if name.isdigit() else f"{path}[{name!r}]"
+
+
+def _is_torch_module(obj: Any) -> bool:
+    """A torch ``nn.Module`` pickled as torch pickles one (no ``__getstate__`` of its own)."""
+    torch = sys.modules.get("torch")  # a torch module exists only where torch is loaded
+    module_class = getattr(getattr(torch, "nn", None), "Module", None)
+    return (
+        isinstance(module_class, type)
+        and isinstance(obj, module_class)
+        and getattr(type(obj), "__getstate__", None) is getattr(module_class, "__getstate__", None)
+    )
+
+
+def _torch_module_children(node: Node) -> Iterator[Node]:
+    """A torch module's submodules, parameters and buffers by the names its user writes
+    (``model.encoder.weight``, ``model[0]`` in a ``Sequential``), then its other attributes."""
+    module, path = node.obj, node.path
+    for group in _MODULE_MEMBERS:
+        for name, value in getattr(module, group, {}).items():
+            if value is not None:
+                yield Node(_member_path(path, str(name)), value)
+    for key, value in list(vars(module).items()):
+        if key not in _MODULE_MEMBERS:
+            yield Node(f"{path}.{key}", value)
+
+
 def _instance_children(node: Node) -> Iterator[Node]:
     obj, path = node.obj, node.path
     cls = type(obj)
     custom = getattr(cls, "__getstate__", None)
-    if custom is not None and custom is not getattr(object, "__getstate__", None):
+    if _is_torch_module(obj):
+        yield from _torch_module_children(node)
+    elif custom is not None and custom is not getattr(object, "__getstate__", None):
         try:
             state = obj.__getstate__()
         except Exception:

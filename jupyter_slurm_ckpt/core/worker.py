@@ -419,6 +419,7 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         flush_progress()
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
+        _follow_a_requeue(handler, paths, runtime)
         unwritten = write_outcome(paths.result_pickle, "error", trace)
         return _failed(paths, trace.strip().splitlines()[-1], unwritten)
     _ignore_signals()
@@ -428,6 +429,15 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
         return _failed(paths, "", unwritten)
     append_event(paths.events, "completed", task=paths.task_id)
     return 0
+
+
+def _follow_a_requeue(handler: SignalHandler, paths: JobPaths, runtime: Runtime) -> None:
+    """Leave this run if a task other than 0 fails after a checkpoint signal: task 0 requeues
+    the whole job on it and leaves, so what fails after (a collective whose peer left) ends
+    this run, not the job."""
+    if handler.signalled is not None and paths.task_id != 0:
+        say(f"task {paths.task_id} stopped by the {handler.signalled} signal's requeue")
+        runtime.end_run()
 
 
 def _ignore_signals() -> None:

@@ -85,7 +85,12 @@ def _pickled_size(obj: Any) -> int | None:
 
 
 def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> list[tuple[str, int]]:
-    """The largest parts of a payload, followed down as long as one part dominates its parent."""
+    """The largest parts of a payload, followed down as long as one part dominates its parent.
+
+    Only parts of at least a twentieth of ``total`` are named (a small argument beside a large
+    model is no answer). Each part is measured by pickling it into a byte counter, so naming
+    the parts of a payload of several GB costs no memory.
+    """
     threshold = max(total // 20, 64 * 1024)
     seen: set[int] = set()
 
@@ -110,7 +115,7 @@ def biggest_parts(roots: list[tuple[str, Any]], total: int, top: int = 3) -> lis
             continue
         seen.add(id(obj))
         size = _pickled_size(obj)
-        if size is not None:
+        if size is not None and size >= threshold:
             parts.extend(expand(Node(label, obj), size, 0))
     return sorted(parts, key=lambda item: -item[1])[:top]
 

@@ -52,14 +52,32 @@ def _arrays_differ(path: str, a: Any, b: Any, rtol: float, atol: float) -> str |
     numeric = a.dtype.kind in "fciu" and b.dtype.kind in "fciu"
     if numeric:
         close = numpy.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
-        if bool(close.all()):
-            return None
-        where = tuple(int(i) for i in numpy.argwhere(~close)[0])
-        return (
-            f"{path}: {int((~close).sum())} of {a.size} elements differ, first at {where}: "
-            f"{_short(a[where])} (reference) vs {_short(b[where])}"
-        )
+        return _elements_differ(path, a, b, close, numpy)
     return None if numpy.array_equal(a, b) else f"{path}: arrays differ"
+
+
+def _elements_differ(path: str, a: Any, b: Any, close: Any, module: Any) -> str | None:
+    """None when every element is ``close`` (an array or tensor of booleans); else how many
+    differ, and the first (``module``: numpy or torch)."""
+    if bool(close.all()):
+        return None
+    where = tuple(int(i) for i in module.argwhere(~close)[0])
+    return (
+        f"{path}: {int((~close).sum())} of {math.prod(close.shape)} elements differ, first at "
+        f"{where}: {_short(a[where])} (reference) vs {_short(b[where])}"
+    )
+
+
+def _tensors_differ(path: str, a: Any, b: Any, rtol: float, atol: float) -> str | None:
+    torch = sys.modules["torch"]
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return f"{path}: {type(a).__name__} (reference) vs {type(b).__name__}"
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return f"{path}: {a.dtype} {tuple(a.shape)} (reference) vs {b.dtype} {tuple(b.shape)}"
+    a, b = a.detach().cpu(), b.detach().cpu()  # results may come from another device
+    inexact = a.is_floating_point() or a.is_complex()
+    close = torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True) if inexact else a == b
+    return _elements_differ(path, a, b, close, torch)
 
 
 def first_difference(
@@ -67,10 +85,15 @@ def first_difference(
 ) -> str | None:
     """Where ``value`` differs from ``reference`` first, in words; None when they are equal.
 
-    Floats and numpy arrays are compared with a tolerance (``math.isclose`` /
-    ``numpy.isclose``; NaN equals NaN), dicts, lists and tuples element by element, anything
-    else with ``==``.
+    Floats, numpy arrays and torch tensors are compared with a tolerance (``math.isclose`` /
+    ``numpy.isclose`` / ``torch.isclose``; NaN equals NaN), dicts, lists and tuples element by
+    element, anything else with ``==``.
     """
+    torch = sys.modules.get("torch")  # no tensor can exist unless torch was imported
+    if torch is not None and (
+        isinstance(reference, torch.Tensor) or isinstance(value, torch.Tensor)
+    ):
+        return _tensors_differ(path, reference, value, rtol, atol)
     numpy = sys.modules.get("numpy")  # no array can exist unless numpy was imported
     if numpy is not None and (
         isinstance(reference, numpy.ndarray) or isinstance(value, numpy.ndarray)

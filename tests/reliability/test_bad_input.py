@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import shlex
 import shutil
 import stat
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
+from support import address_space_limit
 
 BODY = "ran_body = True\ndef f(*args, **kwargs):\n    return 1\n"
 GIB = 1024**3
@@ -368,19 +368,6 @@ def test_the_corpus_is_big_enough() -> None:
 
 
 # -- a 2 GB payload, refused without a 2 GB copy -------------------------------------------------
-
-
-@contextlib.contextmanager
-def address_space_limit(extra: int) -> Iterator[None]:
-    """Limit this process's address space to what it maps now plus ``extra`` bytes."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/statm") as statm:
-        mapped = int(statm.read().split()[0]) * resource.getpagesize()
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + extra, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def test_a_2_gb_payload_is_refused_without_being_copied(notebook: Any, tmp_path: Path) -> None:

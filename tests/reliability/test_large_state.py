@@ -11,18 +11,15 @@ A submission through ``%%slurm`` pickles its payload once.
 
 from __future__ import annotations
 
-import os
-import resource
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from support import WAIT_S, cancel_leftover_jobs, wait_for
+from support import WAIT_S, AddressSpaceCap, cancel_leftover_jobs, wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.core.environment import ENV_JOB_ID
 
 MB = 1024**2
 STATE_BYTES = 256 * MB
@@ -30,43 +27,28 @@ STATE_BYTES = 256 * MB
 HEADROOM_BYTES = STATE_BYTES + STATE_BYTES // 2
 
 
-def _cap_address_space(extra: int) -> AddressSpaceCap:
-    """Unpickling an ``AddressSpaceCap`` in a job limits the job's address space."""
-    if os.environ.get(ENV_JOB_ID):  # never the test process (job.submission() would load it)
-        import numpy  # noqa: F401  (mapped before the measure: the state will need it)
-
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        cap = mapped + extra if hard == resource.RLIM_INFINITY else min(mapped + extra, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    return AddressSpaceCap(extra)
-
-
-class AddressSpaceCap:
-    """Pickled first in the job's payload, so that everything loaded after it is limited."""
-
-    def __init__(self, extra: int) -> None:
-        self.extra = extra
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_cap_address_space, (self.extra,))
-
-
 class LargeState(submitit.Checkpointable):
     """Updates a large array until released; progress and the array survive checkpoints."""
 
     def __init__(self, nbytes: int) -> None:
-        self.cap = AddressSpaceCap(HEADROOM_BYTES)  # first: unpickled before the state
-        self.state = np.arange(nbytes // 8, dtype=np.float64)
+        self.cap = AddressSpaceCap(HEADROOM_BYTES, ("numpy",))  # first: before the state
+        self.state: Any = np.arange(nbytes // 8, dtype=np.float64)
         self.steps = 0
         self.starts: list[int] = []
         self.second_copy_refused: list[bool] = []
 
+    def second_copy(self) -> Any:
+        """A copy of the state (what must not fit beside it)."""
+        return self.state.copy()
+
+    def work(self) -> None:
+        """One step of work on the state."""
+        self.state[self.steps % 1024] += 1.0
+
     def __call__(self, folder: str) -> dict[str, Any]:
         self.starts.append(self.steps)
         try:
-            copy = self.state.copy()
+            copy = self.second_copy()
         except MemoryError:
             self.second_copy_refused.append(True)
         else:
@@ -75,7 +57,7 @@ class LargeState(submitit.Checkpointable):
         run = submitit.JobEnvironment().restart_count
         Path(folder, f"run-{run}").write_text(str(self.steps))
         while not Path(folder, "release").exists():
-            self.state[self.steps % 1024] += 1.0
+            self.work()
             self.steps += 1
             time.sleep(0.002)
         return {
@@ -86,38 +68,49 @@ class LargeState(submitit.Checkpointable):
         }
 
 
-def test_a_state_twice_too_big_for_the_job_is_checkpointed_resumed_and_returned(
-    tmp_path: Path,
-) -> None:
+def preempted_once(state: LargeState, nbytes: int, tmp_path: Path) -> Any:
+    """Run ``state`` as a local job, preempt it once, release it; returns the job, ended,
+    after checking that it checkpointed (more than ``nbytes``) and requeued once."""
     folder = tmp_path / "jobs"
     executor = submitit.LocalExecutor(folder)
     executor.max_pickle_size_gb = 1.0
     try:
-        job = executor.submit(LargeState(STATE_BYTES), str(tmp_path))
-        wait_for(lambda: (tmp_path / "run-0").exists(), "the first run", WAIT_S)
+        job = executor.submit(state, str(tmp_path))
+        wait_for(lambda: (tmp_path / "run-0").exists(), "the first run", 2 * WAIT_S)
         wait_for(lambda: job.state == "RUNNING", "the job to run", WAIT_S)
         time.sleep(0.2)  # some progress to carry over
         job._interrupt()
         wait_for(lambda: (tmp_path / "run-1").exists(), "the run after the checkpoint", 3 * WAIT_S)
         (tmp_path / "release").write_text("")
         job.wait(3 * WAIT_S)
-        checkpoints = [e for e in job.events() if e["event"] == "checkpoint"]
-        assert [e["requeue"] for e in checkpoints] == [True], job.stderr()
-        assert checkpoints[0]["bytes"] > STATE_BYTES
-        tracemalloc.start()
-        try:
-            result = job.result()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
     finally:
         cancel_leftover_jobs(folder)
-    # Each run proved that a second copy of the state did not fit in the job.
+    checkpoints = [e for e in job.events() if e["event"] == "checkpoint"]
+    assert [e["requeue"] for e in checkpoints] == [True], job.stderr()
+    assert checkpoints[0]["bytes"] > nbytes
+    return job
+
+
+def check_resumed(result: dict[str, Any], tmp_path: Path) -> None:
+    """Each run proved that a second copy of the state did not fit in the job, and the second
+    run resumed from the checkpoint, not from the start."""
     assert result["second_copy_refused"] == [True, True]
-    # The second run resumed from the checkpoint, not from the start.
     resumed_from = int((tmp_path / "run-1").read_text())
     assert result["starts"] == [0, resumed_from] and resumed_from > 0
     assert result["steps"] > resumed_from
+
+
+def test_a_state_twice_too_big_for_the_job_is_checkpointed_resumed_and_returned(
+    tmp_path: Path,
+) -> None:
+    job = preempted_once(LargeState(STATE_BYTES), STATE_BYTES, tmp_path)
+    tracemalloc.start()
+    try:
+        result = job.result()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    check_resumed(result, tmp_path)
     state = result["state"]
     assert state.nbytes == STATE_BYTES and state.flags.writeable
     expected = np.arange(STATE_BYTES // 8, dtype=np.float64)

@@ -19,7 +19,7 @@ from core.jobs_for_tests import node_layout  # noqa: F401  (shipped by value)
 from core.test_local_nodes import EXPECTED, run_layout, without_gpus
 from slurm_jobs_for_tests import Gated, NodeReport, gpu_view
 from support import wait_for
-from test_notebooks import NOTEBOOKS, check_several_nodes, execute
+from test_notebooks import NOTEBOOKS, PROMISES, check_several_nodes, execute
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.views.status import collect_status
@@ -165,3 +165,15 @@ def test_the_several_nodes_notebook_runs_on_two_slurm_nodes(
     _, values = execute(source, tmp_path, "{'ranks': ranks}", venv_kernel_dir, cluster="slurm")
     check_several_nodes(values)
     assert {rank["node"] for rank in values["ranks"]} == set(two_nodes[:2])
+
+
+def test_the_pytorch_notebook_trains_two_ddp_ranks_on_two_slurm_nodes(
+    tmp_path: Path, two_nodes: tuple[str, ...], venv_kernel_dir: Path
+) -> None:
+    # Its jobs on Slurm: interrupted, resumed bit for bit, verified; two gloo ranks, one per
+    # node, of which only rank 0 checkpoints.
+    source = tmp_path / "06_pytorch_checkpoints.ipynb"
+    shutil.copy(NOTEBOOKS / source.name, source)
+    promise, check = PROMISES[source.name]
+    _, values = execute(source, tmp_path, promise, venv_kernel_dir, cluster="slurm")
+    check(values)

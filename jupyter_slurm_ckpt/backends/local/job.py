@@ -81,7 +81,7 @@ class LocalJob(Job[Any]):
             self._launcher.poll()  # reap our own child so it does not linger as a zombie
         if self._gone:
             self._events.read()
-            return self._folder_state() or "FAILED"
+            return self._folder_state(processes_gone=True) or "FAILED"
         record = self._process()
         last = self.summary()
         if record is None:
@@ -100,9 +100,11 @@ class LocalJob(Job[Any]):
                         temporary.unlink()
             # The folder is read again: the process may have just written its last event.
             self._events.read()
-            if self._folder_state() is None and not self.read_only:
+            ended = self._folder_state(processes_gone=True)
+            if ended is None and not self.read_only:
                 self._record_lost(record)
-            return self._folder_state() or "FAILED"
+                ended = self._folder_state(processes_gone=True)
+            return ended or "FAILED"
         if record.get("role") == "launcher" or last.runs == 0:
             return "PENDING"
         if last.last is not None and last.last.get("event") == "requeued":
