@@ -16,6 +16,7 @@ from .backends.auto import AutoExecutor
 from .backends.debug import DebugExecutor, DebugJob
 from .backends.local import LocalExecutor, LocalJob
 from .backends.slurm import SlurmExecutor, SlurmJob
+from .core.clean import CleanReport, clean
 from .core.environment import JobEnvironment
 from .core.errors import FailedJobError, FailedSubmissionError, UncompletedJobError
 from .core.executor import Executor
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AutoExecutor",
     "Checkpointable",
+    "CleanReport",
     "DebugExecutor",
     "DebugJob",
     "DelayedSubmission",
@@ -47,6 +49,7 @@ __all__ = [
     "SlurmJob",
     "UncompletedJobError",
     "as_submitit",
+    "clean",
     "helpers",
     "report_progress",
     "verify_checkpoint",

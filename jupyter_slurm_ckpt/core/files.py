@@ -398,6 +398,13 @@ def open_private_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
 
 
+def temporary_names(folder: Path) -> list[str]:
+    """The names of the temporaries in ``folder`` (one look at it, however many jobs it holds)."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        return [entry.name for entry in entries if entry.name.startswith(TEMP_PREFIX)]
+    return []
+
+
 def remove_stale_temp_files(folder: Path, job_id: str, older_than: float | None = None) -> None:
     """Delete temporaries a killed writer of this job left behind (they were never renamed).
 

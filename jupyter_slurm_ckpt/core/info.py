@@ -79,19 +79,28 @@ class JobInfo:
     @classmethod
     def read(cls, path: Path) -> JobInfo:
         """Read a job description, naming the file when it is missing or broken."""
+        raw = cls.read_fields(path)
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    @staticmethod
+    def read_fields(path: str | Path) -> dict[str, Any]:
+        """A job description's fields as stored, an array element's id taken from its file's
+        name (what :meth:`read` checks and builds on; a listing of thousands of jobs reads just
+        these)."""
         try:
-            raw = json.loads(Path(path).read_text())
+            with open(path, "rb") as stream:
+                raw = json.loads(stream.read())
         except FileNotFoundError:
             raise JobFolderError(f"{path} does not exist: no such job in this folder") from None
         except ValueError as error:
             raise JobFolderError(f"{path} is not valid JSON ({error})") from None
-        known = {name for name in cls.__dataclass_fields__}
         if not isinstance(raw, dict) or "job_id" not in raw or "cluster" not in raw:
             raise JobFolderError(f"{path} is not a job description")
         named = JobPaths.job_id_of(Path(path).name)
         if raw.get("array_size") and named and named.partition("_")[0] == raw["job_id"]:
             raw["job_id"] = named  # an element's link to its array's description
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        return raw
 
 
 def callable_name(function: Any) -> str:

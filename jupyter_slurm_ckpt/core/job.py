@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -184,6 +184,20 @@ class Job(Generic[R]):
         ``squeue``). Default: each job's :attr:`state`, one by one.
         """
         return {job.key: job.state for job in jobs}
+
+    @classmethod
+    def held_by_backend(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """Which of ``jobs`` (all of this class, ended by their folder) their backend still
+        holds (a scheduler that has them queued or running), and why: ``clean`` leaves those
+        alone. Asked once for all of them. Default: none."""
+        return {}
+
+    @contextlib.contextmanager
+    def _removal_guard(self) -> Iterator[bool]:
+        """Held while ``clean`` removes the job's files: the backend cannot start the job
+        meanwhile. Yields False when a process of the job still runs (nothing is removed
+        then). Default: yields True (a backend with no process of its own)."""
+        yield True
 
     @property
     def pending_reason(self) -> str | None:

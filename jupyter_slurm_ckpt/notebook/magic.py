@@ -23,7 +23,7 @@ from ..backends.auto import AutoExecutor
 from ..core.errors import FailedSubmissionError, JobFolderError
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
-from ..views.listing import JobTable, list_jobs
+from ..views.listing import SHOWN, JobTable, list_jobs
 from . import capture, options, serialize
 from .config import SlurmConfig
 from .resolve import SubmitOptions, build_executor, resolve
@@ -130,16 +130,29 @@ class SlurmMagics(Magics, SlurmConfig):
     @line_magic
     @magic_arguments()
     @argument("--folder", metavar="DIR", help="Job folder (default: SlurmMagics.folder).")
+    @argument("--state", metavar="S", help="Only jobs in these states (FAILED,TIMEOUT).")
+    @argument("--name", metavar="N", help="Only jobs whose name contains N.")
+    @argument("--text", metavar="T", help="Only job T (array T), or name/state/folder with T.")
+    @argument(
+        "--limit", metavar="N", type=int, default=SHOWN,
+        help=f"Show the newest N jobs (default {SHOWN}); every job stays reachable by id.",
+    )  # fmt: skip
     def slurm_jobs(self, line: str) -> JobTable:
         """List every job of the job folder (live or finished, any kernel) and re-attach them.
 
         Returns a mapping of job id to live ``Job`` (also bound to ``slurm_jobs``):
         ``jobs = %slurm_jobs`` then ``jobs["L3"].result()``; an id found in two subfolders is
-        named with its subfolder, ``jobs["k1/L1"]``.
+        named with its subfolder, ``jobs["k1/L1"]``. The table counts the jobs in each state
+        and shows the newest ``--limit``; ``jobs.select(state="FAILED")`` narrows it down.
         """
         with usage_errors():
             args = options.parse_line(self.slurm_jobs, line)
-            table = list_jobs(Path(args.folder or self.folder))
+            if args.limit < 0:
+                raise UsageError(f"--limit must be 0 or more, not {args.limit}")
+            table = list_jobs(
+                Path(args.folder or self.folder), state=args.state, name=args.name,
+                text=args.text, limit=args.limit,
+            )  # fmt: skip
         if self.shell is not None:
             self.shell.user_ns["slurm_jobs"] = table
         return table

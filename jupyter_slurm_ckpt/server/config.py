@@ -48,9 +48,11 @@ class SlurmJobsConfig(SchedulerPolling):
         20000, help="Stop a discovery walk after visiting this many folders (huge trees)."
     ).tag(config=True)
 
-    max_jobs = Int(500, help="The listing shows at most this many jobs, the newest.").tag(
-        config=True
-    )
+    max_page_size = Int(
+        1000,
+        help="The most jobs one page of the listing may hold (the sidebar asks for 50 at a "
+        "time). Every job stays reachable: the listing is paged, never cut.",
+    ).tag(config=True)
 
     action_timeout_s = Float(
         60.0,
@@ -64,7 +66,7 @@ class SlurmJobsConfig(SchedulerPolling):
             raise TraitError(f"{proposal['trait'].name} must be >= 0, not {value}")
         return value
 
-    @validate("discovery_depth", "discovery_max_folders", "max_jobs")
+    @validate("discovery_depth", "discovery_max_folders", "max_page_size")
     def _positive(self, proposal: dict[str, Any]) -> int:
         value = int(proposal["value"])
         if value < 1:

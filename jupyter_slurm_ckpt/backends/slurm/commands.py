@@ -130,6 +130,13 @@ def slurm_config() -> dict[str, str]:
         return _config
 
 
+def known_config() -> dict[str, str]:
+    """What :func:`slurm_config` read already in this process (empty if it has not: never asks
+    Slurm)."""
+    with _config_lock:
+        return dict(_config or {})
+
+
 def kill_wait_s() -> float | None:
     """Slurm's ``KillWait``: how long a run lives after its SIGTERM (None: not known)."""
     value = slurm_config().get("KillWait", "").split()

@@ -90,6 +90,15 @@ class SlurmJob(Job[Any]):
                 states[job.key] = job._public_state(record)
         return states
 
+    @classmethod
+    def held_by_backend(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """The jobs Slurm still has queued or running (one ``squeue`` for all of them, asked
+        now): ``clean`` leaves them alone, whatever their folder says."""
+        held = STATES.held(job.job_id for job in jobs)
+        return {
+            job.key: f"Slurm still has it {held[job.job_id]}" for job in jobs if job.job_id in held
+        }
+
     def _public_state(self, record: SlurmRecord) -> str:
         """Our state: the job folder's word (the job writes it at once), Slurm's for what the
         folder cannot know (not started yet, a run that ended without a word, the end)."""
