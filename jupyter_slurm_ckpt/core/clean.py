@@ -14,7 +14,7 @@ A local job whose processes all died without recording an end (SIGKILL, the OOM 
 asked about first: its re-attached job records that end (at its last sign of life), so it is
 cleaned like the others. The job's marker file goes first (no listing shows a job half
 removed), then its other files by their exact names (``JobPaths``), then an array's batch
-script once no element of the array is left, then a ``%j`` subfolder left empty.
+script and launcher files once no element of the array is left, then a ``%j`` subfolder left empty.
 """
 
 from __future__ import annotations
@@ -273,19 +273,21 @@ def job_files(paths: JobPaths, num_tasks: int) -> list[Path]:
 
 
 def _remove_unused_scripts_and_folders(removed: list[JobKey]) -> None:
-    """Batch scripts no job of the folder uses any more, then ``%j`` folders (named by a job
-    id) left empty."""
+    """The files of arrays no job of the folder belongs to any more (the batch script, the
+    local launcher's record and lock), then ``%j`` folders (named by a job id) left empty."""
     for folder in {key.folder for key in removed}:
         roots = {key.job_id.partition("_")[0] for key in removed if key.folder == folder}
         with contextlib.suppress(OSError):
-            remaining = {
-                name.partition("_")[0]
-                for name in os.listdir(folder)
-                if JobPaths.job_id_of(name) is not None
+            remaining = {  # the jobs whose marker is still there
+                job_id.partition("_")[0]
+                for job_id in map(JobPaths.job_id_of, os.listdir(folder))
+                if job_id is not None
             }
             for root in roots - remaining:
-                with contextlib.suppress(FileNotFoundError):
-                    JobPaths(folder, root).submission_file.unlink()
+                array = JobPaths(folder, root)
+                for path in (array.submission_file, array.local_process, array.local_lock):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
         if is_valid_job_id(folder.name):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty

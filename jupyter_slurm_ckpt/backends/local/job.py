@@ -194,22 +194,16 @@ class LocalJob(Job[Any]):
 
     @contextlib.contextmanager
     def _removal_guard(self) -> Iterator[bool]:
-        """The job's lock, which its processes hold while any of them lives: taken, no
-        controller can claim the job; busy, a process of the job still runs."""
-        try:
-            fd = os.open(self.paths.local_lock, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:  # no process ever claimed it (cancelled while it waited)
-            yield True
-            return
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
+        """The job's lock, which its processes hold while any of them lives, and an array
+        element's launcher lock, held by the launcher that may still start it: both taken, no
+        process can claim the job; one busy, a process of the job still runs."""
+        array = records.array_paths(self.paths)
+        with _free_lock(self.paths.local_lock) as free:
+            if not free or array is None:
+                yield free
                 return
-            yield True
-        finally:
-            os.close(fd)
+            with _free_lock(array.local_lock) as launcher_gone:
+                yield launcher_gone
 
     def _send_interrupt(self, reason: str) -> None:
         record = self._process()
@@ -237,6 +231,26 @@ class LocalJob(Job[Any]):
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)
+
+
+@contextlib.contextmanager
+def _free_lock(path: Path) -> Iterator[bool]:
+    """Hold the lock file ``path`` if no process does (True; also when there is no such file:
+    no process ever claimed it), else False."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _alive(record: dict[str, Any]) -> bool:
