@@ -55,9 +55,9 @@ def test_the_server_refuses_a_folder_others_control(
     folder = jp_root_dir / "project" / "slurm_jobs"
     job, marker = trapped_job(folder)
     with unsafe(folder, how) as expected:
-        code, rows = request(jp_fetch, jp_asyncio_loop, "jobs")
+        code, page = request(jp_fetch, jp_asyncio_loop, "jobs")
         assert code == 200
-        row = next(row for row in rows if row["id"] == job.job_id)
+        row = next(row for row in page["jobs"] if row["id"] == job.job_id)
         assert row["state"] == "UNKNOWN" and row["error"].startswith(expected), row
         params = {"folder": str(folder)}
         for action in ("events", "log"):
@@ -70,6 +70,6 @@ def test_the_server_refuses_a_folder_others_control(
             )
             assert code == 403, action
         assert not marker.exists(), "a pickle of the unsafe folder was loaded"
-    code, rows = request(jp_fetch, jp_asyncio_loop, "jobs")  # safe again: listed as it is
-    row = next(row for row in rows if row["id"] == job.job_id)
+    code, page = request(jp_fetch, jp_asyncio_loop, "jobs")  # safe again: listed as it is
+    row = next(row for row in page["jobs"] if row["id"] == job.job_id)
     assert row["state"] == "COMPLETED" and row["error"] is None
