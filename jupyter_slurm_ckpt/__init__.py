@@ -16,6 +16,7 @@ from .backends.auto import AutoExecutor
 from .backends.debug import DebugExecutor, DebugJob
 from .backends.local import LocalExecutor, LocalJob
 from .backends.slurm import SlurmExecutor, SlurmJob
+from .backends.ssh import SshExecutor, SshJob
 from .core.environment import JobEnvironment
 from .core.errors import FailedJobError, FailedSubmissionError, UncompletedJobError
 from .core.executor import Executor
@@ -45,6 +46,8 @@ __all__ = [
     "LocalJob",
     "SlurmExecutor",
     "SlurmJob",
+    "SshExecutor",
+    "SshJob",
     "UncompletedJobError",
     "as_submitit",
     "helpers",

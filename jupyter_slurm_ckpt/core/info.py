@@ -43,6 +43,10 @@ class JobInfo:
     #: How long a run lives after the scheduler's SIGTERM, before its SIGKILL (Slurm's
     #: ``KillWait``, read from its configuration at submission); None when not known.
     kill_wait_s: float | None = None
+    #: Where a job of a cluster reached over SSH really is: ``target`` (``ssh://...``), the
+    #: remote ``python`` and the remote ``folder``; its folder here is a local copy (see
+    #: ``backends.ssh.mirror``). None for every other job.
+    remote: dict[str, str] | None = None
 
     def effective_signal_delay_s(self) -> float:
         """The warning delay actually used: at most half of a short time limit."""

@@ -21,7 +21,7 @@ from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
-from .resubmission import resubmit_once
+from .resubmission import Resubmission, resubmit_once
 
 R = TypeVar("R")
 
@@ -146,6 +146,14 @@ class Job(Generic[R]):
         if self.read_only:
             return None
         return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
+
+    def result_bytes(self, task: int = 0) -> int | None:
+        """The size of the task's result file, None while there is none (a view loads no
+        result too large to show; a backend whose jobs live elsewhere knows it from there)."""
+        try:
+            return self.paths.for_task(task).result_pickle.stat().st_size
+        except FileNotFoundError:
+            return None
 
     def _outcome(self, path: Path) -> tuple[str, Any]:
         try:
@@ -390,7 +398,13 @@ class Job(Generic[R]):
             error of its own (its result holds the traceback), which the same code from the
             same checkpoint would raise again.
         """
-        return resubmit_once(self).job
+        return self.resubmit_once().job
+
+    def resubmit_once(self) -> Resubmission:
+        """:meth:`resubmit`, saying too whether this call made the new job (``created``) or an
+        earlier one had (the widget's and the sidebar's *Resubmit* say which). A backend whose
+        jobs live elsewhere asks there (``ssh``)."""
+        return resubmit_once(self)
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""

@@ -26,7 +26,6 @@ from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobE
 from ..core.files import check_folder_is_safe
 from ..core.job import Job
 from ..core.paths import JobKey, JobPaths, is_valid_job_id
-from ..core.resubmission import resubmit_once
 from ..views.status import JobStatus, JobTimes, collect_status
 from ..views.terminal import read_tail
 from ..views.watcher import poll_states
@@ -288,7 +287,7 @@ class JobService:
         a second request gets the job the first one made (``created`` false)."""
         job = self.open_job(folder, job_id)
         try:
-            again = resubmit_once(job)
+            again = job.resubmit_once()
         except UncompletedJobError as error:
             raise JobRequestError(409, str(error)) from None
         except FailedSubmissionError as error:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.job import Job
-from ..core.paths import JobKey
+from ..core.states import poll_states
 from .status import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]
@@ -234,21 +234,6 @@ class Watcher:
                 job.job_id, "?", job.cluster or "?", "UNKNOWN", folder=str(job.paths.folder),
                 problem=problem,
             )
-
-
-def poll_states(jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
-    """States of ``jobs`` by their :attr:`~Job.key`, from one ``poll_states`` call per backend
-    (job class)."""
-    groups: dict[type[Job[Any]], list[Job[Any]]] = {}
-    for job in jobs:
-        groups.setdefault(type(job), []).append(job)
-    states: dict[JobKey, str] = {}
-    for cls, group in groups.items():
-        try:
-            states.update(cls.poll_states(group))
-        except Exception:  # the per-job fallback (job.state) reports the real error
-            continue
-    return states
 
 
 _default: Watcher | None = None
