@@ -121,7 +121,7 @@ class AutoExecutor:
         generic: dict[str, Any] = {}
         own: dict[str, Any] = {}
         problems: list[str] = []
-        mine = (self.cluster, _PARAMETERS_OF.get(self.cluster))
+        own_prefixes = (self.cluster, _PARAMETERS_OF.get(self.cluster))
         for key, value in kwargs.items():
             prefix, _, name = key.partition("_")
             if key in GENERIC_PARAMETERS:
@@ -129,7 +129,7 @@ class AutoExecutor:
             elif prefix in CLUSTERS and name:
                 if name not in valid[prefix]:
                     problems.append(f"{key}: the {prefix} backend has no parameter {name!r}")
-                elif prefix in mine:
+                elif prefix in own_prefixes:
                     own[name] = value
             elif any(key in valid[cluster] for cluster in CLUSTERS):
                 cluster = self.cluster if key in valid[self.cluster] else next(

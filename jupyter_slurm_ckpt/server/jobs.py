@@ -31,6 +31,7 @@ from ..views.terminal import read_tail
 from ..views.watcher import poll_states
 from .config import SlurmJobsConfig
 from .discovery import OutsideRootsError, inside_roots, job_ids_in, walk_job_folders
+from .remote import RemoteRoots
 
 T = TypeVar("T")
 
@@ -98,6 +99,11 @@ class JobService:
         self._pending: dict[tuple[Path, ...], asyncio.Future[Listing]] = {}
         self._walks: dict[tuple[Path, ...], _WalkCache] = {}
         self._jobs: dict[JobKey, Job[Any]] = {}  # touched by the list thread only
+        self.remote_roots = RemoteRoots(config)
+
+    def _roots(self) -> list[Path]:
+        """The folders requests may name: the job roots, and the remote roots' mirrors."""
+        return [*self.roots, *self.remote_roots.folders]
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -106,7 +112,8 @@ class JobService:
         if not folders:
             return tuple(self.roots)
         try:
-            return tuple(dict.fromkeys(inside_roots(f, self.roots, self.base) for f in folders))
+            roots = self._roots()
+            return tuple(dict.fromkeys(inside_roots(f, roots, self.base) for f in folders))
         except OutsideRootsError as error:
             raise JobRequestError(404, str(error)) from None
 
@@ -145,7 +152,10 @@ class JobService:
         self.refreshes += 1
         started = time.monotonic()
         markers: list[tuple[float, JobKey]] = []
-        for folder in self._job_folders(scope):
+        folders = self._job_folders(scope)
+        if scope == tuple(self.roots):  # all roots: the remote ones too
+            folders = [*folders, *self._remote_job_folders()]
+        for folder in folders:
             for job_id in job_ids_in(folder):
                 with contextlib.suppress(OSError):
                     mtime = JobPaths(folder, job_id).info.stat().st_mtime
@@ -163,6 +173,14 @@ class JobService:
         for key in [key for key in self._jobs if key not in wanted]:
             del self._jobs[key]
         return Listing(started, rows, truncated=len(markers) > len(kept))
+
+    def _remote_job_folders(self) -> list[Path]:
+        """The job folders of the remote roots' mirrors, brought up to date first."""
+        if not self.config.remote_roots:
+            return []
+        mirrors = self.remote_roots.refresh()
+        depth, most = self.config.discovery_depth, self.config.discovery_max_folders
+        return walk_job_folders(mirrors, depth, most).folders
 
     def _job_folders(self, scope: tuple[Path, ...]) -> list[Path]:
         cache = self._walks.get(scope)
@@ -224,7 +242,7 @@ class JobService:
         if not folder:
             raise JobRequestError(400, "the job's folder is required (folder=...)")
         try:
-            real = inside_roots(folder, self.roots, self.base)
+            real = inside_roots(folder, self._roots(), self.base)
         except OutsideRootsError as error:
             raise JobRequestError(404, str(error)) from None
         if not real.is_dir():

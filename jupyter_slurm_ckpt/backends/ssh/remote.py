@@ -147,7 +147,7 @@ class Service:
             data = data[-int(tail) :]
         return {"ok": True, "exists": True, "body": len(data)}, [data]
 
-    def list(self, request: dict[str, Any], body: Body) -> Answer:
+    def list_jobs(self, request: dict[str, Any], body: Body) -> Answer:
         root = Path(os.path.expanduser(str(request["folder"]))).absolute()
         depth = int(request.get("depth", 1))
         folders = walk_job_folders([root], depth, int(request.get("max_folders", 20000))).folders
@@ -227,7 +227,7 @@ class Service:
             "submit": self.submit,
             "fetch": self.fetch,
             "log": self.log,
-            "list": self.list,
+            "list": self.list_jobs,
             "interrupt": self.interrupt,
             "cancel": self.cancel,
             "resubmit": self.resubmit,

@@ -115,7 +115,7 @@ class RemoteStates:
             with self._state_lock:
                 for job in wanted:
                     if job.key not in self._answers or not self._answers[job.key].done:
-                        self._tracked.setdefault(job.key, job)
+                        self._tracked[job.key] = job  # the caller's: it knows the job best
                 fresh = time.monotonic() - self._fetched < self.interval_s
                 if only_stale and fresh and all(j.key in self._answers for j in wanted):
                     return
