@@ -97,7 +97,11 @@ class Session:
                 f"{python} -m {REMOTE_MODULE} did not start on {where}: "
                 f"{stderr.strip().splitlines()[-1] if stderr.strip() else 'no message'}"
             ) from None
-        check(self.hello, where, python)
+        try:
+            check(self.hello, where, python)
+        except BaseException:
+            self.close()
+            raise
         return self.hello
 
     def request(
@@ -193,6 +197,9 @@ class Remote:
             COUNTER.add(str(header.get("op")))
             try:
                 answer = session.request(header, body, receive)
+            except KeyboardInterrupt:
+                session.close()  # cut mid-message: this session's pipes are out of step
+                raise
             except (EOFError, ChannelError, OSError) as error:
                 session.close()
                 phase = "waiting for the answer" if session.sent else "sending the request"

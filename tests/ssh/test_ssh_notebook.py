@@ -1,0 +1,137 @@
+"""A laptop's notebook on a cluster behind SSH, end to end: a ``%%slurm --cluster ssh://...``
+cell, the widget's *Simulate preemption* button, the resume from the checkpoint, the result,
+and ``%slurm_jobs`` after a kernel restart.
+
+The kernel runs as the laptop user, who cannot read the cluster user's home where the jobs
+and their folder are: all of it goes through SSH. This test plays the browser (the widget's
+comm messages, as ``tests/test_widget_kernel.py`` does) and looks at the cluster's side.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+from typing import Any
+
+from ssh_world import HOST, SSH_TESTS, Laptop, SshWorld
+from test_widget_kernel import Frontend
+
+pytestmark = SSH_TESTS
+
+
+def setup_cells(folder: str) -> list[str]:
+    """The notebook's first cells: the extension, where the cluster is, quick polling."""
+    return [
+        "%load_ext jupyter_slurm_ckpt",
+        "%config SlurmMagics.remote_python = '~/env/bin/python'",
+        f"%config SlurmMagics.remote_folder = {folder!r}",
+        "%config SchedulerPolling.poll_pending_s = 2.0",
+        "%config SchedulerPolling.poll_liveness_s = 6.0",
+    ]
+
+
+def stepper_cell(folder: str, options: str = "") -> str:
+    """A checkpointable job that counts steps until its release file exists on the cluster,
+    and says where each run started counting."""
+    return f'''%%slurm --cluster ssh://{HOST} --timeout 10 {options}
+import os, time
+from pathlib import Path
+from jupyter_slurm_ckpt import Checkpointable
+
+class Stepper(Checkpointable):
+    def __init__(self):
+        self.step = 0
+        self.starts = []
+
+    def __call__(self, release):
+        self.starts.append(self.step)
+        while not Path(release).expanduser().exists():
+            self.step += 1
+            print("step", self.step, flush=True)
+            time.sleep(0.2)
+        return {{"steps": self.step, "starts": self.starts}}
+
+job = Stepper()("~/{folder}/release")
+'''
+
+
+def printed(frontend: Frontend, code: str) -> Any:
+    """Run ``print(repr(...))``-style code in the kernel; the last line printed, evaluated."""
+    before = len(frontend.streams)
+    frontend.execute(code)
+    assert not frontend.errors, frontend.errors
+    lines = "".join(frontend.streams[before:]).strip().splitlines()
+    return ast.literal_eval(lines[-1])
+
+
+def timeline(state: dict[str, Any]) -> list[str]:
+    return [row["event"] for row in state.get("timeline", [])]
+
+
+def test_a_notebook_on_the_cluster_through_ssh(
+    laptop: Laptop, ssh_world: SshWorld, remote_folder: str
+) -> None:
+    # The laptop user reaches the cluster user's files only through SSH.
+    peek = ["runuser", "-u", ssh_world.laptop.pw_name, "--", "ls", ssh_world.cluster.pw_dir]
+    assert subprocess.run(peek, capture_output=True).returncode != 0
+
+    frontend = laptop.frontend
+    assert frontend is not None
+    for cell in [*setup_cells(remote_folder), stepper_cell(remote_folder)]:
+        frontend.execute(cell)
+    assert not frontend.errors, frontend.errors
+    models = frontend.models
+    widget = frontend.find(_model_name="VBoxModel", job_name="Stepper")
+    preempt = frontend.find(_model_name="ButtonModel", description="Simulate preemption")
+    job_id = models[widget]["job_id"]
+    assert models[widget]["job_backend"] == "ssh"
+
+    # The job and its folder are on the cluster, submitted by the cluster user with sbatch.
+    there = ssh_world.cluster_path(remote_folder)
+    info = json.loads((there / f"{job_id}_job.json").read_text())
+    assert info["cluster"] == "slurm" and info["uid"] == ssh_world.cluster.pw_uid
+    assert (there / "cells").is_dir(), "the cell's source goes with the job (tracebacks)"
+
+    frontend.pump(lambda: models[widget]["job_state"] == "RUNNING", "the job to run")
+    frontend.pump(lambda: models[preempt]["disabled"] is False, "the button to be enabled")
+    frontend.pump(lambda: _steps(there, job_id) >= 3, "a few steps")
+
+    # The browser's click: signal, checkpoint, requeue on the cluster; the widget follows.
+    frontend.click(preempt)
+    frontend.pump(
+        lambda: "resumed" in timeline(models[widget]) and models[widget]["job_state"] == "RUNNING",
+        "the preemption, requeue and resume in the timeline",
+    )
+    events = timeline(models[widget])
+    assert events.index("preemption signal") < events.index("checkpoint")
+    assert events.index("checkpoint") < events.index("requeued") < events.index("resumed")
+    assert models[widget]["preemptions"] == 1 and models[widget]["requeues"] == 1
+
+    (there / "release").touch()
+    frontend.pump(lambda: models[widget]["job_state"] == "COMPLETED", "the job's end")
+    result = printed(frontend, "print(job.result(timeout=60))")
+    first, second = result["starts"]
+    assert first == 0 and 0 < second <= result["steps"], "the second run resumed mid-way"
+    assert models[widget]["result"].startswith("{'steps': ")
+
+    # After a kernel restart, %slurm_jobs finds the job again through the connection.
+    frontend = laptop.restart()
+    for cell in setup_cells(remote_folder):
+        frontend.execute(cell)
+    found = printed(
+        frontend,
+        f"jobs = %slurm_jobs --cluster ssh://{HOST}\n"
+        f"print(repr((type(jobs[{job_id!r}]).__name__, jobs[{job_id!r}].state, "
+        f"jobs[{job_id!r}].result()['starts'], len(jobs))))",
+    )
+    assert found == ("SshJob", "COMPLETED", [first, second], 1)
+
+
+def _steps(folder: Any, job_id: str) -> int:
+    """How far the job counted, from its log on the cluster."""
+    try:
+        log = (folder / f"{job_id}_0_log.out").read_text()
+    except OSError:
+        return 0
+    return log.count("step ")
