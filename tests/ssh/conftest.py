@@ -53,8 +53,11 @@ def laptop_kernel_dir(ssh_world: SshWorld, tmp_path_factory: pytest.TempPathFact
     kernels = tmp_path_factory.mktemp("laptop-jupyter") / "kernels"
     spec = kernels / KERNEL_SPEC
     spec.mkdir(parents=True)
-    argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", ssh_world.laptop.pw_name, "--", ssh_world.laptop_python,
-            "-m", "ipykernel_launcher", "-f", "{connection_file}"]  # fmt: skip
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    argv = [
+        *(runuser, "-u", ssh_world.laptop.pw_name, "--", ssh_world.laptop_python),
+        *("-m", "ipykernel_launcher", "-f", "{connection_file}"),
+    ]
     (spec / "kernel.json").write_text(
         json.dumps({"argv": argv, "display_name": "laptop", "language": "python"})
     )

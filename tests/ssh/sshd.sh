@@ -25,7 +25,9 @@
 #   package). It cannot read the cluster user's home: only SSH reaches its jobs.
 # Both environments are made from a Python every user can run (/usr/bin/python3), with the
 # cloudpickle version of .venv; the package is copied in (the checkout may be unreadable to
-# them), again at every start.
+# them), again at every start. The cluster user also has ~/env-skew, with another cloudpickle
+# (what the version check at connect must refuse), and the laptop's has jupyter_server (the
+# sidebar's server, listing remote job roots).
 #
 # Only the export lines go to stdout; the rest to stderr. Env overrides: JSC_SSH_DIR,
 # JSC_SSHD_PORT, JSC_SSH_LAPTOP_USER, JSC_SSH_CLUSTER_USER, JSC_SSH_PYTHON (the base Python).
@@ -39,6 +41,7 @@ LAPTOP=${JSC_SSH_LAPTOP_USER:-jsc-laptop}
 CLUSTER=${JSC_SSH_CLUSTER_USER:-jsc-cluster}
 HOST_ALIAS=login-node
 CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SKEWED_CLOUDPICKLE=3.0.0
 CONFIG=$DIR/sshd_config
 PIDFILE=$DIR/sshd.pid
 
@@ -153,11 +156,11 @@ cloudpickle_version() {
     "$CHECKOUT/.venv/bin/python" -c 'import cloudpickle; print(cloudpickle.__version__)'
 }
 
-make_env() {  # make_env USER PACKAGES... : ~USER/env with these packages and this checkout's
+make_env() {  # make_env USER ENV PACKAGES... : ~USER/ENV with these packages and this checkout's
     local user=$1 home env stamp python
-    shift
     home=$(home_of "$user")
-    env=$home/env
+    env=$home/$2
+    shift 2
     stamp="$env/.jsc-$(echo "$*" | sha1sum | cut -c1-12)"
     if [[ ! -e $stamp ]]; then
         python=$(base_python) || die "no Python 3 with venv that $user can run"
@@ -181,10 +184,14 @@ copy_package() {  # copy_package ENV : this checkout's package into ENV (the sid
 }
 
 refresh() {
-    copy_package "$(home_of "$CLUSTER")/env"
-    chown -R "$CLUSTER:$CLUSTER" "$(home_of "$CLUSTER")/env"
-    copy_package "$(home_of "$LAPTOP")/env"
-    chown -R "$LAPTOP:$LAPTOP" "$(home_of "$LAPTOP")/env"
+    local user env
+    for user in "$CLUSTER" "$LAPTOP"; do
+        for env in "$(home_of "$user")"/env*; do
+            [[ -x $env/bin/python ]] || continue
+            copy_package "$env"
+            chown -R "$user:$user" "$env"
+        done
+    done
 }
 
 do_start() {
@@ -196,8 +203,11 @@ do_start() {
     keys
     local pickle
     pickle="cloudpickle==$(cloudpickle_version)"
-    make_env "$CLUSTER" "$pickle"
-    make_env "$LAPTOP" "$pickle" ipykernel "ipywidgets>=8" jupyter_client traitlets numpy
+    make_env "$CLUSTER" env "$pickle"
+    # Another cloudpickle: a cluster environment this package's kernels cannot submit to.
+    make_env "$CLUSTER" env-skew "cloudpickle==$SKEWED_CLOUDPICKLE"
+    make_env "$LAPTOP" env "$pickle" ipykernel "ipywidgets>=8" jupyter_client jupyter_server \
+        traitlets numpy
     write_config
     /usr/sbin/sshd -t -f "$CONFIG" || die "sshd refuses $CONFIG"
     if pid=$(sshd_pid); then  # running: let it read the (maybe new) configuration

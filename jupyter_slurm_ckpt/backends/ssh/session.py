@@ -51,11 +51,14 @@ class RoundTrips:
 
     total: int = 0
     by_op: dict[str, int] = field(default_factory=dict)
+    #: How many jobs the requests of each kind named, in all (a ``status`` names every job).
+    jobs_by_op: dict[str, int] = field(default_factory=dict)
     sessions_started: int = 0
 
-    def add(self, op: str) -> None:
+    def add(self, op: str, jobs: int = 0) -> None:
         self.total += 1
         self.by_op[op] = self.by_op.get(op, 0) + 1
+        self.jobs_by_op[op] = self.jobs_by_op.get(op, 0) + jobs
 
 
 COUNTER = RoundTrips()
@@ -194,7 +197,7 @@ class Remote:
             When the cluster's Python cannot run this kernel's jobs.
         """
         with self._session() as session:
-            COUNTER.add(str(header.get("op")))
+            COUNTER.add(str(header.get("op")), len(header.get("jobs") or ()))
             try:
                 answer = session.request(header, body, receive)
             except KeyboardInterrupt:
