@@ -25,7 +25,7 @@ from ..slurm.executor import SlurmExecutor
 from .connection import RemoteUnreachable
 from .hello import RemoteEnvironmentError
 from .job import SshJob
-from .mirror import ensure_mirror, mirror_folder
+from .mirror import mirror_folder
 from .protocol import Writer
 from .session import Remote, remote_for
 from .states import RemoteStates, states_of
@@ -122,7 +122,6 @@ class SshExecutor(SlurmExecutor):
 
     def _start_jobs(self, pickled: list[Pickled], array: bool) -> tuple[list[str], Any]:
         """Submit on the cluster, in one round trip (see the module docstring)."""
-        ensure_mirror(self.folder)
         sources, self._sources = self._sources, {}
         sizes = [item.size for item in pickled]
         header = {

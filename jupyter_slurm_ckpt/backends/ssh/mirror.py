@@ -41,6 +41,8 @@ from ...core.paths import JobPaths, PackagePaths, template_root
 #: A log's copy is cut back to its last :data:`LOG_KEEP_BYTES` once it passes this size.
 LOG_MAX_BYTES = 1024 * 1024
 LOG_KEEP_BYTES = 256 * 1024
+#: Mirror folders this process made or checked (private, the user's own).
+_CHECKED: set[Path] = set()
 
 
 def cache_root() -> Path:
@@ -103,7 +105,9 @@ class MirroredJob:
     @contextlib.contextmanager
     def locked(self) -> Iterator[MirrorUpdate]:
         """Change the copy (other processes wait); the log ends are saved at the end."""
-        ensure_private_folder(self.paths.folder)
+        if self.paths.folder not in _CHECKED:  # once per folder and process
+            ensure_private_folder(self.paths.folder)
+            _CHECKED.add(self.paths.folder)
         with exclusive_lock(self.paths.events):
             update = MirrorUpdate(self)
             yield update

@@ -24,6 +24,7 @@ cannot break a message), and fd 0 reads nothing (commands it runs never see the 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from typing import Any
 
 from ...core import payload, registry
 from ...core.discovery import job_ids_in, walk_job_folders
+from ...core.executor import Executor
 from ...core.files import atomic_write_text, ensure_private_folder
 from ...core.job import Job
 from ...core.paths import PackagePaths, template_root
@@ -71,6 +73,7 @@ class Service:
     def __init__(self) -> None:
         self._jobs: dict[tuple[str, str, bool], Job[Any]] = {}
         self._open_files: list[int] = []  # files being sent with the current answer
+        self._executors: dict[str, Executor] = {}
 
     def job(self, request: dict[str, Any]) -> Job[Any]:
         """The job a request names (``folder``, ``id``; ``read_only`` for the Jupyter server)."""
@@ -163,20 +166,14 @@ class Service:
 
     def submit(self, request: dict[str, Any], body: Body) -> Answer:
         folder = os.path.expanduser(str(request["folder"]))
-        root = ensure_private_folder(template_root(folder))
+        root = template_root(folder)
         received: list[payload.Pickled] = []
         try:
             for size in request.get("sizes") or []:  # the whole body first: nothing is half-read
                 item = payload.Pickled(None, root)
                 received.append(item)
                 body.read_into(int(size), item.write)
-            executor_class = registry.executor_class(str(request.get("cluster", "slurm")))
-            executor = executor_class(
-                folder,
-                max_num_timeout=int(request.get("max_num_timeout", 3)),
-                max_pickle_size_gb=float(request.get("max_pickle_size_gb", 1.0)),
-            )
-            executor.update_parameters(**(request.get("parameters") or {}))
+            executor = self._executor(folder, request)
             for source in request.get("sources") or []:
                 _write_source(root, source)
             jobs = executor.submit_pickled(received, array=bool(request.get("array")))
@@ -184,6 +181,22 @@ class Service:
             for item in received:
                 item.discard()
         return self._answer_with(jobs, request, {"ok": True, "ids": [j.job_id for j in jobs]})
+
+    def _executor(self, folder: str, request: dict[str, Any]) -> Executor:
+        """The executor of a submission: made once per folder and settings, then reused."""
+        cluster = str(request.get("cluster", "slurm"))
+        timeouts = int(request.get("max_num_timeout", 3))
+        size_gb = float(request.get("max_pickle_size_gb", 1.0))
+        parameters = dict(request.get("parameters") or {})
+        key = json.dumps([folder, cluster, timeouts, size_gb, parameters], sort_keys=True)
+        executor = self._executors.get(key)
+        if executor is None:
+            executor = registry.executor_class(cluster)(
+                folder, max_num_timeout=timeouts, max_pickle_size_gb=size_gb
+            )
+            executor.update_parameters(**parameters)
+            self._executors[key] = executor
+        return executor
 
     def _answer_with(
         self, jobs: list[Job[Any]], request: dict[str, Any], header: dict[str, Any]
