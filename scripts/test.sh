@@ -36,11 +36,20 @@ JSC_KERNEL_PYTHON="$PWD/$kernel6/bin/python" JSC_KERNEL_IPYKERNEL=6 \
 # each time every Slurm test runs there: once tuned (preempted jobs get USR2 at once) without
 # accounting storage (states from squeue/scontrol), once as most clusters are (no
 # preempt_send_user_signal: a preemption's only notice is SIGTERM) with slurmdbd (sacct).
+# The SSH backend's tests (tests/ssh: a laptop user reaching a cluster user through a real
+# sshd on 127.0.0.1, this cluster behind it) run in the first pass only: what they test is the
+# way to the cluster, which the cluster's mode does not change.
 if compgen -G "tests/slurm/test_*.py" >/dev/null; then
-    trap 'bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+    trap 'bash tests/ssh/sshd.sh stop >/dev/null 2>&1 || true
+          bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
     for options in "--preemption signal" "--preemption stock --accounting"; do
         # shellcheck disable=SC2086
         eval "$(bash tests/slurm/cluster.sh start --nodes 2 $options)"
-        "${pytest[@]}" -m slurm "$@"
+        marks="slurm and not ssh"
+        if [[ $options == "--preemption signal" ]]; then
+            eval "$(bash tests/ssh/sshd.sh start)"
+            marks=slurm
+        fi
+        "${pytest[@]}" -m "$marks" "$@"
     done
 fi

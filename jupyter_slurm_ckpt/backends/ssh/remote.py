@@ -307,11 +307,19 @@ def _protocol_streams() -> Iterator[tuple[int, int]]:
         os.close(messages_out)
 
 
+#: The exit status when a request's body was cut short (the kernel's connection broke).
+CUT_SHORT = 3
+
+
 def main() -> None:
     """Serve the kernel at the other end of stdin and stdout."""
     os.umask(0o077)
     with _protocol_streams() as (messages_in, messages_out):
-        Service().serve(Reader(messages_in), Writer(messages_out))
+        try:
+            Service().serve(Reader(messages_in), Writer(messages_out))
+        except EOFError:
+            print("the connection ended within a request: nothing of it was done", file=sys.stderr)
+            sys.exit(CUT_SHORT)
 
 
 if __name__ == "__main__":
