@@ -148,12 +148,10 @@ class Job(Generic[R]):
         return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
     def result_bytes(self, task: int = 0) -> int | None:
-        """The size of the task's result file, None while there is none (a view loads no
-        result too large to show; a backend whose jobs live elsewhere knows it from there)."""
-        try:
-            return self.paths.for_task(task).result_pickle.stat().st_size
-        except FileNotFoundError:
-            return None
+        """The size of the task's result file, None while there is none (views load no result
+        too large to show; a backend whose jobs live elsewhere knows it from there)."""
+        path = self.paths.for_task(task).result_pickle
+        return path.stat().st_size if path.exists() else None
 
     def _outcome(self, path: Path) -> tuple[str, Any]:
         try:
@@ -371,13 +369,9 @@ class Job(Generic[R]):
         ``mode`` is accepted for submitit compatibility: the state is always current.
         """
         state = self.state
-        summary = self.summary()
-        return {
-            "JobID": self.job_id,
-            "State": state,
-            "NodeList": summary.node or "",
-            "Restarts": str(self.restart_count),
-        }
+        node = self.summary().node or ""
+        restarts = str(self.restart_count)
+        return {"JobID": self.job_id, "State": state, "NodeList": node, "Restarts": restarts}
 
     def resubmit(self) -> Job[R]:
         """Submit the job again, from its last checkpoint, as a new job (a new id).

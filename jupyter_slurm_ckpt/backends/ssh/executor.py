@@ -106,8 +106,9 @@ class SshExecutor(SlurmExecutor):
     @classmethod
     def _from_info(cls, info: JobInfo) -> Executor:
         where = info.remote or {}
-        return cls(where.get("folder", info.folder), where["target"],
-                   max_num_timeout=info.max_num_timeout, python=where.get("python"))  # fmt: skip
+        folder = where.get("folder", info.folder)
+        timeouts, python = info.max_num_timeout, where.get("python")
+        return cls(folder, where["target"], max_num_timeout=timeouts, python=python)
 
     @property
     def folder_on_nodes(self) -> str:

@@ -121,13 +121,8 @@ class SshJob(Job[Any]):
         remote_states, job = self._remote_states(), self._tracked()
         texts = []
         for t in self._task_ids() if task is None else [task]:
-            request = {
-                "op": "log",
-                "folder": job.remote_folder,
-                "id": self.job_id,
-                "task": t,
-                "stream": "out" if stream == "stdout" else "err",
-            }
+            kind = "out" if stream == "stdout" else "err"
+            request = {"op": "log", "task": t, "stream": kind, **job.names()}
             answer = remote_states.remote.request(request)
             if answer.get("exists"):
                 texts.append(bytes(answer.get("data", b"")).decode(errors="replace"))

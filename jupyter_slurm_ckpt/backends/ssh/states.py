@@ -58,6 +58,10 @@ class Tracked:
     num_tasks: int
     read_only: bool = False
 
+    def names(self) -> dict[str, str]:
+        """What names the job in a request: its folder there and its id."""
+        return {"folder": self.remote_folder, "id": self.key.job_id}
+
 
 class RemoteStates:
     """The answers of one :class:`Remote` about this process's jobs (see the module doc)."""
@@ -71,6 +75,7 @@ class RemoteStates:
         self._fetched = 0.0
         self._lock = threading.Lock()  # one refresh at a time: the next one finds it fresh
         self._state_lock = threading.Lock()
+        self._retrying: threading.Thread | None = None
 
     # -- what is known ------------------------------------------------------------------------
 
@@ -125,14 +130,11 @@ class RemoteStates:
             self._ask(asked)
 
     def _ask(self, asked: list[Tracked]) -> None:
-        entries = [
-            {
-                **request_entry(job.remote_folder, job.key.job_id, MirroredJob(job.paths),
-                                job.num_tasks),
-                "read_only": job.read_only,
-            }
-            for job in asked
-        ]  # fmt: skip
+        entries = []
+        for job in asked:
+            copy = MirroredJob(job.paths)
+            entry = request_entry(job.remote_folder, job.key.job_id, copy, job.num_tasks)
+            entries.append({**entry, "read_only": job.read_only})
         request = {"op": "status", "jobs": entries, "policy": _policy()}
 
         def receive(answer: dict[str, Any], reader: Reader) -> None:
@@ -166,11 +168,12 @@ class RemoteStates:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def tracked(self, remote_folder: str, job_id: str, num_tasks: int = 1,
-                read_only: bool = False) -> Tracked:  # fmt: skip
+    def tracked(
+        self, remote_folder: str, job_id: str, num_tasks: int = 1, read_only: bool = False
+    ) -> Tracked:
         """The :class:`Tracked` of a job of ``remote_folder`` (its copy's paths here)."""
-        paths = JobPaths.create(mirror_folder(self.remote.connection.identity, remote_folder),
-                                job_id)  # fmt: skip
+        copy = mirror_folder(self.remote.connection.identity, remote_folder)
+        paths = JobPaths.create(copy, job_id)
         return Tracked(JobKey(paths.folder, job_id), remote_folder, paths, num_tasks, read_only)
 
     def request_jobs(
@@ -182,9 +185,8 @@ class RemoteStates:
 
         def receive(answer: dict[str, Any], reader: Reader) -> None:
             for entry in answer.get("jobs") or []:
-                info = entry.get("info") or {}
-                job = self.tracked(str(entry["folder"]), str(entry["id"]),
-                                   int(info.get("num_tasks", 1)))  # fmt: skip
+                tasks = int((entry.get("info") or {}).get("num_tasks", 1))
+                job = self.tracked(str(entry["folder"]), str(entry["id"]), tasks)
                 self.take(job, entry, reader)
                 made.append(job)
 
@@ -194,14 +196,13 @@ class RemoteStates:
 
     def act(self, job: Tracked, op: str, **fields: Any) -> tuple[dict[str, Any], list[Tracked]]:
         """The action ``op`` on a job there (``cancel``, ``interrupt``, ``resubmit``)."""
-        header = {"op": op, "folder": job.remote_folder, "id": job.key.job_id, **fields}
+        header = {"op": op, **job.names(), **fields}
         return self.request_jobs(header)
 
     def fetch(self, job: Tracked, kind: str, target: Path, task: int = 0) -> None:
         """Copy a whole file of a job (``result`` of ``task``, ``submitted``) into ``target``,
         streamed (a result of several GB needs no memory)."""
-        header = {"op": "fetch", "folder": job.remote_folder, "id": job.key.job_id,
-                  "file": kind, "task": task}  # fmt: skip
+        header = {"op": "fetch", "file": kind, "task": task, **job.names()}
 
         def receive(answer: dict[str, Any], reader: Reader) -> None:
             pending = PendingFile.beside(target)
@@ -216,14 +217,31 @@ class RemoteStates:
 
     def descriptor(self, remote_folder: str) -> dict[str, str]:
         """Where the jobs of ``remote_folder`` really are (``JobInfo.remote``)."""
-        return {"target": self.remote.target.url, "python": self.remote.python,
-                "folder": remote_folder}  # fmt: skip
+        remote = self.remote
+        return {"target": remote.target.url, "python": remote.python, "folder": remote_folder}
 
     def ask_safely(self, jobs: Iterable[Tracked], only_stale: bool = True) -> None:
         """:meth:`refresh`, with an unreachable cluster kept in :attr:`problem` (the views
-        then show the last answers)."""
-        with contextlib.suppress(RemoteUnreachable):
-            self.refresh(jobs, only_stale)
+        then show the last answers). While the cluster is away, the next try runs in the
+        background: a connection attempt may wait for ``ConnectTimeout``, and the watcher
+        that called has other jobs to show meanwhile."""
+        wanted = list(jobs)
+        if self.remote.last_error is None:
+            with contextlib.suppress(RemoteUnreachable):
+                self.refresh(wanted, only_stale)
+            return
+        with self._state_lock:
+            if self._retrying is not None and self._retrying.is_alive():
+                return
+            self._retrying = threading.Thread(
+                target=self._retry, args=(wanted,), name="jupyter_slurm_ckpt-ssh-retry",
+                daemon=True,
+            )  # fmt: skip
+            self._retrying.start()
+
+    def _retry(self, jobs: list[Tracked]) -> None:
+        with contextlib.suppress(Exception):  # kept in remote.last_error; tried again later
+            self.refresh(jobs, only_stale=False)
 
 
 def _policy() -> dict[str, float]:
