@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -215,3 +216,28 @@ def test_the_remote_side_answers_and_a_cut_upload_submits_nothing(tmp_path: Path
     assert service.wait(timeout=60) == 3  # the upload was cut short
     assert not (folder / "cut").exists() or not any((folder / "cut").iterdir())
     assert json.loads(JobPaths(folder, job.job_id).info.read_text())["cluster"] == "local"
+
+
+def test_copies_of_jobs_gone_from_the_cluster_are_dropped(tmp_path: Path) -> None:
+    from jupyter_slurm_ckpt.backends.ssh.listing import FORGET_AFTER_S, forget_gone
+    from jupyter_slurm_ckpt.core.info import JobInfo
+    from jupyter_slurm_ckpt.core.paths import JobKey
+
+    def copy_of(folder: Path, job_id: str, age: float) -> JobPaths:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = JobPaths(folder, job_id)
+        JobInfo(job_id, "ssh", str(folder), num_tasks=2).write(paths.info)
+        for path in (paths.events, paths.stdout, paths.for_task(1).stderr):
+            path.write_text("x\n")
+        stamp = time.time() - age
+        os.utime(paths.info, (stamp, stamp))
+        return paths
+
+    kept = copy_of(tmp_path, "7", 3600)
+    gone = copy_of(tmp_path / "sub", "7", 3600)  # the same id in a subfolder: another job
+    fresh = copy_of(tmp_path, "8", 0)  # made a moment ago (a submission in flight elsewhere)
+    forget_gone(tmp_path, 1, {JobKey(tmp_path, "7")})
+    assert kept.info.exists() and kept.stdout.exists()
+    assert fresh.info.exists()
+    assert not list((tmp_path / "sub").iterdir()), "every file of the gone job's copy"
+    assert FORGET_AFTER_S < 3600 and not gone.events.exists()

@@ -67,6 +67,7 @@ class AutoExecutor:
 
     def __init__(self, folder: str | Path, cluster: str | None = None, **kwargs: Any) -> None:
         self.cluster = pick_cluster(cluster)
+        own_prefixes = self._own_prefixes()
         own: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in _DEPRECATED_ARGUMENTS:
@@ -79,11 +80,17 @@ class AutoExecutor:
                     f"AutoExecutor takes cluster-prefixed arguments (e.g. slurm_max_num_timeout), "
                     f"not {key!r}"
                 )
-            if prefix == self.cluster:
-                own[name] = value
+            if prefix in own_prefixes:  # ssh_python wins over slurm_python: it is more specific
+                own[name] = own[name] if name in own and prefix != self.cluster else value
         if self.cluster == "ssh":
             own["remote"] = cluster
         self._executor = registry.executor_class(self.cluster)(folder, **own)
+
+    def _own_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of this cluster's arguments and parameters: its name, and for a cluster
+        reached over SSH also ``slurm`` (``slurm_max_num_timeout`` applies there too)."""
+        other = _PARAMETERS_OF.get(self.cluster)
+        return (self.cluster,) if other is None else (self.cluster, other)
 
     @staticmethod
     def which() -> str:
@@ -121,7 +128,7 @@ class AutoExecutor:
         generic: dict[str, Any] = {}
         own: dict[str, Any] = {}
         problems: list[str] = []
-        own_prefixes = (self.cluster, _PARAMETERS_OF.get(self.cluster))
+        own_prefixes = self._own_prefixes()
         for key, value in kwargs.items():
             prefix, _, name = key.partition("_")
             if key in GENERIC_PARAMETERS:

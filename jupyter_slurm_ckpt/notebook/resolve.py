@@ -78,6 +78,11 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
         _check_module(module)
     if remote and getattr(args, "folder", None) is None:
         values["folder"] = config.remote_folder  # the job root there
+    if remote and values["verify_checkpoint"] is not None:
+        raise OptionError(
+            "--verify-checkpoint runs its runs in this machine's folders: verify on your laptop "
+            "with --cluster local (the same behaviour), then submit to the cluster"
+        )
     if not str(values["folder"]).strip():
         raise OptionError("--folder must not be empty")
     parameters, ignored = _parameters(values, cluster)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ssh_world import HOST, SSH_TESTS, Laptop, SshWorld
 from support import wait_for
-from test_ssh_notebook import _steps, printed, setup_cells, stepper_cell, timeline
-from test_widget_kernel import Frontend
+from test_ssh_notebook import _steps, printed, ready, start_stepper
+from test_widget_kernel import Frontend, _events
 
 pytestmark = SSH_TESTS
 
@@ -39,14 +39,8 @@ def submitted_jobs(world: SshWorld) -> list[str]:
 def test_the_connection_cut_for_30_s_mid_run(
     laptop: Laptop, ssh_world: SshWorld, remote_folder: str
 ) -> None:
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in [*setup_cells(remote_folder), stepper_cell(remote_folder)]:
-        frontend.execute(cell)
-    assert not frontend.errors, frontend.errors
+    frontend, widget, job_id = start_stepper(laptop, remote_folder)
     models = frontend.models
-    widget = frontend.find(_model_name="VBoxModel", job_name="Stepper")
-    job_id = models[widget]["job_id"]
     there = ssh_world.cluster_path(remote_folder)
     frontend.pump(lambda: models[widget]["job_state"] == "RUNNING", "the job to run")
 
@@ -71,17 +65,15 @@ def test_the_connection_cut_for_30_s_mid_run(
     # Back: the widget catches up with everything that happened meanwhile.
     frontend.pump(lambda: models[widget]["job_state"] == "COMPLETED", "the widget to catch up")
     assert "cannot be reached" not in models[widget]["counters"]
-    assert timeline(models[widget])[-1] == "completed"
+    assert _events(models[widget])[-1] == "completed"
     assert printed(frontend, "print(job.result()['steps'])") >= steps + 5
 
 
 def test_an_upload_cut_short_never_becomes_a_job(
     laptop: Laptop, ssh_world: SshWorld, remote_folder: str
 ) -> None:
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in [*setup_cells(remote_folder), "%config SlurmMagics.max_payload_mb = 2000"]:
-        frontend.execute(cell)
+    frontend = ready(laptop, remote_folder)
+    frontend.execute("%config SlurmMagics.max_payload_mb = 2000")
     frontend.execute(f"%slurm --cluster ssh://{HOST} --no-widget job = len(b'')")  # connected
     assert not frontend.errors, frontend.errors
     before = submitted_jobs(ssh_world)
@@ -111,10 +103,7 @@ def test_an_upload_cut_short_never_becomes_a_job(
 def test_a_failed_login_or_a_wrong_python_is_one_line(
     laptop: Laptop, ssh_world: SshWorld, remote_folder: str
 ) -> None:
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in setup_cells(remote_folder):
-        frontend.execute(cell)
+    frontend = ready(laptop, remote_folder)
     before = submitted_jobs(ssh_world)
 
     login = _usage_error(frontend, f"%slurm --cluster ssh://nobody@{HOST} job = len('')")
@@ -133,10 +122,7 @@ def test_a_failed_login_or_a_wrong_python_is_one_line(
 def test_what_the_user_types_runs_nothing_on_the_cluster(
     laptop: Laptop, ssh_world: SshWorld, remote_folder: str
 ) -> None:
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in setup_cells(remote_folder):
-        frontend.execute(cell)
+    frontend = ready(laptop, remote_folder)
     home = Path(ssh_world.cluster.pw_dir)
     marker = home / "pwned"
     odd = f"{remote_folder}/a;touch ~/pwned;$(touch ~/pwned)`touch ~/pwned`"

@@ -15,7 +15,7 @@ import subprocess
 from typing import Any
 
 from ssh_world import HOST, SSH_TESTS, Laptop, SshWorld
-from test_widget_kernel import Frontend
+from test_widget_kernel import Frontend, preempt_and_see_it_resume
 
 pytestmark = SSH_TESTS
 
@@ -65,8 +65,22 @@ def printed(frontend: Frontend, code: str) -> Any:
     return ast.literal_eval(lines[-1])
 
 
-def timeline(state: dict[str, Any]) -> list[str]:
-    return [row["event"] for row in state.get("timeline", [])]
+def ready(laptop: Laptop, folder: str) -> Frontend:
+    """The laptop kernel's frontend, the notebook's first cells run (see :func:`setup_cells`)."""
+    frontend = laptop.frontend
+    assert frontend is not None
+    for cell in setup_cells(folder):
+        frontend.execute(cell)
+    return frontend
+
+
+def start_stepper(laptop: Laptop, folder: str) -> tuple[Frontend, str, str]:
+    """Submit :func:`stepper_cell` there: the frontend, the widget's model and the job's id."""
+    frontend = ready(laptop, folder)
+    frontend.execute(stepper_cell(folder))
+    assert not frontend.errors, frontend.errors
+    widget = frontend.find(_model_name="VBoxModel", job_name="Stepper")
+    return frontend, widget, frontend.models[widget]["job_id"]
 
 
 def test_a_notebook_on_the_cluster_through_ssh(
@@ -76,15 +90,9 @@ def test_a_notebook_on_the_cluster_through_ssh(
     peek = ["runuser", "-u", ssh_world.laptop.pw_name, "--", "ls", ssh_world.cluster.pw_dir]
     assert subprocess.run(peek, capture_output=True).returncode != 0
 
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in [*setup_cells(remote_folder), stepper_cell(remote_folder)]:
-        frontend.execute(cell)
-    assert not frontend.errors, frontend.errors
+    frontend, widget, job_id = start_stepper(laptop, remote_folder)
     models = frontend.models
-    widget = frontend.find(_model_name="VBoxModel", job_name="Stepper")
     preempt = frontend.find(_model_name="ButtonModel", description="Simulate preemption")
-    job_id = models[widget]["job_id"]
     assert models[widget]["job_backend"] == "ssh"
 
     # The job and its folder are on the cluster, submitted by the cluster user with sbatch.
@@ -98,15 +106,7 @@ def test_a_notebook_on_the_cluster_through_ssh(
     frontend.pump(lambda: _steps(there, job_id) >= 3, "a few steps")
 
     # The browser's click: signal, checkpoint, requeue on the cluster; the widget follows.
-    frontend.click(preempt)
-    frontend.pump(
-        lambda: "resumed" in timeline(models[widget]) and models[widget]["job_state"] == "RUNNING",
-        "the preemption, requeue and resume in the timeline",
-    )
-    events = timeline(models[widget])
-    assert events.index("preemption signal") < events.index("checkpoint")
-    assert events.index("checkpoint") < events.index("requeued") < events.index("resumed")
-    assert models[widget]["preemptions"] == 1 and models[widget]["requeues"] == 1
+    preempt_and_see_it_resume(frontend, widget, preempt)
 
     (there / "release").touch()
     frontend.pump(lambda: models[widget]["job_state"] == "COMPLETED", "the job's end")
@@ -116,9 +116,8 @@ def test_a_notebook_on_the_cluster_through_ssh(
     assert models[widget]["result"].startswith("{'steps': ")
 
     # After a kernel restart, %slurm_jobs finds the job again through the connection.
-    frontend = laptop.restart()
-    for cell in setup_cells(remote_folder):
-        frontend.execute(cell)
+    laptop.restart()
+    frontend = ready(laptop, remote_folder)
     found = printed(
         frontend,
         f"jobs = %slurm_jobs --cluster ssh://{HOST}\n"

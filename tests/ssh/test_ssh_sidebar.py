@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from ssh_world import HOST, SSH_TESTS, Laptop, SshWorld
 from support import wait_for
-from test_ssh_notebook import printed, setup_cells
+from test_ssh_notebook import printed, ready
 
 pytestmark = SSH_TESTS
 
@@ -94,10 +94,7 @@ def server(laptop: Laptop, ssh_world: SshWorld, remote_folder: str) -> Iterator[
 def test_the_sidebar_lists_a_remote_job_root_and_acts_there(
     laptop: Laptop, server: Server, ssh_world: SshWorld, remote_folder: str
 ) -> None:
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in setup_cells(remote_folder):
-        frontend.execute(cell)
+    frontend = ready(laptop, remote_folder)
     job_id = printed(
         frontend,
         f"%slurm --cluster ssh://{HOST} --no-widget --sbatch begin=now+3600 job = len('waits')\n"

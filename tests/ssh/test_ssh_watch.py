@@ -8,7 +8,7 @@ cluster (``backends.ssh.session.COUNTER``) and its watcher's ticks meanwhile.
 from __future__ import annotations
 
 from ssh_world import HOST, SSH_TESTS, Laptop
-from test_ssh_notebook import printed, setup_cells
+from test_ssh_notebook import printed, ready
 
 pytestmark = SSH_TESTS
 
@@ -16,10 +16,7 @@ JOBS = 100
 
 
 def test_one_round_trip_per_tick_for_100_watched_jobs(laptop: Laptop, remote_folder: str) -> None:
-    frontend = laptop.frontend
-    assert frontend is not None
-    for cell in setup_cells(remote_folder):
-        frontend.execute(cell)
+    frontend = ready(laptop, remote_folder)
     frontend.execute(
         f"%%slurm --cluster ssh://{HOST} --sbatch begin=now+3600\n"
         "def element(i):\n"

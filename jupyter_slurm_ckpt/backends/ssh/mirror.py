@@ -100,6 +100,21 @@ class MirroredJob:
     def results_held(self, num_tasks: int) -> list[int]:
         return [t for t in range(num_tasks) if self.paths.for_task(t).result_pickle.exists()]
 
+    def remove(self) -> None:
+        """Drop the copy (the job is gone from the cluster): every file of it named here."""
+        paths = self.paths
+        try:
+            tasks = JobInfo.read(paths.info).num_tasks
+        except Exception:  # a broken copy: its first task's files at least
+            tasks = 1
+        files = [paths.info, paths.events, paths.mirrored, paths.submitted_pickle]
+        for task in range(tasks):
+            task_paths = paths.for_task(task)
+            files += [task_paths.stdout, task_paths.stderr, task_paths.result_pickle]
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
     # -- bringing it up to date ---------------------------------------------------------------
 
     @contextlib.contextmanager

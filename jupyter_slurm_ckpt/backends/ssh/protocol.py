@@ -23,14 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...core.errors import (
-    FailedSubmissionError,
-    InvalidParameterError,
-    JobFolderError,
-    PayloadError,
-    UncompletedJobError,
-    UnknownParameterError,
-)
+from ...core import errors
 
 #: Bumped when a message changes meaning: both ends must speak the same one.
 PROTOCOL_VERSION = 1
@@ -41,16 +34,12 @@ MAX_HEADER_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
-#: Errors the remote side raises that come back as themselves (others as ``RemoteError``).
+#: Errors the remote side raises that come back as themselves (others as ``RemoteError``):
+#: the core's, and the built-in ones its callers catch.
 KNOWN_ERRORS: dict[str, type[Exception]] = {
     error.__name__: error
     for error in (
-        FailedSubmissionError,
-        InvalidParameterError,
-        JobFolderError,
-        PayloadError,
-        UncompletedJobError,
-        UnknownParameterError,
+        *(e for e in vars(errors).values() if isinstance(e, type) and issubclass(e, Exception)),
         NotImplementedError,
         ValueError,
         KeyError,
