@@ -121,12 +121,18 @@ class Job(Generic[R]):
     def _task_ids(self) -> list[int]:
         return [self._task_id] if self._task_id is not None else list(range(self.num_tasks))
 
-    def _folder_state(self) -> str | None:
-        """A final state when the folder alone proves one, else None."""
+    def _folder_state(self, *, processes_gone: bool = False) -> str | None:
+        """A final state when the folder alone proves one, else None.
+
+        A task writes its result file a moment before its end event (``completed`` or
+        ``failed``). Until that event is read, the result proves the end only once the
+        backend knows that no process of the job is left (``processes_gone``): so the job
+        never reads as ended (``wait()`` returning) before the event that says how it ended.
+        """
         tasks = self._task_ids()
         results = [self.paths.for_task(t).result_pickle for t in tasks]
         if all(path.exists() for path in results):
-            succeeded = [self._succeeded(t) for t in tasks]
+            succeeded = [self._succeeded(t, unpickle=processes_gone) for t in tasks]
             if None not in succeeded:
                 return "COMPLETED" if all(succeeded) else "FAILED"
         terminal = self.summary().terminal
@@ -136,14 +142,15 @@ class Job(Generic[R]):
             return "CANCELLED"
         return str(terminal.get("state", "FAILED"))
 
-    def _succeeded(self, task: int) -> bool | None:
-        """Whether the task's result is a success: told by its event when there is one, so
-        that no result is unpickled (a reader in another Python could not load it anyway).
-        None when only unpickling the result could tell and this job is :attr:`read_only`."""
+    def _succeeded(self, task: int, *, unpickle: bool) -> bool | None:
+        """Whether the task's result is a success: told by its end event when there is one,
+        so that no result is unpickled (a reader in another Python could not load it anyway).
+        Without that event, by unpickling the result if ``unpickle`` (and this job is not
+        :attr:`read_only`), else None: not known yet."""
         for record in reversed(self._events.read()):
             if record.get("task", 0) == task and record.get("event") in ("completed", "failed"):
                 return bool(record["event"] == "completed")
-        if self.read_only:
+        if self.read_only or not unpickle:
             return None
         return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 

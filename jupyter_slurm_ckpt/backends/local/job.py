@@ -58,7 +58,7 @@ class LocalJob(Job[Any]):
                 remove_stale_temp_files(self.paths.folder, self.job_id)
             # The folder is read again: the process may have just written its last event.
             self._events.read()
-            return self._folder_state() or "FAILED"
+            return self._folder_state(processes_gone=True) or "FAILED"
         if record.get("role") == "launcher" or last.runs == 0:
             return "PENDING"
         if last.last is not None and last.last.get("event") == "requeued":

@@ -133,7 +133,7 @@ class SlurmJob(Job[Any]):
     def _ended(self, record: SlurmRecord) -> str:
         """Slurm says the job is over: the folder's state if it has one, else record Slurm's."""
         self._events.read()
-        folder = self._folder_state()
+        folder = self._folder_state(processes_gone=True)
         if folder is not None:
             return folder
         state = str(record.state)
@@ -150,7 +150,7 @@ class SlurmJob(Job[Any]):
                 else:
                     reason = summary.not_requeued_reason or reason
                     append_event(self.paths.events, "failed", state=state, reason=reason)
-        return self._folder_state() or state
+        return self._folder_state(processes_gone=True) or state
 
     def _end_reason(self, record: SlurmRecord) -> str:
         """'Slurm reports FAILED (exit code 3:0), reason NonZeroExitCode'."""
