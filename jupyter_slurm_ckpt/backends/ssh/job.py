@@ -49,8 +49,9 @@ class SshJob(Job[Any]):
 
     # -- states -------------------------------------------------------------------------------
 
-    def _folder_state(self) -> str | None:
-        """The cluster's final state, once it said the job ended (it read the real folder)."""
+    def _folder_state(self, *, processes_gone: bool = False) -> str | None:
+        """The cluster's final state, once it said the job ended (it read the real folder,
+        end events included)."""
         answer = self._answer(refresh=False)
         if answer is not None and answer.done and answer.state in FINAL_STATES:
             return answer.state
