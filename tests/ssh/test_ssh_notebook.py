@@ -134,3 +134,45 @@ def _steps(folder: Any, job_id: str) -> int:
     except OSError:
         return 0
     return log.count("step ")
+
+
+def test_arrays_several_nodes_and_resubmission_through_ssh(
+    laptop: Laptop, ssh_world: SshWorld, remote_folder: str
+) -> None:
+    frontend = ready(laptop, remote_folder)
+    frontend.execute(
+        f"%%slurm --cluster ssh://{HOST} --no-widget --nodes 2 --tasks-per-node 1\n"
+        "from jupyter_slurm_ckpt import JobEnvironment\n"
+        "def where(x):\n"
+        "    env = JobEnvironment()\n"
+        "    print('task', env.global_rank, flush=True)\n"
+        "    return (x, env.global_rank, env.num_nodes, env.node)\n"
+        "pair = where(7)\n"
+    )
+    frontend.execute(
+        f"%%slurm --cluster ssh://{HOST} --no-widget\n"
+        "def square(x):\n"
+        "    return x * x\n"
+        "squares = [square(x) for x in range(4)]\n"
+    )
+    assert not frontend.errors, frontend.errors
+    assert printed(frontend, "print([job.result(timeout=120) for job in squares])") == [0, 1, 4, 9]
+    assert printed(frontend, "print(len({job.job_id.split('_')[0] for job in squares}))") == 1
+    assert printed(frontend, "print(pair.results(timeout=120))") == [(7, 0, 2, 0), (7, 1, 2, 1)]
+    assert printed(frontend, "print(repr(pair.stdout(1)))").strip() == "task 1"
+
+    # A job that ended without its result continues as a new job there, once.
+    frontend.execute(
+        f"%slurm --cluster ssh://{HOST} --no-widget --sbatch begin=now+3600 waiting = len('x')\n"
+        "waiting.cancel()\n"
+        "again = waiting.resubmit()\n"
+        "same = waiting.resubmit_once()\n"
+    )
+    assert not frontend.errors, frontend.errors
+    old, new, made, repeat = printed(
+        frontend,
+        "print((waiting.job_id, again.job_id, again.info.resubmission_of, same.job.job_id))",
+    )
+    assert new != old and made == old and repeat == new
+    there = json.loads((ssh_world.cluster_path(remote_folder) / f"{new}_job.json").read_text())
+    assert there["resubmission_of"] == old
