@@ -205,6 +205,8 @@ class Remote:
                 raise
             except (EOFError, ChannelError, OSError) as error:
                 session.close()
+                if isinstance(error, ChannelError):  # stalled: the next try logs in afresh
+                    self.connection.stop()
                 phase = "waiting for the answer" if session.sent else "sending the request"
                 self._failed(f"the connection broke while {phase} ({error})")
                 raise RemoteUnreachable(
@@ -244,7 +246,9 @@ class Remote:
                 self._busy += 1
                 return self._idle.pop()
             if self.last_error is not None and time.monotonic() < self._retry_at:
-                raise self.last_error  # tried a moment ago: say so without waiting again
+                # Tried a moment ago: say so without waiting again (a new exception each
+                # time: one object raised over and over would collect every traceback).
+                raise type(self.last_error)(str(self.last_error))
             self._busy += 1
         try:
             return self._open()
