@@ -175,6 +175,7 @@ class Remote:
         self._idle: list[Session] = []
         self._busy = 0
         self._condition = threading.Condition()
+        self._reaper: threading.Thread | None = None
 
     @property
     def where(self) -> str:
@@ -235,11 +236,11 @@ class Remote:
                 self._busy -= 1
                 if not session.closed and session.process.poll() is None:
                     self._idle.append(session)
+                    self._reap_later()
                 self._condition.notify()
 
     def _checkout(self) -> Session:
         with self._condition:
-            self._close_idle(older_than=SESSION_IDLE_S)
             while not self._idle and self._busy >= MAX_SESSIONS:
                 self._condition.wait()
             if self._idle:
@@ -295,12 +296,30 @@ class Remote:
         with self._condition:
             self._retry_at = 0.0
 
-    def _close_idle(self, older_than: float) -> None:
-        now = time.monotonic()
-        stale = [s for s in self._idle if now - s.last_used >= older_than]
-        for session in stale:
-            self._idle.remove(session)
-            session.close()
+    def _reap_later(self) -> None:
+        """Make sure idle sessions end :data:`SESSION_IDLE_S` after their last use, even if
+        no request comes (a remote process is not left on the login node for nothing)."""
+        if self._reaper is not None and self._reaper.is_alive():
+            return
+        self._reaper = threading.Thread(
+            target=self._reap, name="jupyter_slurm_ckpt-ssh-idle", daemon=True
+        )
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        while True:
+            time.sleep(SESSION_IDLE_S / 5)
+            with self._condition:
+                now = time.monotonic()
+                stale = [s for s in self._idle if now - s.last_used >= SESSION_IDLE_S]
+                self._idle = [s for s in self._idle if s not in stale]
+                done = not self._idle
+                if done:
+                    self._reaper = None
+            for session in stale:  # outside the lock: ending one may take a moment
+                session.close()
+            if done:
+                return
 
     def close(self) -> None:
         """End every idle session (the master ends ``ControlPersist`` seconds later)."""
