@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.job import Job
-from ..core.states import poll_states
+from ..core.states import poll_all
 from .status import JobStatus, collect_status
 
 StatusCallback = Callable[[list[JobStatus]], None]
@@ -235,6 +235,9 @@ class Watcher:
                 problem=problem,
             )
 
+
+#: The batched state poll (one ``poll_states`` call per backend), as the views know it.
+poll_states = poll_all
 
 _default: Watcher | None = None
 _default_lock = threading.Lock()

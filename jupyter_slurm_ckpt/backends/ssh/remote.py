@@ -38,7 +38,7 @@ from ...core.executor import Executor
 from ...core.files import atomic_write_text, ensure_private_folder
 from ...core.job import Job
 from ...core.paths import PackagePaths, template_root
-from ...core.states import poll_states
+from ...core.states import poll_all
 from ..slurm.records import PollPolicy
 from ..slurm.state import STATES
 from .hello import hello
@@ -105,7 +105,7 @@ class Service:
             except Exception as error:
                 jobs.append(None)
                 answers.append({"error": f"{type(error).__name__}: {error}"})
-        states = poll_states([job for job in jobs if job is not None])
+        states = poll_all([job for job in jobs if job is not None])
         found = iter(answers)
         result: list[dict[str, Any]] = []
         for job, entry in zip(jobs, entries):
@@ -202,7 +202,7 @@ class Service:
         self, jobs: list[Job[Any]], request: dict[str, Any], header: dict[str, Any]
     ) -> Answer:
         """``header`` with each job's description and state (``jobs``: one answer each)."""
-        states = poll_states(jobs)
+        states = poll_all(jobs)
         answers, pieces = [], []
         for job in jobs:
             self._jobs[(str(job.paths.folder), job.job_id, False)] = job
