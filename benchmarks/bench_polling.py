@@ -4,6 +4,8 @@ Cluster admins rate-limit tools that poll ``squeue``/``sacct`` often. This count
 command the watching process runs (a counting wrapper first on ``PATH``, as the tests use) while
 the process's shared watcher (what every live job widget subscribes to) watches:
 
+- a new process (a new kernel) that submits 1 job and watches it: the calls 8-68 s after the
+  submission (its first minute, the accounting question included);
 - 1 RUNNING job, then 100 RUNNING jobs (one array), then 20 PENDING jobs, each for
   ``--minutes`` (calls per minute);
 - the latency from an event the job writes (``started``, ``completed``) to the watcher's
@@ -23,6 +25,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -83,6 +86,35 @@ def watched_rate(jobs: list[submitit.Job[Any]], calls: Calls, minutes: float) ->
         return calls.since(start) / minutes
     finally:
         subscription.cancel()
+
+
+NEW_KERNEL = """
+import sys, time
+sys.path.insert(0, {benchmarks!r})
+from bench_slurm import jobs_module
+import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.views.watcher import get_watcher
+executor = submitit.AutoExecutor({folder!r}, cluster="slurm")
+executor.update_parameters(timeout_min=10)
+print(time.time(), flush=True)
+job = executor.submit(jobs_module.Gated(), {gate!r})
+get_watcher().watch([job], lambda statuses: None)
+time.sleep(70)
+job.cancel()
+"""
+
+
+def first_minute(folder: Path, calls: Calls) -> int:
+    """Scheduler calls in the window 8-68 s after a new process (a new kernel) submitted one
+    job and watched it (its widget): its first looks, not a steady state measured later."""
+    code = NEW_KERNEL.format(
+        benchmarks=str(Path(__file__).parent), folder=str(folder / "new"), gate=str(folder / "no")
+    )
+    done = subprocess.run(  # cwd: not this checkout, which ``-c`` would put first on sys.path
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=folder
+    )
+    submitted = float(done.stdout.split()[0])
+    return calls.since(submitted + 8) - calls.since(submitted + 68)
 
 
 def scancel(jobs: list[submitit.Job[Any]]) -> None:
@@ -160,8 +192,9 @@ def measure(root: Path, calls: Calls, executor: submitit.AutoExecutor, minutes: 
     print(f"polling benchmark: one watching process, {minutes:g}-minute windows")
 
     def row(name: str, value: str) -> None:
-        print(f"  {name:<42}  {value}", flush=True)
+        print(f"  {name:<50}  {value}", flush=True)
 
+    row("1 RUNNING job, 8-68 s after a new process's submit", f"{first_minute(root, calls)} calls")
     one = [executor.submit(jobs_module.Gated(), str(root / "gate1"))]
     wait(lambda: one[0].summary().runs == 1, "1 job running", WAIT_S)
     # The first query of a process finds out whether sacct works (a second command where it

@@ -17,6 +17,7 @@ from .backends.debug import DebugExecutor, DebugJob
 from .backends.local import LocalExecutor, LocalJob
 from .backends.slurm import SlurmExecutor, SlurmJob
 from .backends.ssh import SshExecutor, SshJob
+from .core.clean import CleanReport, clean
 from .core.environment import JobEnvironment
 from .core.errors import FailedJobError, FailedSubmissionError, UncompletedJobError
 from .core.executor import Executor
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AutoExecutor",
     "Checkpointable",
+    "CleanReport",
     "DebugExecutor",
     "DebugJob",
     "DelayedSubmission",
@@ -50,6 +52,7 @@ __all__ = [
     "SshJob",
     "UncompletedJobError",
     "as_submitit",
+    "clean",
     "helpers",
     "report_progress",
     "verify_checkpoint",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -119,6 +120,10 @@ class Cluster:
     preemption: str = "signal"
     #: The cluster's nodes (``cluster.sh start --nodes N`` emulates n1..nN).
     nodes: tuple[str, ...] = ()
+    #: Whether processes are tracked and bound in cgroups (``cluster.sh start --cgroup``).
+    cgroup: bool = False
+    #: Slurm's version, e.g. ``(24, 11)``.
+    version: tuple[int, int] = (0, 0)
 
 
 def _run_command(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -147,7 +152,10 @@ def slurm_cluster() -> Cluster:
     config = _run_command("scontrol", "show", "config").stdout
     preemption = "signal" if "preempt_send_user_signal" in config else "stock"
     nodes = _run_command("sinfo", "-h", "-N", "-o", "%N").stdout.split()
-    return Cluster(conf, accounting, preemption, tuple(sorted(set(nodes))))
+    cgroup = re.search(r"^ProctrackType\s*=\s*proctrack/cgroup", config, re.M) is not None
+    found = re.search(r"^SLURM_VERSION\s*=\s*(\d+)\.(\d+)", config, re.M)
+    version = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    return Cluster(conf, accounting, preemption, tuple(sorted(set(nodes))), cgroup, version)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -48,6 +48,41 @@ def cancel_leftover_jobs(folder: Path) -> None:
                 job.cancel()
 
 
+class KernelSession:
+    """A client of a real kernel (``km``) that runs cells and returns what they printed."""
+
+    def __init__(self, km: KernelManager, timeout: float = WAIT_S) -> None:
+        self.km = km
+        self.timeout = timeout
+        self.client = km.blocking_client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=timeout)
+
+    def run(self, code: str) -> str:
+        """Run a cell; what it printed (an error raises with its traceback)."""
+        printed: list[str] = []
+
+        def keep(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                printed.append("\n".join(msg["content"]["traceback"]))
+
+        reply = self.client.execute_interactive(code, timeout=self.timeout, output_hook=keep)
+        assert reply["content"]["status"] == "ok", "".join(printed)
+        return "".join(printed)
+
+    def restart(self) -> int:
+        """Kill the kernel and start a new one (what "Restart kernel" does); returns the old pid."""
+        old = self.km.provisioner.process.pid  # type: ignore[union-attr]
+        self.client.stop_channels()
+        self.km.restart_kernel(now=True)
+        self.client = self.km.blocking_client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=self.timeout)
+        return int(old)
+
+
 @contextlib.contextmanager
 def venv_kernel(cwd: Path, kernel_dir: Path, jobs: Path) -> Iterator[KernelManager]:
     """A real kernel of the test interpreter (the ``venv_kernel_dir`` fixture's spec) started in

@@ -87,6 +87,8 @@ def test_list_comprehension_submits_one_array(ipython: Any) -> None:
     )
     jobs = ipython.ns["jobs"]
     assert [job.job_id for job in jobs] == ["L1_0", "L1_1", "L1_2"]
+    # The preflight pickled the function once, the three calls into one file (hard links).
+    assert {job.paths.submitted_pickle.stat().st_nlink for job in jobs} == {3}
     assert [job.result(timeout=WAIT_S) for job in jobs] == [0, 1, 4]
 
 

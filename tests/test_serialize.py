@@ -270,3 +270,31 @@ def test_preflight_pickles_into_the_folder_once_and_leaves_nothing_when_refused(
     report.pickled[0].place(folder / "x.pkl")
     report.discard()  # placed: kept
     assert payload.load(folder / "x.pkl").result() == 3 * MB
+
+
+def test_an_arrays_preflight_pickles_one_file_and_explains_what_fails(
+    tmp_path: Path,
+) -> None:
+    ns = notebook(LOCKED)
+    folder = tmp_path / "jobs"
+    calls = [b"a", b"b", ns["NetworkTraining"]()]  # the third argument cannot be pickled
+    submissions = [
+        (DelayedSubmission(len, arg), [("len", len), ("args[0]", arg)]) for arg in calls
+    ]
+    with pytest.raises(SerializationError, match=r"cannot pickle args\[0\]\.logger\._lock"):
+        preflight(submissions, 100 * MB, 10 * MB, folder)
+    big = b"w" * (2 * MB)
+    submissions = [
+        (DelayedSubmission(len, arg), [("len", len), ("args[0]", arg)]) for arg in (b"a", big)
+    ]
+    with pytest.raises(SerializationError, match=r"payload 1 of the array is 2\.0 MB"):
+        preflight(submissions, 1 * MB, 10 * MB, folder)
+    assert os.listdir(tmp_path) == []  # refused: nothing visible
+    report = preflight(submissions, 100 * MB, 10 * MB, folder)
+    assert [item.size for item in report.pickled] == report.sizes and report.sizes[1] > 2 * MB
+    folder.mkdir(mode=0o700)
+    for index, item in enumerate(report.pickled):
+        item.place(folder / f"L1_{index}_submitted.pkl")
+    report.discard()
+    assert (folder / "L1_0_submitted.pkl").stat().st_nlink == 2  # one file, two names
+    assert payload.load(folder / "L1_1_submitted.pkl").result() == 2 * MB

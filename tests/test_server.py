@@ -106,6 +106,13 @@ class Api:
         assert response.code == 200
         return json.loads(response.body)
 
+    def rows(self, **params: Any) -> list[dict[str, Any]]:
+        """The rows of ``GET jobs`` (its first page: every test here has fewer jobs)."""
+        page = self.get("jobs", **params)
+        assert page["total"] == len(page["jobs"]) or page["total"] > page["limit"], page
+        rows: list[dict[str, Any]] = page["jobs"]
+        return rows
+
     def post(self, *parts: str, body: Any) -> Any:
         response = self.run(self._request(parts, {}, method="POST", body=json.dumps(body)))
         assert response.code == 200
@@ -147,9 +154,10 @@ def test_list_shows_every_job_newest_first_and_survives_a_corrupt_one(
     live = running(executor)
     (job_folder / "L999_job.json").write_text("{not json")  # a corrupt job
 
-    rows = api.get("jobs")
+    rows = api.rows()
 
-    assert [row["id"] for row in rows][:2] == [live.job_id, done.job_id]  # newest first
+    # Newest first (by when each marker file was written: the corrupt one last).
+    assert [row["id"] for row in rows] == ["L999", live.job_id, done.job_id]
     row = row_of(rows, live)
     assert row["name"] == "train"
     assert row["backend"] == "local"
@@ -178,14 +186,14 @@ def test_discovery_walks_the_root_but_not_hidden_or_tool_folders(
         job.wait(WAIT_S)
         ids[label] = (job.job_id, os.path.realpath(folder))
 
-    listed = {(row["id"], row["folder"]) for row in api.get("jobs")}
+    listed = {(row["id"], row["folder"]) for row in api.rows()}
 
     assert ids["deep"] in listed
     assert ids["hidden"] not in listed
     assert ids["node_modules"] not in listed
     assert ids["too_deep"] not in listed
     # The job folders of the sidebar's setting narrow the listing to them.
-    only = api.get("jobs", folder="a/b")
+    only = api.rows(folder="a/b")
     assert [(row["id"], row["folder"]) for row in only] == [ids["deep"]]
 
 
@@ -202,7 +210,7 @@ def test_parallel_list_requests_share_one_scheduler_refresh(
 
     assert all(response.code == 200 for response in responses)
     assert service.refreshes - before == 1
-    api.get("jobs")  # within the interval: the cached listing
+    api.rows()  # within the interval: the cached listing
     assert service.refreshes - before == 1
 
 
@@ -233,7 +241,7 @@ def test_rows_carry_progress_and_logs_read_like_a_terminal(
     looping = executor.submit(tqdm_loop, 200, str(release), 120)
 
     def progress_at(job: submitit.Job[Any], step: int) -> dict[str, Any] | None:
-        row = row_of(api.get("jobs"), job)
+        row = row_of(api.rows(), job)
         progress = row["progress"]
         return row if progress is not None and progress["step"] == step else None
 
@@ -270,7 +278,7 @@ def test_simulate_preemption_then_timeout_requeue_the_job(
     assert answer == {"id": job.job_id, "action": "preemption", "ok": True}
 
     def requeued(count: int) -> dict[str, Any] | None:
-        row = row_of(api.get("jobs"), job)
+        row = row_of(api.rows(), job)
         return row if row["requeues"] == count and row["state"] == "RUNNING" else None
 
     row = wait_for(lambda: requeued(1), "the preempted job to run again", WAIT_S)
@@ -290,7 +298,7 @@ def test_cancel_ends_the_job(api: Api, executor: submitit.LocalExecutor) -> None
     answer = api.post("jobs", job.job_id, "cancel", body={"folder": _real(job)})
 
     assert answer["state"] == "CANCELLED"
-    assert row_of(api.get("jobs"), job)["state"] == "CANCELLED"
+    assert row_of(api.rows(), job)["state"] == "CANCELLED"
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the job's process to end", WAIT_S)
 
 
@@ -305,7 +313,7 @@ def test_a_cancelled_job_is_resubmitted_from_the_sidebar(
     assert answer["ok"] and answer["new_id"] != job.job_id
     again = submitit.Job(job.paths.folder, answer["new_id"])
     assert again.info.resubmission_of == job.job_id
-    assert row_of(api.get("jobs"), job)["resubmitted_as"] == answer["new_id"]
+    assert row_of(api.rows(), job)["resubmitted_as"] == answer["new_id"]
     again.cancel()
 
 
@@ -332,6 +340,7 @@ def test_every_verb_needs_the_token(api: Api, executor: submitit.LocalExecutor) 
         (("jobs", job.job_id, "interrupt"), {"method": "POST", "body": body}),
         (("jobs", job.job_id, "cancel"), {"method": "POST", "body": body}),
         (("jobs", job.job_id, "resubmit"), {"method": "POST", "body": body}),
+        (("jobs", "clean"), {"method": "POST", "body": json.dumps({"older_than_s": 0})}),
     ]
     for parts, kwargs in calls:
         assert api.status(*parts, headers={"Authorization": ""}, **kwargs) == 403, parts
@@ -355,6 +364,7 @@ def test_the_authorizer_decides_who_may_act(api: Api, executor: submitit.LocalEx
     assert api.status("jobs") == 200
     assert api.status("jobs", job.job_id, "interrupt", method="POST", body=body) == 403
     assert api.status("jobs", job.job_id, "cancel", method="POST", body=body) == 403
+    assert api.status("jobs", "clean", method="POST", body=json.dumps({"dry_run": True})) == 403
     assert job.state == "RUNNING" and job.summary().preemptions == 0
 
 
@@ -397,7 +407,7 @@ def test_folders_outside_the_roots_are_refused(
     # The relative name inside the root works; the listing never shows the outside job.
     params = {"folder": "project/slurm_jobs"}
     assert api.status("jobs", job.job_id, "events", params=params) == 200
-    listed = {(row["id"], row["folder"]) for row in api.get("jobs")}
+    listed = {(row["id"], row["folder"]) for row in api.rows()}
     assert (outside_job.job_id, os.path.realpath(outside)) not in listed
 
 
@@ -410,7 +420,7 @@ def test_a_folder_others_can_write_is_never_read(
     try:
         params = {"folder": _real(job)}
         assert api.status("jobs", job.job_id, "events", params=params) == 403
-        row = row_of(api.get("jobs"), job)
+        row = row_of(api.rows(), job)
         assert row["state"] == "UNKNOWN" and "writable by others" in row["error"]
     finally:
         job_folder.chmod(0o700)
@@ -443,7 +453,7 @@ def test_a_row_is_the_snapshot_the_widget_shows(
     # server reads it: read_only, nothing unpickled.
     job = executor.submit(pow, 3, 3)
     assert job.result(timeout=WAIT_S) == 27
-    row = row_of(api.get("jobs"), job)
+    row = row_of(api.rows(), job)
     viewed = submitit.Job(job_folder, job.job_id)
     viewed.read_only = True
     status = collect_status(viewed, details=False)
@@ -491,7 +501,7 @@ def test_reads_never_unpickle_delete_or_record(
     temporary.write_bytes(b"partial")
     before = {path: path.read_bytes() for path in job_folder.iterdir() if path.is_file()}
 
-    rows = api.get("jobs")
+    rows = api.rows()
     for job in (finished, dead):
         params = {"folder": _real(job)}
         api.get("jobs", job.job_id, "events", **params)

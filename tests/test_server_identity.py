@@ -38,8 +38,10 @@ def test_three_folders_with_an_l1_each_list_three_states(api: Api, jp_root_dir: 
         failed = submitit.LocalExecutor(folders["b"]).submit(fail)
         live = submitit.LocalExecutor(folders["c"]).submit(sleeper())
         assert completed.job_id == failed.job_id == live.job_id == "L1"
-        completed.wait(WAIT_S)
-        failed.wait(WAIT_S)
+        # The server reads the ends the jobs record (it never unpickles a result): wait for
+        # those, not for the result files (there is a moment between the two).
+        for ended in (completed, failed):
+            wait_for(lambda j=ended: j.summary().terminal, f"{ended.job_id}'s end", WAIT_S)
         wait_for(lambda: live.state == "RUNNING", "the live job to run", WAIT_S)
         expected = {
             os.path.realpath(folders["a"]): "COMPLETED",
@@ -47,9 +49,9 @@ def test_three_folders_with_an_l1_each_list_three_states(api: Api, jp_root_dir: 
             os.path.realpath(folders["c"]): "RUNNING",
         }
         for _ in range(3):  # every listing, not one try in several
-            rows = api.get("jobs")
+            rows = api.rows()
             assert {row["folder"]: row["state"] for row in rows} == expected, rows
-        (only,) = api.get("jobs", folder="c")
+        (only,) = api.rows(folder="c")
         assert (only["id"], only["state"]) == ("L1", "RUNNING")
         events = api.get("jobs", "L1", "events", folder=os.path.realpath(folders["b"]))
         assert events[-1]["event"] == "failed" and "boom" in events[-1]["reason"]

@@ -17,7 +17,7 @@ import pytest
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends.ssh.connection import login_error, remote_command
-from jupyter_slurm_ckpt.backends.ssh.executor import remote_path
+from jupyter_slurm_ckpt.backends.ssh.executor import _sender, remote_path
 from jupyter_slurm_ckpt.backends.ssh.hello import RemoteEnvironmentError, check, hello
 from jupyter_slurm_ckpt.backends.ssh.mirror import LOG_KEEP_BYTES, LOG_MAX_BYTES, MirroredJob
 from jupyter_slurm_ckpt.backends.ssh.protocol import (
@@ -28,7 +28,9 @@ from jupyter_slurm_ckpt.backends.ssh.protocol import (
     raise_for,
 )
 from jupyter_slurm_ckpt.backends.ssh.target import SshTarget
+from jupyter_slurm_ckpt.core import array_payload, payload
 from jupyter_slurm_ckpt.core.errors import UncompletedJobError
+from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
 from jupyter_slurm_ckpt.core.paths import JobPaths
 
 # -- where a cluster is ---------------------------------------------------------------------------
@@ -216,6 +218,42 @@ def test_the_remote_side_answers_and_a_cut_upload_submits_nothing(tmp_path: Path
     assert service.wait(timeout=60) == 3  # the upload was cut short
     assert not (folder / "cut").exists() or not any((folder / "cut").iterdir())
     assert json.loads(JobPaths(folder, job.job_id).info.read_text())["cluster"] == "local"
+
+
+def test_an_array_crosses_as_the_one_file_its_elements_share(tmp_path: Path) -> None:
+    weights = list(range(50_000))  # what the elements share: sent once, not once each
+    submissions = [DelayedSubmission(_weighted_sum, weights, x) for x in range(3)]
+    elements = array_payload.spool_array(submissions, tmp_path / "here")
+    shared = array_payload.shared_file(elements)
+    assert shared is not None and shared.size < sum(item.size for item in elements)
+    assert array_payload.shared_file([*elements[:1], payload.Pickled(1, tmp_path)]) is None
+    service = subprocess.Popen(
+        [sys.executable, "-m", REMOTE_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert service.stdin is not None and service.stdout is not None
+    try:
+        reader, writer = Reader(service.stdout.fileno(), 60), Writer(service.stdin.fileno(), 60)
+        reader.header()
+        folder = tmp_path / "there"
+        header = {"op": "submit", "folder": str(folder), "cluster": "local", "array": True,
+                  "sizes": [item.size for item in elements], "shared": shared.size,
+                  "body": shared.size}  # fmt: skip
+        writer.message(header, [_sender(shared)])
+        answer = raise_for(reader.header())
+        reader.body_bytes(answer["body"])
+    finally:
+        for item in elements:
+            item.discard()
+        service.stdin.close()
+        service.wait(timeout=60)
+    jobs = [submitit.LocalJob(folder, job_id) for job_id in answer["ids"]]
+    assert [job.result(timeout=60) for job in jobs] == [sum(weights) * x for x in range(3)]
+    first, second = (JobPaths(folder, job.job_id).submitted_pickle for job in jobs[:2])
+    assert os.path.samefile(first, second)  # one file there too
+
+
+def _weighted_sum(weights: list[int], x: int) -> int:
+    return sum(weights) * x
 
 
 def test_copies_of_jobs_gone_from_the_cluster_are_dropped(tmp_path: Path) -> None:

@@ -202,6 +202,7 @@ def test_a_job_array_gets_one_table(
     executor: submitit.LocalExecutor, watcher: Watcher, tmp_path: Path
 ) -> None:
     release = tmp_path / "release"
+    executor.update_parameters(slots=3)  # the three run at once, whatever the machine's CPUs
     jobs = executor.map_array(Waiter(), [str(release)] * 3)
     table = JobTableWidget(jobs, watcher=watcher)
     wait_for(lambda: all(row["state"] == "RUNNING" for row in table.rows), "all RUNNING")
@@ -218,14 +219,6 @@ def test_a_job_array_gets_one_table(
     table.close()
 
 
-class _WaitingBehindTheFirst(submitit.LocalJob):
-    """A local job that says why it waits, as Slurm's jobs do (``Job.pending_reason``)."""
-
-    @property
-    def pending_reason(self) -> str | None:
-        return "JobArrayTaskLimit"
-
-
 def test_pending_shows_the_schedulers_reason(
     executor: submitit.LocalExecutor, tmp_path: Path
 ) -> None:
@@ -233,11 +226,16 @@ def test_pending_shows_the_schedulers_reason(
     jobs = executor.map_array(Waiter(), [str(tmp_path / "release")] * 2)
     wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run")
     assert jobs[1].state == "PENDING"  # waits for the first: array_parallelism=1
-    second = _WaitingBehindTheFirst(executor.folder, jobs[1].job_id)
-    status = collect_status(second)
+    status = collect_status(jobs[1])  # the local queue says why, in Slurm's words
     assert status.pending_reason == "JobArrayTaskLimit"
-    assert "PENDING (JobArrayTaskLimit)" in render_text(status)
+    assert "PENDING (JobArrayTaskLimit: its array runs at most array_parallelism" in render_text(
+        status
+    )
     assert "queued" in render_text(status)
+    executor.update_parameters(array_parallelism=2, slots=1)
+    third = executor.submit(Waiter(), str(tmp_path / "release"))
+    wait_for(lambda: collect_status(third).pending_reason == "LocalSlot", "a local slot")
+    assert "PENDING (LocalSlot: waiting for a local slot" in render_text(collect_status(third))
 
 
 def test_debug_job_interrupts_from_the_widget(tmp_path: Path, watcher: Watcher) -> None:

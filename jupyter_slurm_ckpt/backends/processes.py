@@ -6,9 +6,12 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -50,8 +53,11 @@ def is_alive(pid: int, started: int | None = None) -> bool:
     return started is None or int(fields[19]) == started
 
 
-def in_process_group(group: int) -> list[int]:
-    """The live processes of process group ``group`` (zombies excluded)."""
+def in_process_group(group: int, table: ProcessTable | None = None) -> list[int]:
+    """The live processes of process group ``group`` (zombies excluded); from ``table`` when
+    given (one look at ``/proc`` for many jobs)."""
+    if table is not None:
+        return table.group(group)
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -62,6 +68,21 @@ def in_process_group(group: int) -> list[int]:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def run_child(work: Callable[[], int]) -> NoReturn:
+    """In a forked child: run ``work``, then leave with its exit code (1 when it raised, after
+    printing the traceback), stdio flushed; never return into the parent's code."""
+    code = 1
+    try:
+        code = work()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def die_with_parent(parent: int) -> None:
@@ -105,17 +126,52 @@ def environ_of(pid: int) -> dict[str, str] | None:
     return {name: value for name, _, value in pairs}
 
 
-def processes_with_env(wanted: Mapping[str, str]) -> list[int]:
+def processes_with_env(wanted: Mapping[str, str], table: ProcessTable | None = None) -> list[int]:
     """Our user's processes whose environment has every ``name=value`` of ``wanted`` (the
-    escapees of a process group that still carry their job's variables)."""
-    found = []
+    escapees of a process group that still carry their job's variables); from ``table``
+    when given."""
+    environs = table.environs() if table is not None else _environs()
+    return [
+        pid
+        for pid, environ in environs.items()
+        if all(environ.get(k) == v for k, v in wanted.items())
+    ]
+
+
+def _environs() -> dict[int, dict[str, str]]:
+    found = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        environ = environ_of(int(entry))
-        if environ is not None and all(environ.get(k) == v for k, v in wanted.items()):
-            found.append(int(entry))
+        if entry.isdigit() and int(entry) != os.getpid():
+            environ = environ_of(int(entry))
+            if environ is not None:
+                found[int(entry)] = environ
     return found
+
+
+class ProcessTable:
+    """One look at ``/proc`` for many questions: the process groups, and the environments,
+    each read on first use. A job whose controller is gone is looked for in it: its processes
+    existed before, so a table read after that is not too old for it."""
+
+    def __init__(self) -> None:
+        self._groups: dict[int, list[int]] | None = None
+        self._environs: dict[int, dict[str, str]] | None = None
+
+    def group(self, group: int) -> list[int]:
+        """The live processes of process group ``group``."""
+        if self._groups is None:
+            self._groups = {}
+            for entry in os.listdir("/proc"):
+                fields = _stat_fields(int(entry)) if entry.isdigit() else None
+                if fields and fields[0] not in ("Z", "X"):
+                    self._groups.setdefault(int(fields[2]), []).append(int(entry))
+        return list(self._groups.get(group, []))
+
+    def environs(self) -> dict[int, dict[str, str]]:
+        """The environment of every process of ours but this one, by pid."""
+        if self._environs is None:
+            self._environs = _environs()
+        return self._environs
 
 
 def signal_all(pids: list[int], signum: int) -> None:

@@ -22,20 +22,6 @@ from .paths import JobPaths
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
 
 
-def job_ids_in(folder: Path) -> list[str]:
-    """Ids of the jobs whose marker file is in ``folder`` (not recursive)."""
-    ids = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                job_id = JobPaths.job_id_of(entry.name)
-                if job_id is not None and entry.is_file(follow_symlinks=False):
-                    ids.append(job_id)
-    except OSError:
-        return []
-    return ids
-
-
 @dataclass
 class Walk:
     """Result of one discovery walk."""

@@ -17,13 +17,13 @@ import contextlib
 import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import payload, registry
-from .batch import DelayedJob
+from . import array_payload, payload, registry
+from .batch import Batching, DelayedJob
 from .errors import (
     FailedSubmissionError,
     JobFolderError,
@@ -52,6 +52,11 @@ class Reservation:
 
     job_ids: list[str]
     array: bool
+    #: An array's description, written once: each element's ``<id>_job.json`` is a hard link
+    #: to it (see ``JobInfo.array_size``). Set by the flow, not by the backend.
+    description: array_payload.ArrayDescription | None = field(
+        default=None, init=False, repr=False
+    )
 
     @property
     def array_size(self) -> int:
@@ -59,7 +64,7 @@ class Reservation:
         return len(self.job_ids) if self.array else 0
 
 
-class Executor(ABC):
+class Executor(Batching, ABC):
     """Submit callables as jobs. Subclasses: ``LocalExecutor``, ``SlurmExecutor``, ...
 
     Parameters
@@ -153,9 +158,6 @@ class Executor(ABC):
 
     # -- submission ---------------------------------------------------------------------------
 
-    def _in_batch(self) -> bool:
-        return getattr(self, "_batch", None) is not None
-
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job[Any]:
         """Submit ``fn(*args, **kwargs)`` as one job (inside ``batch()``: as an array element)."""
         delayed = DelayedSubmission(fn, *args, **kwargs)
@@ -188,41 +190,6 @@ class Executor(ABC):
             return []
         return self._submit_submissions(submissions, array=True)
 
-    @contextlib.contextmanager
-    def batch(self, allow_implicit_submissions: bool = False) -> Iterator[None]:
-        """Collect the ``submit`` calls of the block and submit them as one array at its end.
-
-        Parameters
-        ----------
-        allow_implicit_submissions
-            Reading a job of the block before its end submits what the block holds so far
-            (instead of raising ``AttributeError``).
-        """
-        if self._batch is not None:
-            raise RuntimeError("executor.batch() cannot be nested")
-        self._batch = []
-        self._allow_implicit_submissions = allow_implicit_submissions
-        try:
-            yield
-            self._submit_pending_batch(at_end=True)
-        finally:
-            self._batch = None
-            self._allow_implicit_submissions = False
-
-    def _submit_pending_batch(self, at_end: bool = False) -> None:
-        pending, self._batch = self._batch or [], []
-        if not pending:
-            if at_end and not self._allow_implicit_submissions:
-                warnings.warn(
-                    "no submission happened within 'with executor.batch()'",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-            return
-        jobs = self._submit_submissions([delayed for _, delayed in pending], array=True)
-        for (placeholder, _), job in zip(pending, jobs):
-            placeholder._promote(job)
-
     def submit_pickled(self, pickled: list[payload.Pickled], array: bool) -> list[Job[Any]]:
         """Submit payloads pickled already with ``payload.spool`` (the notebook's preflight
         pickles each payload once, straight into its file, and hands them over here).
@@ -251,7 +218,9 @@ class Executor(ABC):
 
     def resubmit_from(self, job: Job[Any]) -> Job[Any]:
         """Submit ``job``'s payload file as it is (its last checkpoint) as a new job."""
-        source = payload.CheckpointPayload(job.paths.submitted_pickle, origin=job.job_id)
+        source = array_payload.resubmittable(
+            job.paths.submitted_pickle, job.paths.array_index, origin=job.job_id
+        )
         return self._submit_submissions([source.obj], array=False, pickled=[source])[0]
 
     def _submit_submissions(
@@ -271,21 +240,30 @@ class Executor(ABC):
         try:
             if pickled is None:
                 pickled = spooled
-                for index, delayed in enumerate(submissions):
-                    spooled.append(self._pickle(index, delayed, root, limit))
+                spooled.extend(self._pickle(submissions, array, root, limit))
             for index, item in enumerate(pickled):
                 if item.size > limit:
                     raise self._too_large(index, item.size)
-            job_ids, launched = self._start_jobs(pickled, array)
+            reservation, launched = self._start_jobs(pickled, array)
         finally:
             for item in spooled:
                 item.discard()
-        return [self._make_job(job_id, item, launched) for job_id, item in zip(job_ids, pickled)]
+        jobs = [
+            self._make_job(job_id, item, launched)
+            for job_id, item in zip(reservation.job_ids, pickled)
+        ]
+        if reservation.description is not None:  # known here: no job reads it back
+            for job in jobs:
+                job._info = reservation.description.of(job.job_id)
+        return jobs
 
-    def _start_jobs(self, pickled: list[payload.Pickled], array: bool) -> tuple[list[str], Any]:
-        """Reserve the jobs' ids, give each job its files, launch them: returns the ids and
-        what :meth:`_launch` returned. A backend whose job folders are on another machine
-        does all of it there, in one exchange (``ssh``); the others fill the hooks below."""
+    def _start_jobs(
+        self, pickled: list[payload.Pickled], array: bool
+    ) -> tuple[Reservation, Any]:
+        """Reserve the jobs' ids, give each job its files, launch them: returns the
+        reservation and what :meth:`_launch` returned. A backend whose job folders are on
+        another machine does all of it there, in one exchange (``ssh``); the others fill the
+        hooks below."""
         reservation = self._reserve_job_ids(len(pickled), array)
         try:
             launched = self._write_and_launch(reservation, pickled)
@@ -293,24 +271,35 @@ class Executor(ABC):
             with contextlib.suppress(Exception):
                 self._withdraw(reservation)
             raise
-        return reservation.job_ids, launched
+        return reservation, launched
 
     def _pickle(
-        self, index: int, delayed: DelayedSubmission[Any], root: Path, limit: int
-    ) -> payload.Pickled:
+        self, submissions: list[DelayedSubmission[Any]], array: bool, root: Path, limit: int
+    ) -> list[payload.Pickled]:
+        """Each submission pickled once; an array's into one file (``array_payload``)."""
         try:
-            return payload.spool(delayed, root, max_bytes=limit)
+            if array:
+                return list(array_payload.spool_array(submissions, root, max_bytes=limit))
+            return [payload.spool(submissions[0], root, max_bytes=limit)]
+        except array_payload.ElementTooLargeError as error:
+            raise self._too_large(error.index, error.size) from None
         except payload.PayloadTooLargeError as error:
-            raise self._too_large(index, error.size) from None
+            raise self._too_large(0, error.size) from None
         except WriteError as error:
-            raise FailedSubmissionError(f"cannot write payload {index}: {error}") from None
+            raise FailedSubmissionError(f"cannot write the payloads: {error}") from None
 
     def _write_and_launch(self, reservation: Reservation, pickled: list[payload.Pickled]) -> Any:
         """Write every job's files, then launch; on failure remove the files written."""
         written: list[Path] = []
         try:
-            for job_id, item in zip(reservation.job_ids, pickled):
-                written.extend(self._write_job_files(reservation, job_id, item))
+            if reservation.array:
+                reservation.description = self._array_description(reservation)
+            try:
+                for job_id, item in zip(reservation.job_ids, pickled):
+                    written.extend(self._write_job_files(reservation, job_id, item))
+            finally:
+                if reservation.description is not None:
+                    reservation.description.file.discard()
             return self._launch(reservation)
         except Exception as error:
             for path in written:
@@ -362,16 +351,25 @@ class Executor(ABC):
         # Not fsynced: a crash before the job starts loses the job anyway, and this is the
         # submission's hot path (an fsync costs more than the rest of a submit).
         pickled.place(paths.submitted_pickle, durable=False)
+        if reservation.description is not None:
+            # An array element: its description is its array's (a hard link, no new file),
+            # which records the submission too (``Job.events`` shows it as its first event).
+            reservation.description.file.link(paths.info)
+            return [paths.submitted_pickle, paths.info]
         info = self._job_info(job_id)
         info.resubmission_of = pickled.origin
         info.write(paths.info)
         fields: dict[str, Any] = {"cluster": self.cluster, "name": info.name, "bytes": pickled.size}
-        if reservation.array_size:
-            fields["array_size"] = reservation.array_size
         if pickled.origin is not None:
             fields["resubmission_of"] = pickled.origin
         append_event(paths.events, "submitted", **fields)
         return [paths.submitted_pickle, paths.info, paths.events]
+
+    def _array_description(self, reservation: Reservation) -> array_payload.ArrayDescription:
+        """The description every element of the array links to (see ``JobInfo.read``)."""
+        info = self._job_info(reservation.job_ids[0].partition("_")[0])
+        info.array_size = reservation.array_size
+        return array_payload.ArrayDescription.write(info, template_root(self.folder))
 
     def _job_info(self, job_id: str) -> JobInfo:
         """The description of a job this executor submits now (``<id>_job.json``); a backend

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JobFolderError
+from .links import name_unnamed_file
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -23,9 +24,6 @@ _COUNTER_WIDTH = 12
 # write(2) of a whole large buffer reaches the disk later and less steadily than slices.
 _WRITE_CHUNK = 1024 * 1024
 # linkat(2) arguments, and the chunk size of the copy that replaces it where it is refused.
-_AT_FDCWD = -100
-_AT_EMPTY_PATH = 0x1000
-_COPY_CHUNK = 1024 * 1024
 
 
 def ensure_private_folder(folder: Path) -> Path:
@@ -220,7 +218,7 @@ class PendingFile:
                 os.fsync(self._fd)
             if self._temp is None:
                 self._temp = _temp_beside(path)
-                _name_unnamed_file(self._fd, self._temp, durable)
+                name_unnamed_file(self._fd, self._temp, durable, PRIVATE_FILE_MODE)
             os.close(self._fd)
             self._fd = -1
             os.replace(self._temp, path)
@@ -233,6 +231,39 @@ class PendingFile:
         except BaseException:
             self.discard()
             raise
+
+    def sync(self) -> None:
+        """fsync what was written so far (before names are given with :meth:`link`)."""
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            raise _write_error(error) from None
+
+    def link(self, path: Path) -> None:
+        """Give the file, written completely, one more name ``path`` and keep it open for more
+        (the elements of a job array share their files this way: a hard link is a directory
+        entry, where a new file costs an inode). Readers see the file or the one it replaces,
+        never a part; where hard links are refused, ``path`` gets a copy. :meth:`discard` then
+        closes the file: the names given stay.
+        """
+        path = Path(path)
+        try:
+            if self._temp is not None:
+                link_or_copy(self._temp, path)
+                return
+            try:
+                name_unnamed_file(self._fd, path, False, PRIVATE_FILE_MODE)
+            except FileExistsError:  # replaced atomically, as commit() would
+                temp = _temp_beside(path)
+                name_unnamed_file(self._fd, temp, False, PRIVATE_FILE_MODE)
+                try:
+                    os.replace(temp, path)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temp)
+                    raise
+        except OSError as error:
+            raise _write_error(error) from None
 
     def discard(self) -> None:
         """Drop the file (nothing happens after a commit)."""
@@ -262,56 +293,6 @@ def fsync_folder(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def _name_unnamed_file(fd: int, target: Path, durable: bool) -> None:
-    """Give the unnamed file open as ``fd`` the new name ``target``.
-
-    Linking it is free; where both ways of linking are refused (some sandboxes), its content
-    is copied, in bounded chunks, into a new file of that name.
-    """
-    for link in (_link_with_empty_path, _link_through_proc):
-        with contextlib.suppress(OSError):
-            link(fd, target)
-            return
-    _copy_into_new_file(fd, target, durable)
-
-
-def _link_with_empty_path(fd: int, target: Path) -> None:
-    # linkat(fd, "", AT_EMPTY_PATH): needs CAP_DAC_READ_SEARCH on most kernels.
-    import ctypes  # here: only submitting processes name unnamed files
-
-    try:
-        linkat = ctypes.CDLL(None, use_errno=True).linkat
-    except (OSError, AttributeError):
-        raise OSError(errno.ENOSYS, "no linkat to call") from None
-    if linkat(fd, b"", _AT_FDCWD, os.fsencode(target), _AT_EMPTY_PATH) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), str(target))
-
-
-def _link_through_proc(fd: int, target: Path) -> None:
-    # What unprivileged processes use on ordinary Linux systems.
-    os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
-
-
-def _copy_into_new_file(fd: int, target: Path, durable: bool) -> None:
-    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    try:
-        offset = 0
-        while chunk := os.pread(fd, _COPY_CHUNK, offset):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out, view) :]
-            offset += len(chunk)
-        if durable:
-            os.fsync(out)
-    except BaseException:
-        os.close(out)
-        with contextlib.suppress(OSError):
-            os.unlink(target)
-        raise
-    os.close(out)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -419,6 +400,13 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 def open_private_append(path: Path) -> int:
     """Open a log file for appending, created 0600; returns the raw descriptor."""
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+
+
+def temporary_names(folder: Path) -> list[str]:
+    """The names of the temporaries in ``folder`` (one look at it, however many jobs it holds)."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        return [entry.name for entry in entries if entry.name.startswith(TEMP_PREFIX)]
+    return []
 
 
 def remove_stale_temp_files(folder: Path, job_id: str, older_than: float | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import JobFolderError
 from .files import atomic_write_text
+from .paths import JobPaths
 
 #: Slurm's default ``KillWait``: how long a run lives after its SIGTERM.
 DEFAULT_KILL_WAIT_S = 30.0
@@ -47,6 +48,10 @@ class JobInfo:
     #: remote ``python`` and the remote ``folder``; its folder here is a local copy (see
     #: ``backends.ssh.mirror``). None for every other job.
     remote: dict[str, str] | None = None
+    #: Elements of the job array this job belongs to (0: not an array element). The elements
+    #: of an array share one description file (hard links): ``job_id`` is then the array's id,
+    #: and :meth:`read` gives each element its own, the one its file's name says.
+    array_size: int = 0
 
     def effective_signal_delay_s(self) -> float:
         """The warning delay actually used: at most half of a short time limit."""
@@ -59,23 +64,47 @@ class JobInfo:
         default KillWait."""
         return DEFAULT_KILL_WAIT_S if self.kill_wait_s is None else self.kill_wait_s
 
+    def submitted_events(self) -> list[dict[str, Any]]:
+        """The ``submitted`` event of an array element, which its array's description records
+        for all its elements (no element has an events file before it starts); [] else."""
+        if not self.array_size:
+            return []
+        fields = {"cluster": self.cluster, "name": self.name, "array_size": self.array_size}
+        return [{"t": self.submitted_at, "event": "submitted", **fields}]
+
     def write(self, path: Path) -> None:
         """Write atomically as JSON."""
-        atomic_write_text(path, json.dumps(asdict(self), indent=1, default=str))
+        atomic_write_text(path, self.text())
+
+    def text(self) -> str:
+        """The JSON :meth:`write` writes."""
+        return json.dumps(asdict(self), indent=1, default=str)
 
     @classmethod
     def read(cls, path: Path) -> JobInfo:
         """Read a job description, naming the file when it is missing or broken."""
+        raw = cls.read_fields(path)
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    @staticmethod
+    def read_fields(path: str | Path) -> dict[str, Any]:
+        """A job description's fields as stored, an array element's id taken from its file's
+        name (what :meth:`read` checks and builds on; a listing of thousands of jobs reads just
+        these)."""
         try:
-            raw = json.loads(Path(path).read_text())
+            with open(path, "rb") as stream:
+                raw = json.loads(stream.read())
         except FileNotFoundError:
             raise JobFolderError(f"{path} does not exist: no such job in this folder") from None
         except ValueError as error:
             raise JobFolderError(f"{path} is not valid JSON ({error})") from None
-        known = {name for name in cls.__dataclass_fields__}
         if not isinstance(raw, dict) or "job_id" not in raw or "cluster" not in raw:
             raise JobFolderError(f"{path} is not a job description")
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        named = JobPaths.job_id_of(Path(path).name)
+        if raw.get("array_size") and named and named.partition("_")[0] == raw["job_id"]:
+            raw["job_id"] = named  # an element's link to its array's description
+        return raw
 
 
 def callable_name(function: Any) -> str:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from . import payload, registry
 from .awaitable import AsyncJobProxy
-from .errors import FailedJobError, PayloadError, UncompletedJobError
+from .errors import FailedJobError, JobFolderError, UncompletedJobError
 from .events import EventReader, EventSummary, append_event, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
+from .outcome import failed_task_error, read_outcome
 from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
 from .resubmission import Resubmission, resubmit_once
 
@@ -54,8 +55,10 @@ class Job(Generic[R]):
 
     def __new__(cls, folder: str | Path, job_id: str, *args: Any, **kwargs: Any) -> Job[Any]:
         if cls is Job:  # generic re-attach: the description names the backend
-            paths = JobPaths.create(folder, str(job_id))
-            cls = registry.job_class(JobInfo.read(paths.info).cluster)
+            info = JobInfo.read(JobPaths.create(folder, str(job_id)).info)
+            job = super().__new__(registry.job_class(info.cluster))
+            job.__dict__["_info"] = info  # read once (see __init__)
+            return job
         return super().__new__(cls)
 
     def __init__(self, folder: str | Path, job_id: str, task_id: int | None = None) -> None:
@@ -66,7 +69,7 @@ class Job(Generic[R]):
         self.job_id = job_id
         self.paths = JobPaths(resolve_folder(folder, job_id), job_id, task_id or 0)
         self._task_id = task_id
-        self._info: JobInfo | None = None
+        self._info: JobInfo | None = self.__dict__.get("_info")  # read by __new__, if so
         self._events = EventReader(self.paths.events)
         self._final_state: str | None = None
         self._cancel_at_deletion = False
@@ -100,8 +103,13 @@ class Job(Generic[R]):
         return self.info.num_tasks
 
     def events(self) -> list[dict[str, Any]]:
-        """The job's events so far (see ``core.events``)."""
-        return list(self._events.read())
+        """The job's events so far (see ``core.events``); an array element's first is its
+        ``submitted``, which its array's description records (``JobInfo.submitted_events``)."""
+        events = list(self._events.read())
+        if not events or events[0].get("event") != "submitted":
+            with contextlib.suppress(JobFolderError):
+                events[:0] = self.info.submitted_events()
+        return events
 
     @property
     def unreadable_event_lines(self) -> int:
@@ -152,22 +160,13 @@ class Job(Generic[R]):
                 return bool(record["event"] == "completed")
         if self.read_only or not unpickle:
             return None
-        return self._outcome(self.paths.for_task(task).result_pickle)[0] == "success"
+        return read_outcome(self.paths.for_task(task).result_pickle)[0] == "success"
 
     def result_bytes(self, task: int = 0) -> int | None:
         """The size of the task's result file, None while there is none (views load no result
         too large to show; a backend whose jobs live elsewhere knows it from there)."""
         path = self.paths.for_task(task).result_pickle
         return path.stat().st_size if path.exists() else None
-
-    def _outcome(self, path: Path) -> tuple[str, Any]:
-        try:
-            outcome = payload.load(path)
-        except PayloadError as error:
-            return ("error", f"PayloadError: {error}")
-        if not (isinstance(outcome, tuple) and len(outcome) == 2):
-            return ("error", f"{path} does not hold a job result")
-        return outcome
 
     # -- backend hooks: what the folder cannot tell, and the actions -------------------------
 
@@ -191,6 +190,20 @@ class Job(Generic[R]):
         ``squeue``). Default: each job's :attr:`state`, one by one.
         """
         return {job.key: job.state for job in jobs}
+
+    @classmethod
+    def held_by_backend(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """Which of ``jobs`` (all of this class, ended by their folder) their backend still
+        holds (a scheduler that has them queued or running), and why: ``clean`` leaves those
+        alone. Asked once for all of them. Default: none."""
+        return {}
+
+    @contextlib.contextmanager
+    def _removal_guard(self) -> Iterator[bool]:
+        """Held while ``clean`` removes the job's files: the backend cannot start the job
+        meanwhile. Yields False when a process of the job still runs (nothing is removed
+        then). Default: yields True (a backend with no process of its own)."""
+        yield True
 
     @property
     def pending_reason(self) -> str | None:
@@ -247,30 +260,34 @@ class Job(Generic[R]):
         The first task that failed is reported, even when another task has no result yet (a
         multi-task job ends when one task fails; the others may still be finishing).
         """
-        self.wait(timeout)
-        return self.results_in_folder()
+        outcomes = self._outcomes()
+        if len(outcomes) < len(self._task_ids()):  # not over yet, or over without a result
+            self.wait(timeout)
+            outcomes = self._outcomes()
+        elif self._final_state is None:  # every task's outcome is here: that is the end
+            failed = any(status != "success" for status, _ in outcomes.values())
+            self._final_state = "FAILED" if failed else "COMPLETED"
+        return self._results_of(outcomes)
 
     def results_in_folder(self) -> list[R]:
         """The results as the job folder holds them now, without waiting (what a view reads):
         as :meth:`results`, with ``UncompletedJobError`` for a task that has no result yet."""
-        outcomes = {}
-        for task in self._task_ids():
-            paths = self.paths.for_task(task)
-            if paths.result_pickle.exists():
-                outcomes[task] = self._outcome(paths.result_pickle)
+        return self._results_of(self._outcomes())
+
+    def _results_of(self, outcomes: dict[int, tuple[str, Any]]) -> list[R]:
+        """The values of ``outcomes`` (one per task), or the error of the first that failed."""
         for task, (status, value) in outcomes.items():
             if status != "success":
-                paths = self.paths.for_task(task)
-                raise FailedJobError(
-                    f"Job {self.job_id} (task {task}) failed during processing with trace:\n"
-                    f"{'-' * 40}\n{value}\n{'-' * 40}\n"
-                    f"Logs: job.stderr({task}) and job.stdout({task}), or\n"
-                    f"  - {paths.stderr}\n  - {paths.stdout}"
-                )
+                raise failed_task_error(self.paths.for_task(task), str(value))
         missing = [task for task in self._task_ids() if task not in outcomes]
         if missing:
             raise UncompletedJobError(self._why_no_result(missing[0]))
         return [value for _, value in outcomes.values()]
+
+    def _outcomes(self) -> dict[int, tuple[str, Any]]:
+        """The outcome of each task whose result file is on disk (unpickled)."""
+        results = {task: self.paths.for_task(task).result_pickle for task in self._task_ids()}
+        return {task: read_outcome(path) for task, path in results.items() if path.exists()}
 
     def result(self, timeout: float | None = None) -> R:
         """The result of the job (of task 0 for a multi-task job: see :meth:`results`)."""

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from . import payload
+from .errors import FailedJobError, PayloadError
 from .files import WriteError
+from .paths import JobPaths
 
 
 def write_outcome(path: Path, status: str, value: Any) -> str | None:
@@ -34,3 +36,25 @@ def _dump(path: Path, status: str, value: Any) -> None:
     except Exception as error:  # the result itself cannot be pickled
         message = f"the job's result of type {type(value).__name__} cannot be pickled: {error!r}"
         payload.dump(("error", message), path)
+
+
+def read_outcome(path: Path) -> tuple[str, Any]:
+    """A task's outcome as written: a damaged or foreign file is an error outcome that says so."""
+    try:
+        outcome = payload.load(path)
+    except PayloadError as error:
+        return ("error", f"PayloadError: {error}")
+    if not (isinstance(outcome, tuple) and len(outcome) == 2):
+        return ("error", f"{path} does not hold a job result")
+    return outcome
+
+
+def failed_task_error(paths: JobPaths, trace: str) -> FailedJobError:
+    """What ``job.result()`` raises for the task of ``paths`` that failed with ``trace``."""
+    task = paths.task_id
+    return FailedJobError(
+        f"Job {paths.job_id} (task {task}) failed during processing with trace:\n"
+        f"{'-' * 40}\n{trace}\n{'-' * 40}\n"
+        f"Logs: job.stderr({task}) and job.stdout({task}), or\n"
+        f"  - {paths.stderr}\n  - {paths.stdout}"
+    )

@@ -7,6 +7,7 @@ job itself (its folder and its id).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -24,25 +25,49 @@ def is_valid_job_id(job_id: str) -> bool:
     return bool(JOB_ID_PATTERN.match(job_id))
 
 
+def array_index(job_id: str) -> int | None:
+    """The index of an array element's id (``123_4``, ``L12_4``: 4); None for another job."""
+    _, separator, index = job_id.partition("_")
+    return int(index) if separator and index.isdigit() else None
+
+
 def resolve_folder(folder: str | Path, job_id: str) -> Path:
     """Substitute submitit's ``%j``, ``%A`` and ``%a`` in a folder template for one job."""
     text = str(folder)
     if "%" not in text:
-        return Path(text).expanduser().absolute()
+        return _absolute(text)
     array_id, _, task = job_id.partition("_")
     text = text.replace("%j", job_id).replace("%A", array_id).replace("%a", task or "0")
-    return Path(text).expanduser().absolute()
+    return _absolute(text)
 
 
 def template_root(folder: str | Path) -> Path:
     """The part of a folder template before its first ``%`` placeholder."""
-    parts = Path(str(folder)).expanduser().absolute().parts
+    return _template_root(_absolute(str(folder)))
+
+
+@functools.lru_cache(maxsize=64)
+def _template_root(folder: Path) -> Path:
     kept = []
-    for part in parts:
+    for part in folder.parts:
         if "%" in part:
             break
         kept.append(part)
     return Path(*kept)
+
+
+def _absolute(text: str) -> Path:
+    # Asked once per job file name: the answer for a folder is kept (per working directory:
+    # a relative folder is relative to the current one; ~ is expanded each time).
+    if text.startswith("~"):
+        return Path(text).expanduser().absolute()
+    return _absolute_in(text, "" if text.startswith("/") else os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _absolute_in(text: str, cwd: str) -> Path:
+    path = Path(text)
+    return path if path.is_absolute() else Path(cwd, path)
 
 
 class JobKey(NamedTuple):
@@ -69,13 +94,14 @@ class JobPaths:
 
     #: The end of a job's description file's name (``<id>_job.json``): its presence marks a job.
     INFO_SUFFIX: ClassVar[str] = "_job.json"
+    #: The end of a job's payload file's name (``<id>_submitted.pkl``).
+    PAYLOAD_SUFFIX: ClassVar[str] = "_submitted.pkl"
 
     @classmethod
-    def job_id_of(cls, name: str) -> str | None:
-        """The id of the job whose description file is named ``name``; None for another file."""
-        if not name.endswith(cls.INFO_SUFFIX):
-            return None
-        job_id = name[: -len(cls.INFO_SUFFIX)]
+    def job_id_of(cls, name: str, suffix: str = INFO_SUFFIX) -> str | None:
+        """The id of the job whose description file is named ``name`` (whose file ending with
+        ``suffix``, e.g. :attr:`PAYLOAD_SUFFIX`); None for another file."""
+        job_id = name[: -len(suffix)] if name.endswith(suffix) else ""
         return job_id if is_valid_job_id(job_id) else None
 
     @staticmethod
@@ -89,9 +115,14 @@ class JobPaths:
         """Paths of ``job_id`` whose folder template is ``folder`` (``%j`` resolved)."""
         return cls(resolve_folder(folder, job_id), job_id, task_id)
 
+    @property
+    def array_index(self) -> int | None:
+        """This job's index in its array (``123_4``: 4); None for a job of its own."""
+        return array_index(self.job_id)
+
     def for_task(self, task_id: int) -> JobPaths:
         """The same job's paths seen from task ``task_id``."""
-        return JobPaths(self.folder, self.job_id, task_id)
+        return self if task_id == self.task_id else JobPaths(self.folder, self.job_id, task_id)
 
     def _file(self, suffix: str) -> Path:
         return self.folder / f"{self.job_id}_{suffix}"
@@ -101,32 +132,32 @@ class JobPaths:
         """The Slurm batch script as submitted (one per array: ``<array id>_submission.sh``)."""
         return self.folder / f"{self.job_id.partition('_')[0]}_submission.sh"
 
-    @property
+    @functools.cached_property
     def submitted_pickle(self) -> Path:
         """The payload that the next run executes (replaced by each checkpoint)."""
-        return self._file("submitted.pkl")
+        return self.folder / f"{self.job_id}{self.PAYLOAD_SUFFIX}"
 
-    @property
+    @functools.cached_property
     def result_pickle(self) -> Path:
         """This task's outcome: ``("success", value)`` or ``("error", traceback)``."""
         return self._file(f"{self.task_id}_result.pkl")
 
-    @property
+    @functools.cached_property
     def stdout(self) -> Path:
         """This task's standard output, appended across requeues."""
         return self.folder / self.log_name(self.job_id, self.task_id, "out")
 
-    @property
+    @functools.cached_property
     def stderr(self) -> Path:
         """This task's standard error, appended across requeues."""
         return self.folder / self.log_name(self.job_id, self.task_id, "err")
 
-    @property
+    @functools.cached_property
     def events(self) -> Path:
         """The job's event log (JSON lines), shared by its tasks."""
         return self._file("events.jsonl")
 
-    @property
+    @functools.cached_property
     def info(self) -> Path:
         """The job's description (backend, parameters); its presence marks a job."""
         return self.folder / f"{self.job_id}{self.INFO_SUFFIX}"
@@ -205,6 +236,11 @@ class PackagePaths:
         """The user's folder of agent sockets, in ``runtime_dir`` (``$XDG_RUNTIME_DIR``, or
         the temporary folder)."""
         return Path(runtime_dir) / f"jupyter-slurm-ckpt-{os.getuid()}"
+
+    @staticmethod
+    def slot_folder(agent_folder: Path) -> Path:
+        """The local queue's slot files (``backends.local.slots``), in the agent folder."""
+        return agent_folder / "slots"
 
     @staticmethod
     def agent_socket(folder: Path, key: str) -> Path:

@@ -11,7 +11,9 @@ bounded host buffer). Writing or loading a state of several GB therefore needs n
 beyond the state itself.
 
 Files of the first format (``jupyter_slurm_ckpt/1``: the cloudpickle bytes inside a pickled
-dict) still load.
+dict) still load. A job array's elements share one file (``array_payload`` writes it; its
+header's format is ``array_format``): each element's file name is a hard link to it, and
+:func:`load` reads the element the job's id names.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import struct
 import sys
 import types
 from collections import ChainMap
@@ -29,8 +32,10 @@ from typing import IO, Any
 import cloudpickle
 
 from . import tensors
+from .array_format import ARRAY_FORMAT, read_element
 from .errors import PayloadError
 from .files import PendingFile, check_folder_is_safe, link_or_copy
+from .paths import JobPaths, array_index
 
 FORMAT = "jupyter_slurm_ckpt/2"
 _ENVELOPE_FORMAT = "jupyter_slurm_ckpt/1"  # loaded, no longer written
@@ -290,8 +295,12 @@ def spool(obj: Any, folder: Path, max_bytes: int | None = None) -> Pickled:
     return pickled
 
 
-def load(path: Path) -> Any:
+def load(path: Path, element: int | None = None) -> Any:
     """Load a payload written by :func:`dump` (or :meth:`Pickled.place`), streaming.
+
+    ``element``: which element to load from a job array's shared file (see
+    ``array_format``); by default the one the file's name says (``<array>_<i>_submitted.pkl``).
+    Any other file holds one payload, and ``element`` is ignored.
 
     Raises
     ------
@@ -304,8 +313,10 @@ def load(path: Path) -> Any:
     path = Path(path)
     try:
         check_folder_is_safe(path.parent)
+        if element is None:
+            element = array_index(JobPaths.job_id_of(path.name, JobPaths.PAYLOAD_SUFFIX) or "")
         with open(path, "rb") as stream:
-            return _read(stream, origin=str(path))
+            return _read(stream, origin=str(path), element=element)
     except FileNotFoundError:
         raise PayloadError(f"{path} does not exist") from None
 
@@ -315,7 +326,7 @@ def deserialize(data: bytes, origin: str = "payload") -> Any:
     return _read(io.BytesIO(data), origin)
 
 
-def _read(stream: IO[bytes], origin: str) -> Any:
+def _read(stream: IO[bytes], origin: str, element: int | None = None) -> Any:
     first_line = stream.readline(_HEADER_MAX_BYTES)
     if not first_line.startswith(b"{"):  # the first format's envelope, or not ours at all
         return _read_envelope(first_line + stream.read(), origin)
@@ -325,13 +336,17 @@ def _read(stream: IO[bytes], origin: str) -> Any:
             raise ValueError("the header is not a JSON object")
     except ValueError as error:
         raise _not_ours(origin, error) from None
-    if fields.get("format") != FORMAT:
+    if fields.get("format") not in (FORMAT, ARRAY_FORMAT):
         raise PayloadError(f"{origin} is not a jupyter_slurm_ckpt pickle (unknown format)")
     _check_versions(fields, origin)
     try:
+        if fields["format"] == ARRAY_FORMAT:
+            return read_element(stream, fields, origin, element)
         return pickle.load(stream)
-    except (EOFError, pickle.UnpicklingError) as error:  # the stream ends early, or is garbage
+    except (EOFError, pickle.UnpicklingError, struct.error) as error:  # ends early, or garbage
         raise _not_ours(origin, error) from None
+    except PayloadError:
+        raise
     except Exception as error:
         raise _cannot_unpickle(origin, error) from error
 

@@ -12,87 +12,52 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from . import payload
 from .budget import default_margin, window_s
 from .environment import JobEnvironment
 from .events import append_event, read_events, summarize
-from .files import WriteError, open_private_append
+from .files import WriteError
 from .helpers import DelayedSubmission, checkpoint_method
 from .info import JobInfo
 from .outcome import write_outcome
 from .paths import JobPaths
 from .progress import flush_progress
+from .runs import ended_already, record_lost_runs, start_heartbeat
+from .runtime import (
+    CHECKPOINT_SIGNAL,
+    TERMINATED_EXIT_CODE,
+    TERMINATION_SIGNAL,
+    RequeueError,
+    Runtime,
+    Termination,
+    early_signals,
+    flush_output,
+    remember_early_signal,
+    say,
+)
 from .unpicklable import explain_unpicklable
 
-#: The signal a scheduler sends before preempting or timing out a job (submitit's convention).
-CHECKPOINT_SIGNAL = signal.SIGUSR2
-#: What Slurm sends when it ends a run: at the end of a preemption's grace time (the only notice
-#: on clusters without ``preempt_send_user_signal``), at the time limit, and on ``scancel``.
-TERMINATION_SIGNAL = signal.SIGTERM
-#: Exit status of a run that was ended by a termination signal (128 + SIGTERM, as a shell says).
-TERMINATED_EXIT_CODE = 128 + int(signal.SIGTERM)
-#: How often a running job touches its heartbeat file (its last sign of life, if it dies).
-HEARTBEAT_S = 30.0
+__all__ = [  # the runtime's names, importable from here too (backends and older code do)
+    "CHECKPOINT_SIGNAL",
+    "TERMINATED_EXIT_CODE",
+    "TERMINATION_SIGNAL",
+    "RequeueError",
+    "Runtime",
+    "SignalHandler",
+    "Termination",
+    "flush_output",
+    "remember_early_signal",
+    "run_task",
+    "say",
+]
 
 
-@dataclass(frozen=True)
-class Termination:
-    """Why a termination signal came, as the scheduler tells it.
-
-    Attributes
-    ----------
-    reason
-        ``"preemption"``, ``"timeout"``, ``"cancelled"``, or ``"unknown"`` when the scheduler
-        could not be asked (the checkpoint is written then, but no requeue is asked for).
-    requeued
-        True when the scheduler has requeued the job already (a preemption with
-        ``PreemptMode=REQUEUE``): the run checkpoints and leaves, Slurm starts the next one.
-    """
-
-    reason: str
-    requeued: bool = False
-
-
-class RequeueError(RuntimeError):
-    """The scheduler did not take the job back into its queue (the message says why)."""
-
-
-class Runtime(Protocol):
-    """What the worker needs from its backend."""
-
-    def signal_reason(self) -> str:
-        """``"preemption"`` or ``"timeout"``: why the checkpoint signal was sent."""
-
-    def termination(self) -> Termination | None:
-        """Why a termination signal came; None when the backend's own rules apply (it dies)."""
-
-    def requeue(self, deadline: float) -> None:
-        """Ask for the job to be requeued, retrying until ``deadline`` (``time.monotonic``).
-
-        Returns once the scheduler took the job (a backend that requeues on the run's exit
-        returns at once). Raises :class:`RequeueError` if it never did.
-        """
-
-    def end_run(self) -> NoReturn:
-        """Leave this run after a requeue: the next one starts from the new payload."""
-
-
-# A signal that arrives before the payload is loaded is remembered, then handled.
-_early_signals: list[int] = []
-
-
-def remember_early_signal(signum: int, frame: FrameType | None) -> None:
-    """Signal handler for the time before the worker is ready (installed first thing)."""
-    _early_signals.append(signum)
 
 
 class SignalHandler:
@@ -100,7 +65,7 @@ class SignalHandler:
 
     def __init__(
         self,
-        delayed: DelayedSubmission[Any],
+        delayed: DelayedSubmission[Any] | None,
         paths: JobPaths,
         info: JobInfo,
         runtime: Runtime,
@@ -118,18 +83,24 @@ class SignalHandler:
         #: exactly the callable's state: a signal requeues it as it is, without calling a
         #: ``checkpoint()`` that may expect ``__call__`` to have run.
         self.calling = True
+        #: Checkpoint signals that came while one was handled: recorded once it is done.
+        self.late_signals = 0
+        #: Whether a termination signal came while a checkpoint signal was handled.
+        self.terminated_meanwhile = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         """The checkpoint signal (USR2): the scheduler warns before a preemption or the limit."""
         if self.busy:
             # A second signal while checkpointing: the checkpoint under way decides the
-            # requeue, but this signal is recorded with its own reason (a timeout counts).
-            self._event("signal", reason=self.runtime.signal_reason(), task=self.paths.task_id)
+            # requeue; this signal is recorded with its own reason (a timeout counts) once the
+            # checkpoint is written, not from inside it (asking the scheduler takes time).
+            self.late_signals += 1
             return
         self.busy = True
         try:
             self._handle(self.runtime.signal_reason(), via=None, requeued=False)
         finally:
+            self._record_late_signals()
             self.busy = False
 
     def on_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -140,20 +111,27 @@ class SignalHandler:
         checkpoint. A run that handled its warning already, or is checkpointing, leaves.
         """
         if self.busy:  # checkpointing after the warning: that path requeues and leaves
+            self.terminated_meanwhile = True
+            say("termination signal while checkpointing: the requeue asks why first")
             return
+        self.busy = True  # before asking why: a second SIGTERM meanwhile is the same ending
         verdict = self.runtime.termination()
         if verdict is None:  # the backend's rules: the run ends as it would without us
             signal.signal(TERMINATION_SIGNAL, signal.SIG_DFL)
             os.kill(os.getpid(), TERMINATION_SIGNAL)
             return
-        self.busy = True
         try:
             if verdict.reason == "cancelled":
                 self._cancelled()
             elif self.signalled is None:
-                self._handle(verdict.reason, via="SIGTERM", requeued=verdict.requeued)
+                self._handle(verdict.reason, "SIGTERM", verdict.requeued, verdict.detail)
         finally:
             _leave(TERMINATED_EXIT_CODE)
+
+    def _record_late_signals(self) -> None:
+        while self.late_signals:
+            self.late_signals -= 1
+            self._event("signal", reason=self.runtime.signal_reason(), task=self.paths.task_id)
 
     def _event(self, name: str, **fields: Any) -> None:
         try:
@@ -166,7 +144,7 @@ class SignalHandler:
             self._event("cancelled", by="slurm")
         say("cancelled")
 
-    def _handle(self, reason: str, via: str | None, requeued: bool) -> None:
+    def _handle(self, reason: str, via: str | None, requeued: bool, detail: str = "") -> None:
         flush_progress()  # the step reached, recorded before the signal that interrupts it
         self.signalled = reason
         window_end = time.monotonic() + self._window_s(via)
@@ -183,23 +161,24 @@ class SignalHandler:
         if reason == "timeout" and summary.timeouts > limit:
             self._refuse(f"timed out {summary.timeouts} times, max_num_timeout={limit}")
             return
-        if not self.calling:
-            self._requeue(summary.timeouts, limit, window_end, requeued, before_call=True)
+        delayed = self.delayed if self.calling else None  # None: nothing has run yet
+        checkpoint = checkpoint_method(delayed.function) if delayed is not None else None
+        if delayed is not None and checkpoint is None and reason == "timeout":
+            name = type(delayed.function).__name__
+            self._refuse(f"timed out and {name} has no checkpoint method")
             return
-        checkpoint = checkpoint_method(self.delayed.function)
-        if checkpoint is None:
-            if reason == "timeout":
-                name = type(self.delayed.function).__name__
-                self._refuse(f"timed out and {name} has no checkpoint method")
+        if checkpoint is not None:
+            if not self._checkpointed(checkpoint):
                 return
-            self._requeue(summary.timeouts, limit, window_end, requeued, from_scratch=True)
+            self._record_late_signals()
+        if reason == "unknown":  # the scheduler cannot tell why: a requeue could revive a cancel
+            kept = "; its checkpoint is kept" if checkpoint is not None else ""
+            self._refuse(f"{detail or 'the run ends and nobody says why'}{kept}")
             return
-        if not self._checkpointed(checkpoint):
-            return
-        if reason == "unknown":  # the scheduler could not be asked: a requeue could revive
-            self._refuse("the scheduler could not be asked why the run ends; checkpoint kept")
-            return
-        self._requeue(summary.timeouts, limit, window_end, requeued)
+        self._requeue(
+            summary.timeouts, limit, window_end, requeued,
+            from_scratch=delayed is not None and checkpoint is None, before_call=delayed is None,
+        )
 
     def _checkpointed(self, checkpoint: Callable[..., Any]) -> bool:
         """Call ``checkpoint`` with the call's arguments and write the payload it returns in
@@ -207,6 +186,7 @@ class SignalHandler:
         is then the previous checkpoint's, as it was). The event's ``seconds`` is the whole
         checkpoint, the call and the durable write of its payload (``write_s`` of it): the
         time the budget compares with what the signal leaves."""
+        assert self.delayed is not None  # the callable runs
         started = time.perf_counter()
         try:
             replacement = checkpoint(*self.delayed.args, **self.delayed.kwargs)
@@ -247,6 +227,7 @@ class SignalHandler:
 
     def _unpicklable(self, replacement: DelayedSubmission[Any], error: Exception) -> str:
         # Named as the checkpoint method sees them: `self` when it resubmits itself.
+        assert self.delayed is not None  # the callable runs
         function = "self" if replacement.function is self.delayed.function else "function"
         roots = [(function, replacement.function)]
         roots += [(f"args[{index}]", arg) for index, arg in enumerate(replacement.args)]
@@ -268,6 +249,11 @@ class SignalHandler:
         from_scratch: bool = False,
         before_call: bool = False,
     ) -> None:
+        if self.terminated_meanwhile and not requeued:  # was the SIGTERM scancel's?
+            verdict = self.runtime.termination()
+            if verdict is not None and verdict.reason == "cancelled":
+                self._cancelled()
+                _leave(TERMINATED_EXIT_CODE)
         fields: dict[str, Any] = {"run": self.restart + 1}
         fields["timeouts_left"] = max(limit - timeouts, 0)
         if from_scratch:
@@ -278,7 +264,8 @@ class SignalHandler:
             fields["by"] = "scheduler"
         else:
             try:
-                self.runtime.requeue(deadline)
+                if self.runtime.requeue(deadline):  # the scheduler had done it already
+                    fields["by"] = "scheduler"
             except RequeueError as error:
                 self._refuse(f"requeue failed: {error}")
                 append_event(
@@ -290,80 +277,10 @@ class SignalHandler:
         self.runtime.end_run()
 
 
-def say(message: str, prefix: str = "jupyter_slurm_ckpt: ") -> None:
-    """Write a line to the task's stderr from a signal handler.
-
-    Straight to the file descriptor: the handler may have interrupted the job in the middle
-    of a ``print``, and Python's buffered streams refuse to be entered again then.
-    """
-    with contextlib.suppress(OSError):
-        os.write(2, f"{prefix}{message}\n".encode(errors="replace"))
-
-
-def flush_output() -> None:
-    """Flush what the job printed before its run ends (not possible, and skipped, when the
-    signal interrupted a write of that same stream)."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-
-
 def _leave(code: int) -> NoReturn:
     """End the process now, output flushed (no cleanup of the user's code can run on)."""
     flush_output()
     os._exit(code)
-
-
-def record_lost_runs(paths: JobPaths, restart: int) -> None:
-    """Say so when this run starts after requeues nobody recorded (SIGKILL, node failure...).
-
-    ``restart`` is the scheduler's count of earlier runs; each one the events do not know a
-    ``requeued`` of gets a ``requeued {reason: unknown}`` event, with ``lost_progress`` (no
-    checkpoint was written after that run started) and how long the lost run had worked.
-    """
-    events = read_events(paths.events)
-    missing = restart - summarize(events).requeues
-    if missing <= 0:
-        return
-    started = [e for e in events if e["event"] == "started" and e.get("task", 0) == 0]
-    last_start = started[-1] if started else None
-    fields: dict[str, Any] = {"reason": "unknown", "lost_progress": True}
-    if last_start is not None:
-        after = [e for e in events if e["t"] >= last_start["t"]]
-        fields["lost_progress"] = not any(
-            e["event"] == "checkpoint" and e.get("requeue") for e in after
-        )
-        last_sign = max([e["t"] for e in after] + _mtimes(paths))
-        fields["worked_s"] = round(max(0.0, last_sign - float(last_start["t"])), 1)
-    for number in range(restart - missing + 1, restart + 1):
-        append_event(paths.events, "requeued", run=number, **fields)
-        fields.pop("worked_s", None)  # the time belongs to the last run that started
-
-
-def start_heartbeat(path: Path, period_s: float = HEARTBEAT_S) -> None:
-    """Touch ``path`` now and every ``period_s`` from a daemon thread, while the process lives.
-
-    Its modification time is the run's last sign of life: a run killed without a word (SIGKILL,
-    a node that died) is known to have worked until then.
-    """
-
-    def beat() -> None:
-        while True:
-            with contextlib.suppress(OSError):
-                os.close(open_private_append(path))  # created 0600 like every job file
-                os.utime(path)
-            time.sleep(period_s)
-
-    threading.Thread(target=beat, name="jupyter_slurm_ckpt-heartbeat", daemon=True).start()
-
-
-def _mtimes(paths: JobPaths) -> list[float]:
-    """When the job's heartbeat and the task's logs were last written (signs of life)."""
-    found = []
-    for path in (paths.heartbeat, paths.stdout, paths.stderr):
-        with contextlib.suppress(OSError):
-            found.append(path.stat().st_mtime)
-    return found
 
 
 def _failed(paths: JobPaths, reason: str, unwritten: str | None) -> int:
@@ -386,32 +303,56 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     for signum in (CHECKPOINT_SIGNAL, TERMINATION_SIGNAL):
         signal.signal(signum, remember_early_signal)
     restart = JobEnvironment().restart_count
+    ended = ended_already(paths, restart)
+    if ended is not None:  # a completed callable is never called again
+        say(f"not run again: the job has ended ({ended}). The scheduler ran it again (Slurm "
+            "24.05+ requeues a job that ends during a preemption's grace time).")
+        return 0
     if paths.task_id == 0:
         record_lost_runs(paths, restart)
         start_heartbeat(paths.heartbeat)
+    handler = _handle_signals_from_now(paths, info, runtime, restart)
     try:
         delayed = payload.load(paths.submitted_pickle)
     except Exception as error:
+        _ignore_signals()
         unwritten = write_outcome(
             paths.result_pickle, "error", f"{type(error).__name__}: {error}"
         )
         return _failed(paths, str(error), unwritten)
-    handler = SignalHandler(delayed, paths, info, runtime, restart)
-    handler.calling = False
-    signal.signal(CHECKPOINT_SIGNAL, handler)
-    signal.signal(TERMINATION_SIGNAL, handler.on_termination)
-    early, _early_signals[:] = set(_early_signals), []
-    if CHECKPOINT_SIGNAL in early:  # signals that came while loading: the warning first
-        handler(CHECKPOINT_SIGNAL, None)
-    if TERMINATION_SIGNAL in early:
-        handler.on_termination(TERMINATION_SIGNAL, None)
     # From here a signal checkpoints the running callable. Every task says it started (with
     # its node): ``_interrupt`` waits for these events, so its signal finds the callable
     # running in every task (a slow payload load shows as not started yet).
+    handler.delayed = delayed
     handler.calling = True
     where = {"node": socket.gethostname(), "pid": os.getpid()}
     task = {"task": paths.task_id} if paths.task_id else {}
     append_event(paths.events, "started", run=restart, **task, **where)
+    return _call(handler, delayed, paths, runtime)
+
+
+def _handle_signals_from_now(
+    paths: JobPaths, info: JobInfo, runtime: Runtime, restart: int
+) -> SignalHandler:
+    """The signal handlers, installed before the payload loads: a signal while it loads (a
+    large payload may load for longer than the run has after a SIGTERM) is handled at once,
+    and requeues the payload as it is. Signals that came before are handled now."""
+    handler = SignalHandler(None, paths, info, runtime, restart)
+    handler.calling = False
+    signal.signal(CHECKPOINT_SIGNAL, handler)
+    signal.signal(TERMINATION_SIGNAL, handler.on_termination)
+    early, early_signals[:] = set(early_signals), []
+    if CHECKPOINT_SIGNAL in early:  # the warning first
+        handler(CHECKPOINT_SIGNAL, None)
+    if TERMINATION_SIGNAL in early:
+        handler.on_termination(TERMINATION_SIGNAL, None)
+    return handler
+
+
+def _call(
+    handler: SignalHandler, delayed: DelayedSubmission[Any], paths: JobPaths, runtime: Runtime
+) -> int:
+    """Call the callable, then write its outcome and say how it ended."""
     try:
         value = delayed.result()
     except Exception:
@@ -442,6 +383,8 @@ def _follow_a_requeue(handler: SignalHandler, paths: JobPaths, runtime: Runtime)
 
 def _ignore_signals() -> None:
     """After the callable returned: a checkpoint signal has nothing left to save, and a
-    termination ends the process as it would any program (the result's write is atomic)."""
+    termination waits for the outcome's write (a preemption's SIGTERM gives it KillWait; the
+    write is atomic, so a SIGKILL leaves the previous state): a result finished just before a
+    preemption is kept, and the run that Slurm starts next ends at once (``ended_already``)."""
     signal.signal(CHECKPOINT_SIGNAL, signal.SIG_IGN)
-    signal.signal(TERMINATION_SIGNAL, signal.SIG_DFL)
+    signal.signal(TERMINATION_SIGNAL, signal.SIG_IGN)

@@ -54,6 +54,13 @@ class SlurmConfig(SchedulerPolling):
         allow_none=True,
         help="Seconds between the checkpoint signal and the time limit.",
     ).tag(config=True)
+    local_slots = Int(
+        None,
+        allow_none=True,
+        help="Local backend: how many of your local jobs run at once on this machine (the "
+        "others wait PENDING, as on Slurm). Default: as many as its CPUs (and memory, for jobs "
+        "that give --mem-gb) hold.",
+    ).tag(config=True)
     cluster = Unicode(
         "auto",
         help="Backend: auto (SlurmMagics.remote when set, else Slurm when sbatch is on PATH, "

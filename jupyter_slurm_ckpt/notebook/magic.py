@@ -26,7 +26,7 @@ from ..backends.ssh.listing import mirror_remote_jobs
 from ..core.errors import FailedSubmissionError, JobFolderError
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
-from ..views.listing import JobTable, list_jobs
+from ..views.listing import SHOWN, JobTable, list_jobs
 from . import capture, options, serialize
 from .config import SlurmConfig
 from .resolve import SubmitOptions, build_executor, remote_of, resolve
@@ -148,17 +148,27 @@ class SlurmMagics(Magics, SlurmConfig):
         help="ssh://[user@]host: list a job folder there (default: SlurmMagics.remote when "
         "set); local: the job folder here.",
     )
+    @argument("--state", metavar="S", help="Only jobs in these states (FAILED,TIMEOUT).")
+    @argument("--name", metavar="N", help="Only jobs whose name contains N.")
+    @argument("--text", metavar="T", help="Only job T (array T), or name/state/folder with T.")
+    @argument(
+        "--limit", metavar="N", type=int, default=SHOWN,
+        help=f"Show the newest N jobs (default {SHOWN}); every job stays reachable by id.",
+    )  # fmt: skip
     def slurm_jobs(self, line: str) -> JobTable:
         """List every job of the job folder (live or finished, any kernel) and re-attach them.
 
         Returns a mapping of job id to live ``Job`` (also bound to ``slurm_jobs``):
         ``jobs = %slurm_jobs`` then ``jobs["L3"].result()``; an id found in two subfolders is
-        named with its subfolder, ``jobs["k1/L1"]``. On a cluster reached over SSH
-        (``--cluster ssh://login-node``, or ``SlurmMagics.remote``) the folder there is listed,
-        through the same connection.
+        named with its subfolder, ``jobs["k1/L1"]``. The table counts the jobs in each state
+        and shows the newest ``--limit``; ``jobs.select(state="FAILED")`` narrows it down. On a
+        cluster reached over SSH (``--cluster ssh://login-node``, or ``SlurmMagics.remote``)
+        the folder there is listed, through the same connection.
         """
         with usage_errors():
             args = options.parse_line(self.slurm_jobs, line)
+            if args.limit < 0:
+                raise UsageError(f"--limit must be 0 or more, not {args.limit}")
             requested = options.check_cluster_option(args.cluster or self.cluster)
             remote = remote_of(requested, self.remote)
             if remote:
@@ -166,7 +176,9 @@ class SlurmMagics(Magics, SlurmConfig):
                 where = mirror_remote_jobs(remote, folder, python=self.remote_python)
             else:
                 where = Path(args.folder or self.folder)
-            table = list_jobs(where)
+            table = list_jobs(
+                where, state=args.state, name=args.name, text=args.text, limit=args.limit
+            )
         if self.shell is not None:
             self.shell.user_ns["slurm_jobs"] = table
         return table

@@ -86,6 +86,8 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
     if not str(values["folder"]).strip():
         raise OptionError("--folder must not be empty")
     parameters, ignored = _parameters(values, cluster)
+    if cluster == "local" and config.local_slots is not None:
+        parameters["local_slots"] = config.local_slots  # a setting of the machine: no option
     # A folder on the cluster is named as written: the remote side resolves ~ there.
     folder = Path(values["folder"]) if remote else Path(values["folder"]).expanduser()
     return SubmitOptions(

@@ -25,7 +25,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..core import payload
+from ..core import array_payload, payload
 from ..core.errors import JobFolderError
 from ..core.files import WriteError
 from ..core.helpers import DelayedSubmission
@@ -228,10 +228,16 @@ def preflight(
     report = Preflight()
     warned: set[str] = set()
     try:
-        for index, (submission, roots) in enumerate(submissions):
+        for _, roots in submissions:
             check_callable(*roots[0])
+        if folder is not None and len(submissions) > 1:  # an array: one file for them all
+            report.pickled = _pickle_array(submissions, folder, max_bytes)
+        for index, (submission, roots) in enumerate(submissions):
             which = f"payload {index} of the array" if len(submissions) > 1 else "the payload"
-            size = _pickle_once(report, submission, roots, which, folder, max_bytes)
+            if report.pickled[index:]:
+                size = report.pickled[index].size
+            else:
+                size = _pickle_once(report, submission, roots, which, folder, max_bytes)
             report.sizes.append(size)
             if size <= warn_global_bytes:
                 continue
@@ -248,6 +254,28 @@ def preflight(
         report.discard()
         raise
     return report
+
+
+def _pickle_array(
+    submissions: list[tuple[DelayedSubmission[Any], list[tuple[str, Any]]]],
+    folder: Path,
+    max_bytes: int,
+) -> list[payload.Pickled]:
+    """A job array's payloads pickled once into one file (``core.array_payload``); when that
+    fails, each is pickled again into a counter, to explain which one fails and why."""
+    try:
+        return list(array_payload.spool_array([s for s, _ in submissions], folder, max_bytes))
+    except JobFolderError:
+        raise
+    except Exception as error:
+        for index, (submission, roots) in enumerate(submissions):
+            which = f"payload {index} of the array"
+            _pickle_once(Preflight(), submission, roots, which, None, max_bytes)
+        if isinstance(error, WriteError):
+            message = f"cannot write the payloads into {folder}: {error.strerror}"
+        else:
+            message = explain_unpicklable(submissions[0][1], error, "the submission")
+        raise SerializationError(message) from None
 
 
 def _pickle_once(

@@ -63,9 +63,11 @@ class SlurmJobsConfig(SchedulerPolling):
         help="The Python that has jupyter_slurm_ckpt installed on those clusters.",
     ).tag(config=True)
 
-    max_jobs = Int(500, help="The listing shows at most this many jobs, the newest.").tag(
-        config=True
-    )
+    max_page_size = Int(
+        1000,
+        help="The most jobs one page of the listing may hold (the sidebar asks for 50 at a "
+        "time). Every job stays reachable: the listing is paged, never cut.",
+    ).tag(config=True)
 
     action_timeout_s = Float(
         60.0,
@@ -90,7 +92,7 @@ class SlurmJobsConfig(SchedulerPolling):
                 raise TraitError(f"remote_roots: {url!r} is not ssh://host/folder")
         return list(proposal["value"])
 
-    @validate("discovery_depth", "discovery_max_folders", "max_jobs")
+    @validate("discovery_depth", "discovery_max_folders", "max_page_size")
     def _positive(self, proposal: dict[str, Any]) -> int:
         value = int(proposal["value"])
         if value < 1:

@@ -17,14 +17,13 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..core.discovery import SKIPPED_FOLDERS, Walk, job_ids_in, walk_job_folders
+from ..core.discovery import SKIPPED_FOLDERS, Walk, walk_job_folders
 
 __all__ = [
     "SKIPPED_FOLDERS",
     "OutsideRootsError",
     "Walk",
     "inside_roots",
-    "job_ids_in",
     "real_roots",
     "walk_job_folders",
 ]

@@ -1,12 +1,16 @@
 """REST handlers under ``{base_url}/jupyter-slurm-ckpt/``; every verb is authenticated.
 
-- ``GET  jobs[?folder=F...]``                         the job rows (JSON list), newest first
+- ``GET  jobs[?folder=F...][&offset=O&limit=L][&state=S...][&name=N][&q=TEXT]``   a page of the
+  jobs, newest first: ``{"jobs": [rows], "total": matching, "offset", "limit", "all": in the
+  folders, "counts": {state: n} | null, "names": [[name, n]] | null, "partial": bool}``
 - ``GET  jobs/<id>/events?folder=F``                   the job's events (JSON list)
 - ``GET  jobs/<id>/log?folder=F&stream=out|err&lines=N[&task=T]``   a log tail, as a terminal
   shows it: ``text`` (plain) and ``html`` (escaped, ANSI colours as inline styles)
 - ``POST jobs/<id>/interrupt``  body ``{"folder": F, "timeout": false}``
 - ``POST jobs/<id>/cancel``     body ``{"folder": F}``
 - ``POST jobs/<id>/resubmit``   body ``{"folder": F}``
+- ``POST jobs/clean``           body ``{"folders": [F...], "older_than_s": S, "states": [...],
+  "dry_run": bool}``: remove the files of jobs that ended (never of a live one)
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..views.listing import JobFilter
 from .jobs import JobRequestError, JobService, check_job_id
+from .listing import PageQuery
 
 NAMESPACE = "jupyter-slurm-ckpt"
 #: The resource name the authorizer sees (``read`` for GET, ``write`` for POST).
@@ -28,6 +34,8 @@ AUTH_RESOURCE = "slurm_jobs"
 SETTINGS_KEY = "jupyter_slurm_ckpt_jobs"
 
 _ID = r"(?P<job_id>[^/]+)"
+#: Jobs a page holds unless the client asks for another number (``limit``).
+PAGE_SIZE = 50
 
 
 class _Handler(APIHandler):
@@ -79,16 +87,53 @@ class _Handler(APIHandler):
 
 
 class JobsHandler(_Handler):
-    """``GET jobs``: every job below the job roots (or below the given folders)."""
+    """``GET jobs``: a page of the jobs below the job roots (or below the given folders)."""
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         service = self.service
+        limit = self.int_argument("limit", PAGE_SIZE, 0, service.config.max_page_size)
+        wanted = JobFilter.of(
+            [word for state in self.get_query_arguments("state") for word in state.split(",")],
+            self.get_query_argument("name", None),
+            self.get_query_argument("q", None),
+        )
+        query = PageQuery(self.int_argument("offset", 0, 0, 10**9), limit, wanted)
 
-        async def work() -> list[dict[str, Any]]:
+        async def work() -> dict[str, Any]:
             scope = service.scope(self.get_query_arguments("folder"))
-            return await service.list_jobs(scope)
+            return await service.list_jobs(scope, query)
+
+        await self.answer(work)
+
+
+class CleanHandler(_Handler):
+    """``POST jobs/clean``: remove the files of jobs that ended long enough ago."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        data = self.body()
+        folders = data.get("folders", [])
+        states = data.get("states", [])
+        older_than = data.get("older_than_s", 0)
+        dry_run = data.get("dry_run", False)
+        if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+            raise web.HTTPError(400, "folders must be a list of folder names")
+        if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
+            raise web.HTTPError(400, "states must be a list of job states")
+        if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
+            raise web.HTTPError(400, "older_than_s must be a number of seconds")
+        if older_than < 0:
+            raise web.HTTPError(400, "older_than_s must be 0 or more")
+        if not isinstance(dry_run, bool):
+            raise web.HTTPError(400, "dry_run must be true or false")
+        service = self.service
+
+        async def work() -> dict[str, Any]:
+            scope = service.scope(folders)
+            return await service.run(service.clean, scope, float(older_than), states, dry_run)
 
         await self.answer(work)
 
@@ -180,6 +225,7 @@ def routes(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     prefix = url_path_join(base_url, NAMESPACE, "jobs")
     return [
         (prefix + r"/?", JobsHandler),
+        (url_path_join(prefix, "clean"), CleanHandler),
         (url_path_join(prefix, _ID, "events"), EventsHandler),
         (url_path_join(prefix, _ID, "log"), LogHandler),
         (url_path_join(prefix, _ID, "interrupt"), InterruptHandler),

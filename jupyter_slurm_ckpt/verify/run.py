@@ -266,16 +266,19 @@ class Verification:
         sent: list[_Sent],
         schedule: list[PlannedInterrupt],
     ) -> RunOutcome:
-        events = job.events()
         value, error = None, None
         try:
             value = job.result()
         except (FailedJobError, UncompletedJobError) as failure:
             error = str(failure)
+        events = job.events()  # after the result: the end event follows the result file
         summary = summarize(events)
+        ended_at = summary.ended_at
+        if ended_at is None and job.paths.result_pickle.exists():  # its event is on its way
+            ended_at = job.paths.result_pickle.stat().st_mtime
         elapsed = None
-        if summary.started_at is not None and summary.ended_at is not None:
-            elapsed = summary.ended_at - summary.started_at
+        if summary.started_at is not None and ended_at is not None:
+            elapsed = ended_at - summary.started_at
         outcome = RunOutcome(label, job.job_id, str(folder), job.state, value, error, elapsed)
         if not schedule and label == "reference":
             self.reports_progress = any(e["event"] == "progress" for e in events)

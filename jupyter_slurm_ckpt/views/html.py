@@ -155,8 +155,9 @@ def render_html(status: JobStatus) -> str:
     )
 
 
-def table_html(statuses: Sequence[JobStatus]) -> str:
-    """A job array or list of jobs as one compact table."""
+def table_html(statuses: Sequence[JobStatus], labels: Sequence[str] | None = None) -> str:
+    """A job array or list of jobs as one compact table (``labels``: the rows' names, by
+    default :func:`~.status.job_labels`)."""
     with_progress = any(status.progress is not None for status in statuses)
     names = ("job", "name", "state", "elapsed", "progress", "node", "requeues", "outcome")
     head = "".join(
@@ -165,7 +166,7 @@ def table_html(statuses: Sequence[JobStatus]) -> str:
         if with_progress or name != "progress"
     )
     rows = []
-    for label, status in zip(job_labels(statuses), statuses):
+    for label, status in zip(labels or job_labels(statuses), statuses):
         outcome = status.result if status.result is not None else last_line(status.failure)
         progress = (
             [f"{progress_bar_html(status, '80px')} {escape(progress_brief(status))}"]

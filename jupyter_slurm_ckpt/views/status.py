@@ -15,11 +15,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..core.budget import check_budget
+from ..core.catalog import file_signature
 from ..core.errors import FailedJobError, UncompletedJobError
 from ..core.events import TERMINAL_EVENTS, EventSummary, resubmitted_as, summarize
 from ..core.job import FINAL_STATES, Job
@@ -168,17 +169,22 @@ def collect_status(
 
 
 def job_labels(statuses: Sequence[JobStatus]) -> list[str]:
-    """How views name these jobs side by side: the id, and where ids repeat (one ``L1`` per
-    folder) the folder's name before it (``k1/L1``), or its whole path if names repeat too."""
-    ids = Counter(status.job_id for status in statuses)
+    """How views name these jobs side by side (see :func:`labels_of`)."""
+    return labels_of([(status.folder, status.job_id) for status in statuses])
+
+
+def labels_of(jobs: Sequence[tuple[str | Path, str]]) -> list[str]:
+    """How views name jobs (folder, id) side by side: the id, and where ids repeat (one
+    ``L1`` per folder) the folder's name before it (``k1/L1``), or its whole path if names
+    repeat too."""
+    ids = Counter(job_id for _, job_id in jobs)
     short = [
-        f"{Path(status.folder).name}/{status.job_id}" if ids[status.job_id] > 1 else status.job_id
-        for status in statuses
+        f"{Path(folder).name}/{job_id}" if ids[job_id] > 1 else job_id for folder, job_id in jobs
     ]
     repeated = Counter(short)
     return [
-        label if repeated[label] == 1 else f"{status.folder}/{status.job_id}"
-        for label, status in zip(short, statuses)
+        label if repeated[label] == 1 else f"{folder}/{job_id}"
+        for label, (folder, job_id) in zip(short, jobs)
     ]
 
 
@@ -201,17 +207,40 @@ def _clock(
     events: Sequence[dict[str, Any]], submitted_at: float, done: bool, now: float | None
 ) -> dict[str, Any]:
     """The job's times, and how long it has run (or waited in the queue) as of ``now``."""
-    now = time.time() if now is None else now
     times = job_times(events, done)
+    clock = _elapsed(times, submitted_at, done, now)
+    return {"times": times, "submitted_at": submitted_at, **clock}
+
+
+def _elapsed(
+    times: JobTimes, submitted_at: float | None, done: bool, now: float | None
+) -> dict[str, Any]:
+    now = time.time() if now is None else now
     elapsed, run_elapsed = times.elapsed(now)
-    if elapsed is None and not done:  # still queued: show how long it has waited
+    if elapsed is None and not done and submitted_at is not None:  # queued: how long so far
         elapsed = now - submitted_at
-    return {
-        "times": times,
-        "submitted_at": submitted_at,
-        "elapsed_s": elapsed,
-        "run_elapsed_s": run_elapsed,
-    }
+    return {"elapsed_s": elapsed, "run_elapsed_s": run_elapsed}
+
+
+def with_clock(status: JobStatus, now: float | None = None) -> JobStatus:
+    """The same snapshot with its elapsed times as of ``now`` (what moves when nothing else
+    does)."""
+    return replace(status, **_elapsed(status.times, status.submitted_at, status.done, now))
+
+
+def snapshot_inputs(job: Job[Any], state: str) -> tuple[Any, ...] | None:
+    """What :func:`collect_status` makes a snapshot of, told cheaply (a ``stat`` of the events
+    file and of the logs): two snapshots of the same inputs differ only by the clock
+    (:func:`with_clock`). None where the scheduler may say more without a file changing (a
+    PENDING job's reason)."""
+    if state == "PENDING":
+        return None
+    paths = job.paths
+    return (
+        state,
+        job.scheduler_problem,
+        *(file_signature(path) for path in (paths.events, paths.stdout, paths.stderr)),
+    )
 
 
 def job_times(events: Sequence[dict[str, Any]], done: bool) -> JobTimes:

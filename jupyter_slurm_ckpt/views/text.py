@@ -46,6 +46,11 @@ PENDING_REASONS = {
     "JobHeldUser": "held (scontrol release starts it)",
     "JobHeldAdmin": "held by an administrator",
     "Dependency": "waiting for the jobs it depends on",
+    "JobArrayTaskLimit": "its array runs at most array_parallelism elements at a time",
+    # The local backend's queue (backends/local/slots.py).
+    "LocalSlot": "waiting for a local slot: this machine runs as many of your local jobs at "
+    "once as its CPUs and memory hold (the slots parameter, SlurmMagics.local_slots)",
+    "LocalMemory": "waiting for free memory on this machine",
 }
 
 
@@ -154,11 +159,14 @@ def render_text(status: JobStatus) -> str:
     return "\n".join(lines)
 
 
-def render_table_text(statuses: Sequence[JobStatus]) -> str:
-    """A job array or list of jobs as a text table."""
-    lines = [summary_text(statuses)]
+def render_table_text(
+    statuses: Sequence[JobStatus], labels: Sequence[str] | None = None, summary: str | None = None
+) -> str:
+    """A job array or list of jobs as a text table (``labels``: the rows' names, by default
+    :func:`job_labels`; ``summary``: the first line, by default :func:`summary_text`)."""
+    lines = [summary_text(statuses) if summary is None else summary]
     with_progress = any(status.progress is not None for status in statuses)
-    for label, status in zip(job_labels(statuses), statuses):
+    for label, status in zip(labels or job_labels(statuses), statuses):
         outcome = status.result if status.result is not None else last_line(status.failure)
         progress = f"{progress_brief(status):<18} " if with_progress else ""
         lines.append(
@@ -170,9 +178,14 @@ def render_table_text(statuses: Sequence[JobStatus]) -> str:
 
 def summary_text(statuses: Sequence[JobStatus]) -> str:
     """'4 jobs: 2 RUNNING, 1 PENDING, 1 COMPLETED'."""
-    counts = Counter(status.state for status in statuses)
-    parts = ", ".join(f"{count} {state}" for state, count in counts.most_common())
-    return f"{plural(len(statuses), 'job')}: {parts}" if statuses else "no jobs"
+    return counts_text(Counter(status.state for status in statuses))
+
+
+def counts_text(counts: Counter[str]) -> str:
+    """'10,000 jobs: 7,514 COMPLETED, 1,485 FAILED' from the number of jobs in each state."""
+    total = sum(counts.values())
+    parts = ", ".join(f"{count:,} {state}" for state, count in counts.most_common())
+    return f"{total:,} {'job' if total == 1 else 'jobs'}: {parts}" if total else "no jobs"
 
 
 def last_line(text: str | None) -> str:

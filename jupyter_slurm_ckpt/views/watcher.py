@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.job import Job
 from ..core.states import poll_all
-from .status import JobStatus, collect_status
+from .status import JobStatus, collect_status, snapshot_inputs, with_clock
 
 StatusCallback = Callable[[list[JobStatus]], None]
 
@@ -69,6 +69,7 @@ class _Tracked:
     done_since: float | None = None
     finished: bool = False
     subscribers: int = 0
+    inputs: tuple[Any, ...] | None = None  # what ``last`` was made of (``snapshot_inputs``)
 
 
 class Watcher:
@@ -224,8 +225,15 @@ class Watcher:
 
     def _read(self, item: _Tracked, state: str | None, details: bool, now: float) -> JobStatus:
         try:
-            return collect_status(item.job, state, details=details, previous=item.last, now=now)
+            inputs = None if state is None else (details, snapshot_inputs(item.job, state))
+            if inputs is not None and inputs[1] is not None and inputs == item.inputs:
+                assert item.last is not None
+                return with_clock(item.last, now)  # nothing changed but the clock
+            status = collect_status(item.job, state, details=details, previous=item.last, now=now)
+            item.inputs = inputs if status.problem is None else None
+            return status
         except Exception as error:  # e.g. the job folder was deleted: say so in the view
+            item.inputs = None
             problem = f"{type(error).__name__}: {error}"
             if item.last is not None:
                 return replace(item.last, problem=problem)
@@ -238,6 +246,7 @@ class Watcher:
 
 #: The batched state poll (one ``poll_states`` call per backend), as the views know it.
 poll_states = poll_all
+
 
 _default: Watcher | None = None
 _default_lock = threading.Lock()

@@ -6,7 +6,15 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IJobEvent, IJobRow, jobsQuery } from './model';
+import {
+  ICleanReport,
+  ICleanRequest,
+  IJobEvent,
+  IJobPage,
+  IJobQuery,
+  IJobRow,
+  jobsQuery
+} from './model';
 
 const NAMESPACE = 'jupyter-slurm-ckpt';
 
@@ -51,9 +59,27 @@ function jobPath(row: Pick<IJobRow, 'id'>, action: string): string {
   return `jobs/${encodeURIComponent(row.id)}/${action}`;
 }
 
-/** Every job below the configured folders (empty: below the server root), newest first. */
-export function listJobs(folders: readonly string[]): Promise<IJobRow[]> {
-  return request<IJobRow[]>(`jobs${jobsQuery(folders)}`);
+/** A page of the jobs below the configured folders (empty: below the server root), newest
+ * first, filtered. */
+export function listJobs(folders: readonly string[], query: IJobQuery): Promise<IJobPage> {
+  return request<IJobPage>(`jobs${jobsQuery(folders, query)}`);
+}
+
+/** Remove (or, with ``dryRun``, count) the files of jobs that ended; never of a live job. */
+export function cleanJobs(
+  folders: readonly string[],
+  clean: ICleanRequest,
+  dryRun: boolean
+): Promise<ICleanReport> {
+  return request<ICleanReport>('jobs/clean', {
+    method: 'POST',
+    body: JSON.stringify({
+      folders: folders.map(folder => folder.trim()).filter(folder => folder),
+      states: clean.states,
+      older_than_s: clean.olderThanDays * 86400,
+      dry_run: dryRun
+    })
+  });
 }
 
 /** The events of one job. */

@@ -37,7 +37,8 @@ function readSettings(settings: ISettingRegistry.ISettings): IPanelSettings {
       composite.maxRefreshInterval ?? DEFAULT_SETTINGS.maxRefreshInterval
     ),
     jobFolders: Array.isArray(composite.jobFolders) ? composite.jobFolders.map(String) : [],
-    logLines: Number(composite.logLines ?? DEFAULT_SETTINGS.logLines)
+    logLines: Number(composite.logLines ?? DEFAULT_SETTINGS.logLines),
+    pageSize: Number(composite.pageSize ?? DEFAULT_SETTINGS.pageSize)
   };
 }
 

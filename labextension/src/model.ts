@@ -87,15 +87,6 @@ export function jobKey(row: Pick<IJobRow, 'id' | 'folder'>): string {
   return `${row.folder}\n${row.id}`;
 }
 
-/** Newest first: by submission time, then by id (numbers compared as numbers). */
-export function sortNewestFirst(rows: readonly IJobRow[]): IJobRow[] {
-  const collator = new Intl.Collator(undefined, { numeric: true });
-  return [...rows].sort((a, b) => {
-    const byTime = (b.submitted_at ?? 0) - (a.submitted_at ?? 0);
-    return byTime !== 0 ? byTime : collator.compare(b.id, a.id);
-  });
-}
-
 /** `0.4s`, `42s`, `3m 05s`, `2h 03m`, `1d 04h`; `—` before the job has started. */
 export function formatElapsed(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {
@@ -250,14 +241,166 @@ export function availableActions(
   };
 }
 
-/** Query string of `GET jobs` for the configured folders (empty: discovery). */
-export function jobsQuery(folders: readonly string[]): string {
+/** One page of `GET jobs`: the rows, newest first, and where they stand among the others. */
+export interface IJobPage {
+  jobs: IJobRow[];
+  /** How many jobs pass the filter (the rows are `limit` of them from `offset`). */
+  total: number;
+  offset: number;
+  limit: number;
+  /** How many jobs the folders hold. */
+  all: number;
+  /** Jobs by state among those that pass the name and text filters; null until the server
+   * has read every job (a first request on a large folder). */
+  counts: Record<string, number> | null;
+  /** The most frequent job names, with their number of jobs. */
+  names: [string, number][] | null;
+  /** The server stopped looking for job folders early (a huge tree). */
+  partial: boolean;
+}
+
+/** Which jobs the sidebar asks for: a page, and a filter. */
+export interface IJobQuery {
+  offset: number;
+  limit: number;
+  /** Only jobs in this state ('' : any). */
+  state: string;
+  /** Only jobs with this name ('' : any). */
+  name: string;
+  /** Only the job with this id (or this array's elements), or jobs whose name, state or
+   * folder contains this (case ignored). */
+  text: string;
+}
+
+export const DEFAULT_QUERY: IJobQuery = { offset: 0, limit: 50, state: '', name: '', text: '' };
+
+/** Query string of `GET jobs`: the configured folders (empty: discovery), the page, the filter. */
+export function jobsQuery(folders: readonly string[], query: Partial<IJobQuery> = {}): string {
   const params = new URLSearchParams();
   for (const folder of folders) {
     if (folder.trim()) {
       params.append('folder', folder.trim());
     }
   }
-  const query = params.toString();
-  return query ? `?${query}` : '';
+  if (query.offset) {
+    params.append('offset', String(query.offset));
+  }
+  if (query.limit !== undefined) {
+    params.append('limit', String(query.limit));
+  }
+  for (const [key, value] of [
+    ['state', query.state],
+    ['name', query.name],
+    ['q', query.text]
+  ] as const) {
+    if (value && value.trim()) {
+      params.append(key, value.trim());
+    }
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+/** `1–50 of 10,020 jobs`, `51–100 of 312 jobs (FAILED)`, `No job matches`. */
+export function pageText(page: IJobPage, filtered: boolean): string {
+  if (page.total === 0) {
+    return page.all === 0 ? 'No jobs yet' : `No job matches (${formatCount(page.all)} in all)`;
+  }
+  const first = Math.min(page.offset + 1, page.total);
+  const last = Math.min(page.offset + page.jobs.length, page.total);
+  const noun = page.total === 1 ? 'job' : 'jobs';
+  const of = filtered ? ` of ${formatCount(page.all)}` : '';
+  return `${formatCount(first)}–${formatCount(last)} of ${formatCount(page.total)} ${noun}${of}`;
+}
+
+/** The offset of the page before (null on the first) and after (null on the last), for
+ * pages of ``limit`` jobs from ``offset`` among ``total``. */
+export function neighbourPages(
+  offset: number,
+  limit: number,
+  total: number
+): { newer: number | null; older: number | null } {
+  const size = Math.max(1, limit);
+  return {
+    newer: offset > 0 ? Math.max(0, offset - size) : null,
+    older: offset + size < total ? offset + size : null
+  };
+}
+
+/** The state filter's choices: any state, then each state with its number of jobs; the chosen
+ * one stays even when no job is in it any more. */
+export function stateChoices(
+  counts: Record<string, number> | null,
+  chosen: string
+): [string, string][] {
+  const choices: [string, string][] = [['', 'All states']];
+  const entries = Object.entries(counts ?? {}).sort((a, b) => b[1] - a[1]);
+  for (const [state, count] of entries) {
+    choices.push([state, `${state} (${formatCount(count)})`]);
+  }
+  if (chosen && !(counts && chosen in counts)) {
+    choices.push([chosen, `${chosen} (0)`]);
+  }
+  return choices;
+}
+
+/** The name filter's choices: any name, then the most frequent names with their counts. */
+export function nameChoices(names: [string, number][] | null, chosen: string): [string, string][] {
+  const choices: [string, string][] = [['', 'All names']];
+  for (const [name, count] of names ?? []) {
+    choices.push([name, `${name} (${formatCount(count)})`]);
+  }
+  if (chosen && !(names ?? []).some(([name]) => name === chosen)) {
+    choices.push([chosen, chosen]);
+  }
+  return choices;
+}
+
+/** What "Clean up" asks the server to remove: jobs that ended in `states`, `olderThanDays` ago. */
+export interface ICleanRequest {
+  states: string[];
+  olderThanDays: number;
+}
+
+/** The server's answer to `POST jobs/clean`. */
+export interface ICleanReport {
+  removed: number;
+  bytes: number;
+  dry_run: boolean;
+  kept: { id: string; folder: string; why: string }[];
+}
+
+/** The end states "Clean up" offers (a live job is never removed, whatever is chosen). */
+export const CLEANABLE_STATES = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'PREEMPTED'];
+
+/** `12.3 MB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The question before a clean-up, from its dry run. */
+export function cleanQuestion(report: ICleanReport, request: ICleanRequest): string {
+  const age =
+    request.olderThanDays > 0
+      ? ` that ended more than ${formatCount(request.olderThanDays)} day${request.olderThanDays === 1 ? '' : 's'} ago`
+      : '';
+  const states = request.states.length ? ` (${request.states.join(', ')})` : '';
+  if (report.removed === 0) {
+    return `No job${states}${age} to remove.`;
+  }
+  const jobs = `${formatCount(report.removed)} job${report.removed === 1 ? '' : 's'}`;
+  const kept = report.kept.length
+    ? ` ${formatCount(report.kept.length)} that match are kept: ${report.kept[0].why}.`
+    : '';
+  return (
+    `Remove the files of ${jobs}${states}${age} (${formatBytes(report.bytes)})? ` +
+    `Their results and logs are deleted. Jobs that still run are never removed.${kept}`
+  );
 }

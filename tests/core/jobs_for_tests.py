@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,16 @@ class SlowToLoad(Checkpointable):
     """Takes ``load_s`` to unpickle (as a large model state would); its ``checkpoint()`` fails
     unless ``__call__`` has run: the pattern of a user checkpoint that saves ``self.model``."""
 
-    def __init__(self, load_s: float) -> None:
+    def __init__(self, load_s: float, loaded: str = "") -> None:
         self.load_s = load_s
+        self.loaded = loaded  # a file made when the load is done (if given)
         self.called = False
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         time.sleep(state["load_s"])
         self.__dict__.update(state)
+        if state.get("loaded"):
+            Path(state["loaded"]).touch()
 
     def __call__(self) -> str:
         self.called = True
@@ -114,6 +118,25 @@ class SlowToLoad(Checkpointable):
         if not self.called:
             raise RuntimeError("checkpoint() before __call__: nothing to save yet")
         return super().checkpoint()
+
+
+class SlowToPickle:
+    """A result whose pickling takes ``pickle_s``, and that first sends its own process SIGTERM:
+    a preemption's termination that lands while the finished result is being written."""
+
+    def __init__(self, pickle_s: float) -> None:
+        self.pickle_s = pickle_s
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.pickle_s:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(self.pickle_s)
+        return (SlowToPickle, (0.0,))
+
+
+def slow_to_pickle(pickle_s: float) -> SlowToPickle:
+    """Returns a :class:`SlowToPickle`."""
+    return SlowToPickle(pickle_s)
 
 
 def wait_file(path: str) -> str:

@@ -66,14 +66,19 @@ def test_a_second_launcher_of_an_array_leaves_its_elements_alone(
     executor.update_parameters(array_parallelism=1)
     jobs = executor.map_array(wait_file, [str(release), str(release)])
     wait_running_run(jobs[0], 0)
-    records = [job.paths.local_process.read_text() for job in jobs]
+    # The running element's controller answers for it; its array's launcher, for the other.
+    array_id = jobs[0].job_id.partition("_")[0]
+    records = [jobs[0].paths.local_process, folder / f"{array_id}_local.json"]
+    before = [record.read_text() for record in records]
+    assert jobs[1].state == "PENDING" and jobs[1].pending_reason == "JobArrayTaskLimit"
     duplicate = subprocess.run(
         [sys.executable, "-m", "jupyter_slurm_ckpt.backends.local.controller", str(folder), "1",
          *(job.job_id for job in jobs)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert duplicate.returncode == 0, duplicate.stderr
-    assert [job.paths.local_process.read_text() for job in jobs] == records
+    assert "has a launcher already" in duplicate.stderr
+    assert [record.read_text() for record in records] == before
     release.touch()
     assert [job.result(timeout=60) for job in jobs] == ["released", "released"]
     assert [len(_starts(job)) for job in jobs] == [1, 1]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.core import files, payload
+from jupyter_slurm_ckpt.core import files, links, payload
 from jupyter_slurm_ckpt.core.errors import PayloadError
 
 from .jobs_for_tests import add
@@ -165,8 +165,8 @@ def test_an_unnamed_file_is_copied_where_it_cannot_be_linked(
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr(files, "_link_with_empty_path", refuse)
-    monkeypatch.setattr(files, "_link_through_proc", refuse)
+    monkeypatch.setattr(links, "_link_with_empty_path", refuse)
+    monkeypatch.setattr(links, "_link_through_proc", refuse)
     pending = files.PendingFile.unnamed(tmp_path)
     data = os.urandom(3 * MB + 5)
     pending.write(data)

@@ -17,10 +17,10 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends import processes
 from jupyter_slurm_ckpt.core.events import append_event, read_events, summarize
 from jupyter_slurm_ckpt.core.paths import JobPaths
-from jupyter_slurm_ckpt.core.worker import record_lost_runs
+from jupyter_slurm_ckpt.core.runs import ended_already, record_lost_runs
 
 from .conftest import wait_running_run
-from .jobs_for_tests import Counter, SlowToLoad
+from .jobs_for_tests import Counter, SlowToLoad, SlowToPickle, slow_to_pickle
 
 
 def test_a_signal_before_the_call_requeues_the_payload_as_it_is(
@@ -39,6 +39,32 @@ def test_a_signal_before_the_call_requeues_the_payload_as_it_is(
     assert "checkpoint" not in names and "not_requeued" not in names
     (requeued,) = [e for e in job.events() if e["event"] == "requeued"]
     assert requeued["before_call"] is True and job.restart_count == 1
+
+
+def test_a_termination_while_the_payload_loads_is_honoured_at_once(
+    local: submitit.LocalExecutor, tmp_path: Path
+) -> None:
+    # A large payload may load for longer than the run has after a SIGTERM (KillWait): the
+    # signal is handled at once, not when the load ends (before the fix it was held until then).
+    loaded = tmp_path / "loaded"
+    job = local.submit(SlowToLoad(20.0, str(loaded)))
+    controller = wait_for(lambda: _controller(job), "the job's controller")
+    worker = wait_for(lambda: processes.descendants(controller), "the worker process")[0]
+    os.kill(worker, signal.SIGTERM)
+    wait_for(lambda: not processes.is_alive(worker), "the worker to end", 60)
+    assert not loaded.exists()  # it ended before its payload was loaded
+    assert not [e for e in job.events() if e["event"] == "started"]
+
+
+def test_a_termination_while_the_result_is_written_keeps_the_result(
+    local: submitit.LocalExecutor,
+) -> None:
+    # The callable has returned; its result takes a second to write and a SIGTERM (as at the end
+    # of a preemption's grace time) lands meanwhile. Before the fix the default action killed
+    # the run mid-write and the finished result was lost.
+    job = local.submit(slow_to_pickle, 1.0)
+    assert isinstance(job.result(timeout=60), SlowToPickle)
+    assert [e["event"] for e in job.events()][-1] == "completed"
 
 
 def _controller(job: submitit.Job[Any]) -> int | None:
@@ -63,6 +89,21 @@ def test_runs_that_ended_without_a_word_are_recorded(tmp_path: Path) -> None:
     assert summarize(events).restart_count == 2
     record_lost_runs(paths, restart=2)  # known now: nothing added
     assert len(read_events(paths.events)) == len(events)
+
+
+def test_a_run_of_an_ended_job_knows_it_has_ended(tmp_path: Path) -> None:
+    # Slurm 24.05+ starts a job again that ended in a preemption's grace time: that run must
+    # not call the callable again. Run 0's other tasks may find task 0's end: theirs too.
+    paths = JobPaths(tmp_path, "9")
+    append_event(paths.events, "started", run=0, node="n1", pid=1)
+    assert ended_already(paths, 1) is None
+    append_event(paths.events, "completed", task=1)  # another task's end is not the job's
+    assert ended_already(paths, 1) is None
+    paths.result_pickle.write_bytes(b"")
+    assert ended_already(paths, 0) is None and ended_already(paths, 1) == "its result is written"
+    paths.result_pickle.unlink()
+    append_event(paths.events, "cancelled", by="slurm")
+    assert ended_already(paths, 1) == "it cancelled" and ended_already(paths, 0) is None
 
 
 def test_a_lost_run_that_had_checkpointed_kept_its_progress(tmp_path: Path) -> None:

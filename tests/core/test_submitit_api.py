@@ -83,6 +83,9 @@ def test_cancel_check_and_cancel_at_deletion(local: submitit.LocalExecutor) -> N
     other = local.submit(Counter(step_s=0.1), 10_000)
     other._cancel = failing_backend  # type: ignore[method-assign]
     other.cancel(check=False)  # clean-up code: the failure is not raised
+    for refused in (job, other):  # their backend works again: they must not hold slots
+        del refused._cancel
+        assert refused.cancel()
     watched = local.submit(Counter(step_s=0.1), 10_000).cancel_at_deletion()
     folder, job_id = watched.paths.folder, watched.job_id
     wait_running_run(watched, 0)

@@ -185,6 +185,7 @@ class Recorder:
 def test_views_keep_working_for_the_other_jobs(ipython: Any, tmp_path: Path) -> None:
     folder = tmp_path / "slurm_jobs"
     release, hold = tmp_path / "release", tmp_path / "hold"
+    ipython.run("%config SlurmMagics.local_slots = 8")  # four jobs must run at once
     ipython.run(f"%%slurm --cluster local --no-widget\n{CELL}done = wait_file('/', 'done')\n")
     for name in ("live_a", "live_b"):
         ipython.run(f"%slurm --cluster local --no-widget {name} = wait_file({str(release)!r}, "

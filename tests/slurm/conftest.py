@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +83,58 @@ def slurm_fields(job_id: str) -> dict[str, Any]:
         key, _, value = item.partition("=")
         fields[key] = value
     return fields
+
+
+@dataclass
+class SlurmCommandsOfTheJob:
+    """``squeue`` and ``scontrol`` wrappers that a job puts first on its PATH (its setup line):
+    each call is logged, and while :meth:`hang` is on, the job's questions about itself (what
+    the worker asks when a signal comes) never get an answer, as with a controller that hangs.
+    Everything else (``scontrol requeue``...) reaches Slurm."""
+
+    bin: Path
+    log: Path
+    hang_flag: Path
+
+    @property
+    def setup_line(self) -> str:
+        return f"export PATH={shlex.quote(str(self.bin))}:$PATH"
+
+    def hang(self) -> None:
+        self.hang_flag.touch()
+
+    def questions(self) -> list[float]:
+        """When the job asked Slurm about itself (``squeue`` of its facts, or before the fix
+        ``scontrol show job``), oldest first."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [
+            float(line.split(" ", 1)[0])
+            for line in lines
+            if "RestartCnt" in line or " scontrol show job" in line
+        ]
+
+
+_WRAPPER = """#!/bin/bash
+printf '%s %s\\n' "$(date +%s.%N)" "{name} $*" >>{log}
+case "$*" in
+    *RestartCnt*|"show job"*) [ -e {flag} ] && exec sleep 300 ;;
+esac
+exec {real} "$@"
+"""
+
+
+@pytest.fixture
+def commands_of_the_job(tmp_path: Path) -> SlurmCommandsOfTheJob:
+    """See :class:`SlurmCommandsOfTheJob`."""
+    made = SlurmCommandsOfTheJob(tmp_path / "bin", tmp_path / "calls.log", tmp_path / "hang")
+    made.bin.mkdir()
+    for name in ("squeue", "scontrol"):
+        real = shutil.which(name)
+        assert real is not None, f"{name} is not on PATH"
+        wrapper = made.bin / name
+        wrapper.write_text(_WRAPPER.format(
+            name=name, real=shlex.quote(real), log=shlex.quote(str(made.log)),
+            flag=shlex.quote(str(made.hang_flag)),
+        ))
+        wrapper.chmod(0o755)
+    return made

@@ -113,6 +113,81 @@ class NodeReport(Gated):
         return result
 
 
+class SlowToCheckpoint(Gated):
+    """A ``Gated`` counter whose ``checkpoint()`` says it started (``<folder>/checkpointing``)
+    and takes ``checkpoint_s`` seconds, or lasts until ``<folder>/may end`` exists."""
+
+    def __init__(self, folder: str, checkpoint_s: float = 0.0) -> None:
+        super().__init__()
+        self.folder = folder
+        self.checkpoint_s = checkpoint_s
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        Path(self.folder, "checkpointing").write_text(str(time.time()))
+        deadline = time.monotonic() + self.checkpoint_s
+        while not Path(self.folder, "may end").exists():
+            if self.checkpoint_s and time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        return super().checkpoint(*args, **kwargs)
+
+
+def wait_for_gate(gate: str) -> str:
+    """A plain function (no checkpoint method) that waits for its gate file."""
+    while not Path(gate).exists():
+        time.sleep(0.05)
+    return "done"
+
+
+def cpu_view() -> dict[str, Any]:
+    """The CPUs this task may run on, and where it runs."""
+    env = JobEnvironment()
+    return {
+        "rank": env.global_rank,
+        "node": os.environ.get("SLURMD_NODENAME"),
+        "cpus": sorted(os.sched_getaffinity(0)),
+    }
+
+
+def memory_limit() -> int | None:
+    """The memory limit of this process (cgroup v1: the smallest of its memory cgroup's and
+    their parents'), None where there is none."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            folder = Path(f"/sys/fs/cgroup/memory{path}")
+            limits = [int((level / "memory.limit_in_bytes").read_text())
+                      for level in (folder, *folder.parents)
+                      if (level / "memory.limit_in_bytes").exists()]
+            smallest = min(limits, default=2**63)
+            return smallest if smallest < 2**62 else None
+    return None
+
+
+class BigState(Gated):
+    """A ``Gated`` counter that holds ``mb`` MB of numpy state from its first run on (made
+    once: a resumed run has it from the checkpoint) and reports its memory limit."""
+
+    def __init__(self, mb: int) -> None:
+        super().__init__()
+        self.mb = mb
+        self.state: Any = None
+        self.made_in_run: int | None = None
+
+    def __call__(self, gate: str, minimum: int = 1, ready: str = "") -> dict[str, Any]:
+        import numpy
+
+        if self.state is None:
+            self.state = numpy.ones(self.mb * 2**20 // 8)  # written: resident, not lazy
+            self.made_in_run = JobEnvironment().restart_count
+        result = super().__call__(gate, minimum, ready)
+        result.update(
+            made_in_run=self.made_in_run, state_mb=self.state.nbytes // 2**20,
+            limit=memory_limit(),
+        )
+        return result
+
+
 class SlowToPickle(Gated):
     """A ``Gated`` job whose state takes ``pickle_s`` seconds to pickle once it has counted (a
     large model, say): its checkpoint outlives a short KillWait."""

@@ -49,7 +49,7 @@ def all_started(job: submitit.Job[Any], run: int) -> bool:
 
 
 def test_a_two_node_job_resumes_on_both_nodes_after_interrupt_and_preemption(
-    executor: submitit.AutoExecutor, gate: Path, two_nodes: tuple[str, ...]
+    executor: submitit.AutoExecutor, gate: Path, two_nodes: tuple[str, ...], slurm_cluster: Any
 ) -> None:
     executor.update_parameters(nodes=2, tasks_per_node=1)
     job = executor.submit(NodeReport(), str(gate), 3)
@@ -77,15 +77,18 @@ def test_a_two_node_job_resumes_on_both_nodes_after_interrupt_and_preemption(
         assert rank["runs"] == [0, 1, 2]
         assert 0 < rank["resumed_from"][1] < rank["resumed_from"][2]
     signalled = [(e["task"], e["reason"]) for e in job.events() if e["event"] == "signal"]
-    assert sorted(signalled) == [(0, "preemption"), (0, "preemption"), (1, "preemption"),
-                                 (1, "preemption")]
+    # Task 0 tells why for the job; task 1 records the warnings with task 0's reason. A stock
+    # preemption's only notice is a SIGTERM, which task 1 simply leaves on.
+    warned = 2 if slurm_cluster.preemption == "signal" else 1
+    assert sorted(signalled) == [(0, "preemption")] * 2 + [(1, "preemption")] * warned
     assert job.restart_count == 2
 
 
 def test_gpus_are_scheduled_and_visible_to_the_job(executor: submitit.AutoExecutor) -> None:
     executor.update_parameters(gpus_per_node=1)
     job = executor.submit(gpu_view)
-    assert slurm_fields(job.job_id)["TresPerNode"] == "gres:gpu:1"
+    # Slurm 22.05 writes gres:gpu:1, 24.11 gres/gpu:1.
+    assert slurm_fields(job.job_id)["TresPerNode"] in ("gres:gpu:1", "gres/gpu:1")
     assert job.result(timeout=WAIT_S) == {"CUDA_VISIBLE_DEVICES": "0", "SLURM_GPUS_ON_NODE": "1"}
 
 

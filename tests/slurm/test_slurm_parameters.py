@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import slurm_fields
 from slurm_jobs_for_tests import Gated
 from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
-from jupyter_slurm_ckpt.backends.slurm.commands import show_job
 
 pytestmark = pytest.mark.slurm
 
@@ -53,8 +53,7 @@ def test_slurm_gets_each_submitit_parameter(
     job = executor.submit(_setup_mark)
     assert job.result(timeout=WAIT_S) == "set-up"  # the setup ran in the job's shell, before
     wait_for(torn_down.exists, "the teardown line to run after the job", WAIT_S)
-    fields = show_job(job.job_id)
-    assert fields is not None
+    fields = slurm_fields(job.job_id)
     assert fields["JobName"] == "vocabulary"
     assert fields["MinMemoryNode"] == "200M"
     assert fields["TimeLimit"] == "00:07:00"

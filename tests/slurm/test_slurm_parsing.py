@@ -1,21 +1,26 @@
 """What the backend reads from Slurm's commands and writes for them, on text Slurm printed.
 
 The samples are copied from this machine's Slurm 22.05 (sacct -D across a requeue, a pending
-array part, squeue -r, scontrol at a preemption and after ``EndTime=now+...``).
+array part, squeue -r, the facts of a job as our squeue prints them).
 """
 
 from __future__ import annotations
 
+import subprocess
+import time
+from typing import Any
+
 import pytest
 
+from jupyter_slurm_ckpt.backends.slurm import commands
 from jupyter_slurm_ckpt.backends.slurm import script as slurm_script
-from jupyter_slurm_ckpt.backends.slurm.commands import scontrol_fields
 from jupyter_slurm_ckpt.backends.slurm.records import (
     expand_array_range,
     parse_sacct,
     parse_squeue,
 )
-from jupyter_slurm_ckpt.backends.slurm.signals import classify_signal
+from jupyter_slurm_ckpt.backends.slurm.signals import classify_signal, classify_termination
+from jupyter_slurm_ckpt.core.runtime import Termination
 
 pytestmark = pytest.mark.slurm
 
@@ -48,26 +53,80 @@ def test_squeue_and_ranges() -> None:
     assert expand_array_range("5_3") == ["5_3"]
 
 
-def test_signal_reason_from_scontrol() -> None:
+def test_why_a_warning_came() -> None:
     now = 1_800_000_000.0
+    preempted = {"EndTime": str(int(now) + 5), "PreemptTime": str(int(now))}
+    assert classify_signal(preempted, 90, now, None) == "preemption"  # though EndTime is near
+    near_end = {"EndTime": str(int(now) + 13), "PreemptTime": "N/A"}
+    assert classify_signal(near_end, 60, now, None) == "timeout"
+    far = {"EndTime": str(int(now) + 3600), "PreemptTime": "N/A"}
+    assert classify_signal(far, 60, now, None) == "preemption"
+    assert classify_signal({"EndTime": "Unknown"}, 60, now, None) == "preemption"
+    # Slurm does not answer: the end of the limit the run knew when it started tells.
+    assert classify_signal(None, 60, now, None) == "preemption"
+    assert classify_signal(None, 60, now, now + 13) == "timeout"
+    assert classify_signal(None, 60, now, now + 3600) == "preemption"
+    # Slurm's own format (a call that did not set ours) still reads.
+    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now + 13))
+    assert classify_signal({"EndTime": local, "PreemptTime": "None"}, 60, now, None) == "timeout"
 
-    def at(offset: float) -> str:
-        import time
 
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now + offset))
+def test_why_a_sigterm_came() -> None:
+    now = 1_800_000_000.0
+    ending = {"JobState": "COMPLETING", "Reason": "None", "Restarts": "0", "PreemptTime": "N/A"}
+    assert classify_termination(ending, 0, now, None) == Termination("cancelled")
+    limit = {**ending, "Reason": "TimeLimit"}
+    assert classify_termination(limit, 0, now, None) == Termination("timeout")
+    requeued = {**ending, "Restarts": "2", "PreemptTime": str(int(now))}
+    assert classify_termination(requeued, 1, now, None) == Termination("preemption", True)
+    preempted = {**ending, "PreemptTime": str(int(now))}
+    assert classify_termination(preempted, 0, now, None) == Termination("preemption")
+    running = {**ending, "JobState": "RUNNING"}  # not Slurm ending the job (srun, a user)
+    assert classify_termination(running, 0, now, None).reason == "unknown"
+    assert classify_termination(None, 0, now, None).reason == "unknown"  # no answer
+    assert classify_termination(None, 0, now, now + 2).reason == "timeout"  # at the limit
+    assert classify_termination(None, 0, now, now + 600).reason == "unknown"
 
-    preempted = scontrol_fields(
-        f"JobId=5 JobName=p JobState=RUNNING Reason=None EndTime={at(5)} PreemptTime={at(0)} "
-        "Comment=a b=c"
-    )
-    assert preempted["PreemptTime"] == at(0)
-    assert classify_signal(preempted, 90, now) == "preemption"  # though EndTime is near
-    near_end = {"EndTime": at(13), "PreemptTime": "None"}
-    assert classify_signal(near_end, 60, now) == "timeout"
-    far = {"EndTime": at(3600), "PreemptTime": "None"}
-    assert classify_signal(far, 60, now) == "preemption"
-    assert classify_signal(None, 60, now) == "preemption"
-    assert classify_signal({"EndTime": "Unknown"}, 60, now) == "preemption"
+
+def test_facts_come_from_fields_slurm_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # squeue prints only the fields asked for, each ended by "|": a job's name or comment
+    # (where "Reason=TimeLimit" could be written) is not among them.
+    printed = {"stdout": "RUNNING|None|0|N/A|1800000090|768|4294901495|\n"}
+    seen: list[list[str]] = []
+
+    def fake_run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        assert options["env"]["SLURM_TIME_FORMAT"] == commands.TIME_FORMAT
+        return subprocess.CompletedProcess(argv, 0, printed["stdout"], "")
+
+    monkeypatch.setattr(commands, "run_command", fake_run)
+    assert commands.job_facts("7") == {
+        "JobState": "RUNNING", "Reason": "None", "Restarts": "0", "PreemptTime": "N/A",
+        "EndTime": "1800000090", "ExitCode": "3:0",  # squeue < 24.11 prints the wait status
+        "Priority": "4294901495",
+    }
+    assert "--jobs=7" in seen[0] and not any("Name" in item for item in seen[0])
+    printed["stdout"] = ""  # a job Slurm no longer knows
+    assert commands.job_facts("7") is None
+    assert commands.exit_code_text("9") == "0:9" and commands.exit_code_text("1:0") == "1:0"
+
+
+def test_srun_gets_the_cpus_of_each_task_and_ends_every_task_together() -> None:
+    parameters = {"nodes": 2, "cpus_per_task": 4}
+    options = slurm_script.sbatch_options(parameters, "/jobs", 0, 2)
+    script = slurm_script.batch_script(options, parameters, "/jobs", "python", False, 2)
+    srun = next(line for line in script.splitlines() if line.startswith("exec srun"))
+    # srun 22.05/23.02 reads SRUN_CPUS_PER_TASK, not what sbatch exports: said explicitly.
+    assert "--cpus-per-task=4" in srun.split() and "--kill-on-bad-exit=1" in srun.split()
+
+
+def test_a_batch_shell_with_teardown_passes_sigterm_on() -> None:
+    # Under proctrack/cgroup Slurm's SIGTERM reaches only the batch shell.
+    parameters = {"teardown": ["echo bye"]}
+    options = slurm_script.sbatch_options(parameters, "/jobs", 0, 1)
+    script = slurm_script.batch_script(options, parameters, "/jobs", "python", False, 1)
+    assert "trap 'kill -TERM \"$worker\" 2>/dev/null' TERM" in script
+    assert "trap '' TERM" not in script
 
 
 def test_limits_and_warning_delay() -> None:

@@ -8,9 +8,11 @@ counted by the backend's own counter (every Slurm command of this process goes t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -160,3 +162,49 @@ def test_slurm_away_is_said_and_the_folder_still_answers(
         subscription.cancel()
     gate.touch()
     assert job.result(timeout=WAIT_S)["count"] >= 1
+
+
+WATCHING_PROCESS = """
+import json, sys, time
+sys.path.insert(0, {tests!r})
+import cloudpickle, slurm_jobs_for_tests
+cloudpickle.register_pickle_by_value(slurm_jobs_for_tests)
+import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.backends.slurm.commands import COUNTER
+from jupyter_slurm_ckpt.backends.slurm.records import PollPolicy
+from jupyter_slurm_ckpt.backends.slurm.state import STATES
+from jupyter_slurm_ckpt.views.watcher import Watcher
+
+STATES.policy = PollPolicy(first_s=0.5, pending_s=2.0, liveness_s=6.0)
+executor = submitit.AutoExecutor({folder!r})
+executor.update_parameters(timeout_min=10)
+job = executor.submit(slurm_jobs_for_tests.Gated(), {gate!r})
+Watcher().watch([job], lambda statuses: None)
+deadline = time.monotonic() + 120
+while job.summary().runs < 1 and time.monotonic() < deadline:
+    time.sleep(0.1)
+time.sleep(2 * STATES.policy.liveness_s)  # past its first liveness look
+job.cancel()
+print(json.dumps(COUNTER.by_command))
+"""
+
+
+def test_a_process_that_submitted_never_asks_sacct_where_it_cannot_answer(
+    tmp_path: Path, gate: Path, accounting: bool
+) -> None:
+    # A new kernel that submitted one job and shows its widget: Slurm's configuration, read at
+    # the submission, says whether there is accounting storage. Without it, the first poll
+    # used to ask sacct only to hear "accounting storage is disabled", then squeue: two
+    # scheduler calls where one does (the second call of bench_polling's one-job window).
+    code = WATCHING_PROCESS.format(
+        tests=str(Path(__file__).parent), folder=str(tmp_path / "jobs"), gate=str(gate)
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    commands = json.loads(done.stdout.strip().splitlines()[-1])
+    if accounting:
+        assert commands.get("sacct", 0) >= 1, commands  # its liveness look
+    else:
+        assert commands.get("sacct", 0) == 0, commands
+        assert commands.get("squeue", 0) >= 1, commands  # its liveness look

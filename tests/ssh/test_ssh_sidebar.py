@@ -44,7 +44,7 @@ class Server:
 
     def rows(self) -> list[dict[str, Any]]:
         try:
-            return list(self.call())
+            return list(self.call()["jobs"])  # one page: the newest 50
         except OSError:  # not listening yet
             return []
 

@@ -25,12 +25,12 @@ import os
 import signal
 import socket
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 from ...core.files import open_private_append
 from ...core.paths import PackagePaths
+from .. import processes
 from . import controller
 from .agent_client import CONNECT_TIMEOUT_S, agent_key, peer_uid, receive, send
 
@@ -47,8 +47,8 @@ def _fork_controller(request: dict[str, Any], listener: socket.socket) -> int:
     pid = os.fork()
     if pid:
         return pid
-    code = 1
-    try:
+
+    def work() -> int:
         listener.close()
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -62,11 +62,9 @@ def _fork_controller(request: dict[str, Any], listener: socket.socket) -> int:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        code = controller.main([str(item) for item in request["argv"]])
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        return controller.main([str(item) for item in request["argv"]])
+
+    processes.run_child(work)
 
 
 def serve(path: Path) -> None:

@@ -1,17 +1,17 @@
 """The local backend's controller: one process per job that plays Slurm for it.
 
-It runs each run of the job as forked worker processes, sends the checkpoint signal before the
-time limit (and on ``_interrupt``, relayed with SIGUSR1), kills the run at the limit, and starts
-the next run in place when the worker asks to be requeued. Started as ``python -m
+It waits PENDING in the user's local queue for a slot (``slots``), then runs each run of the
+job as forked worker processes, sends the checkpoint signal before the time limit (and on
+``_interrupt``, relayed with SIGUSR1), kills the run at the limit, and starts the next run in
+place when the worker asks to be requeued. Started as ``python -m
 jupyter_slurm_ckpt.backends.local.controller FOLDER PARALLELISM ID [ID...]`` (or forked by the
-agent, which runs :func:`main`); with several ids (an array) it forks one controller per job, at
-most PARALLELISM at a time.
+agent, which runs :func:`main`); with several ids (an array) the array's launcher
+(``launcher``) forks one controller per job, at most PARALLELISM at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -19,29 +19,24 @@ import select
 import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ...core import worker
 from ...core.environment import set_emulated_node, set_worker_environment
 from ...core.events import append_event, read_events, summarize
-from ...core.files import (
-    PRIVATE_FILE_MODE,
-    atomic_write_text,
-    open_private_append,
-    remove_stale_temp_files,
-)
+from ...core.files import atomic_write_text, open_private_append, remove_stale_temp_files
 from ...core.info import JobInfo
 from ...core.paths import JobPaths, resolve_folder
 from .. import processes
+from .launcher import launch_array
+from .records import cancelled, claim_job, write_process_record
+from .slots import SlotQueue, job_memory, job_slots
 
 #: Exit code of a worker that asks to be requeued (it has checkpointed already).
 REQUEUE_EXIT_CODE = 121
 #: SIGTERM to SIGKILL, when a run is killed at its time limit (Slurm's KillWait, shortened).
 KILL_WAIT_S = 1.0
-#: What a duplicate controller says in the job's log before it leaves the job alone.
-DUPLICATE_NOTE = "already has a controller: this duplicate launch leaves it alone"
 
 
 class LocalRuntime:
@@ -69,40 +64,6 @@ class LocalRuntime:
     def end_run(self) -> NoReturn:
         """End this run; the controller sees the exit code and starts the next one."""
         os._exit(REQUEUE_EXIT_CODE)
-
-
-def write_process_record(paths: JobPaths, role: str) -> None:
-    """Record who answers for this job now (launcher or controller), for re-attach."""
-    pid = os.getpid()
-    record = {"pid": pid, "start_time": processes.start_time(pid), "role": role}
-    atomic_write_text(paths.local_process, json.dumps(record))
-
-
-def claim_job(paths: JobPaths) -> int | None:
-    """Lock the job for this process before it writes anything about the job.
-
-    Returns the lock's descriptor, to keep open while the job runs (forked processes inherit
-    it, so the lock lives as long as any of them), or None when this process must leave the
-    job alone: another controller holds it (a launch was duplicated, e.g. by an agent that
-    answered too late), or it has run or been cancelled already.
-    """
-    fd = os.open(paths.local_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        print(f"jupyter_slurm_ckpt: job {paths.job_id} {DUPLICATE_NOTE}", file=sys.stderr)
-        return None
-    except OSError:  # a filesystem without locks: no guard, but the job still runs
-        pass
-    summary = summarize(read_events(paths.events))
-    if summary.runs or summary.terminal is not None:
-        os.close(fd)
-        if summary.terminal is None or summary.terminal["event"] != "cancelled":
-            print(f"jupyter_slurm_ckpt: job {paths.job_id} has run already: not run again",
-                  file=sys.stderr)
-        return None
-    return fd
 
 
 def _worker_environment(info: JobInfo, paths: JobPaths, restart: int) -> None:
@@ -136,8 +97,8 @@ def _fork_task(
     pid = os.fork()
     if pid:
         return pid
-    code = 1
-    try:
+
+    def work() -> int:
         # A worker without its controller has no time limit and nobody to requeue it.
         processes.die_with_parent(controller)
         signal.set_wakeup_fd(-1)
@@ -148,14 +109,9 @@ def _fork_task(
         task_paths = paths.for_task(task)
         _worker_environment(info, task_paths, restart)
         _redirect_output(info, task_paths)
-        code = worker.run_task(task_paths, info, LocalRuntime(task_paths))
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        return worker.run_task(task_paths, info, LocalRuntime(task_paths))
+
+    processes.run_child(work)
 
 
 def _describe_status(status: int) -> str:
@@ -183,9 +139,10 @@ class _Run:
 class Controller:
     """Plays the scheduler for one local job (see the module docstring)."""
 
-    def __init__(self, paths: JobPaths, lock: int | None = None) -> None:
+    def __init__(self, paths: JobPaths, lock: int | None = None, slot: int | None = None) -> None:
         self.paths = paths
         self.lock = lock  # the job's lock when a launcher took it already (see claim_job)
+        self.slot = slot  # its slot of the local queue, likewise (see slots)
         self.info = JobInfo.read(paths.info)
         self.delay = self.info.effective_signal_delay_s()
         self.limit = None if self.info.timeout_min is None else self.info.timeout_min * 60.0
@@ -204,8 +161,12 @@ class Controller:
             if self.lock is None:
                 return 0
         write_process_record(self.paths, "controller")
-        if summarize(read_events(self.paths.events)).terminal is not None:
+        if cancelled(self.paths):
             return 0  # cancelled before it started
+        if self.slot is None:
+            self.slot = self._wait_for_slot()
+            if cancelled(self.paths):
+                return 0
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda s, f: None)  # wakes select() through the fd
         signal.signal(signal.SIGUSR1, self._on_interrupt)
@@ -219,6 +180,27 @@ class Controller:
                 continue
             self._record_end(run)
             return 0
+
+    def _wait_for_slot(self) -> int | None:
+        """Wait PENDING in the local queue for a slot (see ``slots``); keep it to the end."""
+        try:
+            queue = SlotQueue()
+        except Exception as error:  # no private folder for the queue: run without one
+            print(f"jupyter_slurm_ckpt: no local queue ({error}): job started at once",
+                  file=sys.stderr)
+            return None
+        said: list[str] = []
+
+        def say(reason: str) -> None:
+            said.append(reason)
+            write_process_record(self.paths, "controller", waiting=reason)
+
+        limit = job_slots(self.info.parameters, self.info.num_tasks)
+        with queue.turn(limit, say):
+            slot = queue.take(limit, job_memory(self.info.parameters), say)
+        if said:  # no longer waiting
+            write_process_record(self.paths, "controller")
+        return slot
 
     def _start_run(self, restart: int) -> _Run:
         # An interrupt that came after the last run ended was meant for that run, not this one.
@@ -305,51 +287,18 @@ class Controller:
                 return
 
 
-def _launch_array(folder: str, parallelism: int, job_ids: list[str]) -> None:
-    """Fork one controller per job, at most ``parallelism`` at a time."""
-    locks: dict[str, int] = {}
-    for job_id in job_ids:  # each job is locked before anything is written about it
-        paths = JobPaths(resolve_folder(folder, job_id), job_id)
-        lock = claim_job(paths)
-        if lock is not None:
-            locks[job_id] = lock
-            write_process_record(paths, "launcher")
-    running: set[int] = set()
-    for job_id, lock in list(locks.items()):
-        del locks[job_id]  # what is left: the locks of the jobs not launched yet
-        while len(running) >= parallelism:
-            pid, _ = os.wait()
-            running.discard(pid)
-        paths = JobPaths(resolve_folder(folder, job_id), job_id)
-        if summarize(read_events(paths.events)).terminal is not None:
-            os.close(lock)
-            continue  # cancelled while pending
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setsid()
-                for other in locks.values():  # their controllers will hold them
-                    os.close(other)
-                code = Controller(paths, lock).run()
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        os.close(lock)  # the controller holds the job's lock now
-        running.add(pid)
-    while running:
-        pid, _ = os.wait()
-        running.discard(pid)
-
-
 def main(argv: list[str]) -> int:
     """Entry point: ``FOLDER PARALLELISM ID [ID...]``."""
     folder, parallelism, *job_ids = argv
     if len(job_ids) == 1:
         return Controller(JobPaths(resolve_folder(folder, job_ids[0]), job_ids[0])).run()
-    _launch_array(folder, int(parallelism), job_ids)
+    launch_array(folder, int(parallelism), job_ids, _run_element)
     return 0
+
+
+def _run_element(paths: JobPaths, lock: int, slot: int | None) -> int:
+    """An array element, in the child its launcher forked for it."""
+    return Controller(paths, lock, slot).run()
 
 
 if __name__ == "__main__":

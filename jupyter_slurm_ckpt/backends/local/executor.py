@@ -72,12 +72,16 @@ class LocalExecutor(PythonExecutor):
         "array_parallelism": int,
         "visible_gpus": _check_visible_gpus,
         "setup": _check_setup,
+        "slots": int,
     }
 
     def update_parameters(self, **kwargs: Any) -> None:
         """Set job parameters (see ``Executor.update_parameters``): the generic ones, and
-        ``signal_delay_s``, ``visible_gpus``, ``array_parallelism`` and ``setup`` (shell lines
-        run before the job starts, as in a Slurm batch script).
+        ``signal_delay_s``, ``visible_gpus``, ``array_parallelism`` (elements of an array that
+        run at once), ``slots`` (local jobs of yours that run at once on this machine, this
+        one included: the others wait PENDING in the local queue; default: as many as its CPUs
+        and memory hold, see ``slots.default_slots``) and ``setup`` (shell lines run before the
+        job starts, as in a Slurm batch script).
 
         Raises
         ------

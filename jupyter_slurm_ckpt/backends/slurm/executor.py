@@ -25,7 +25,7 @@ from ...core.paths import JobPaths
 from ...core.payload import Pickled
 from . import parameters as slurm_parameters
 from . import script as slurm_script
-from .commands import SchedulerError, kill_wait_s, run_command, show_job
+from .commands import SchedulerError, job_facts, kill_wait_s, run_command
 from .job import SlurmJob
 from .state import STATES
 
@@ -61,8 +61,8 @@ def _sbatch(options: list[str], script: str) -> subprocess.CompletedProcess[str]
 
 def _still_held(job_id: str) -> bool:
     """Whether Slurm still holds the job (priority 0), or cannot say."""
-    fields = show_job(job_id)
-    return fields is None or fields.get("Priority", "0") == "0"
+    facts = job_facts(job_id)
+    return facts is None or facts.get("Priority", "0") == "0"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ...core.files import atomic_write_text
 from ...core.job import Job
 from ...core.paths import JobKey
 from . import script as slurm_script
-from .commands import SchedulerError, run_command, show_job
+from .commands import SchedulerError, job_facts, run_command
 from .records import SlurmRecord
 from .state import STATES, SlurmStates
 
@@ -90,6 +90,15 @@ class SlurmJob(Job[Any]):
                 states[job.key] = job._public_state(record)
         return states
 
+    @classmethod
+    def held_by_backend(cls, jobs: Sequence[Job[Any]]) -> Mapping[JobKey, str]:
+        """The jobs Slurm still has queued or running (one ``squeue`` for all of them, asked
+        now): ``clean`` leaves them alone, whatever their folder says."""
+        held = STATES.held(job.job_id for job in jobs)
+        return {
+            job.key: f"Slurm still has it {held[job.job_id]}" for job in jobs if job.job_id in held
+        }
+
     def _public_state(self, record: SlurmRecord) -> str:
         """Our state: the job folder's word (the job writes it at once), Slurm's for what the
         folder cannot know (not started yet, a run that ended without a word, the end)."""
@@ -157,7 +166,7 @@ class SlurmJob(Job[Any]):
         if record.state == "GONE":
             return record.reason
         if not record.exit_code:  # squeue does not tell it: asked once, at the end
-            record.exit_code = (show_job(self.job_id) or {}).get("ExitCode", "")
+            record.exit_code = (job_facts(self.job_id) or {}).get("ExitCode", "")
         words = f"Slurm reports {record.state}"
         if record.exit_code and record.exit_code != "0:0":
             words += f" (exit code {record.exit_code})"

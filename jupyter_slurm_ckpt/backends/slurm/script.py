@@ -19,10 +19,19 @@ Why the script looks the way it does (measured on Slurm 22.05, see the reference
 - ``--hold``: the job cannot start before its payload and description are written; the executor
   releases it once they are.
 - ``teardown`` lines must run after the worker, so the shell cannot ``exec`` it: the worker then
-  runs in the background and the shell forwards the warning signal to it (``trap``; bash runs a
-  trap when a signal interrupts ``wait``), and ``_interrupt`` signals the batch shell only. The
-  shell ignores SIGTERM, so that the teardown also runs after a requeued, cancelled or timed-out
-  run (Slurm's SIGKILL comes KillWait later): it pairs with the setup, which every run runs.
+  runs in the background and the shell forwards the warning signal and SIGTERM to it (``trap``;
+  bash runs a trap when a signal interrupts ``wait``), and ``_interrupt`` signals the batch shell
+  only. Forwarding SIGTERM matters: with ``proctrack/cgroup``, as production clusters run, Slurm
+  sends every signal but SIGKILL only to the direct children of slurmstepd, that is to the shell
+  (``proctrack/linuxproc`` signals the whole tree, and the worker handles the second SIGTERM as
+  the same one). The shell itself survives SIGTERM, so that the teardown also runs after a
+  requeued, cancelled or timed-out run (Slurm's SIGKILL comes KillWait later): it pairs with the
+  setup, which every run runs.
+- ``srun --cpus-per-task``: srun 22.05 and 23.02 read ``SRUN_CPUS_PER_TASK``, not the
+  ``SLURM_CPUS_PER_TASK`` sbatch sets, so without it each task gets one CPU wherever
+  ``task/affinity`` or ``task/cgroup`` binds. ``srun --kill-on-bad-exit``: a task that ends
+  abnormally (SIGTERM, a crash) ends the others (SIGTERM, then SIGKILL KillWait later) instead
+  of leaving the job running with a rank missing; task 0 records why.
 
 The parameters are those of :mod:`.parameters` (Slurm's names: ``job_name``, ``time``...).
 """
@@ -354,7 +363,10 @@ def batch_script(
     if srun:
         # One step of all tasks; each task logs to its own files (%t: the task's rank).
         output = output_pattern(folder, array, "%t", "out")
-        step = ["srun", "--unbuffered", "--open-mode=append", f"--output={output}"]
+        step = ["srun", "--unbuffered", "--open-mode=append", "--kill-on-bad-exit=1"]
+        step.append(f"--output={output}")
+        if parameters.get("cpus_per_task"):
+            step.append(f"--cpus-per-task={int(parameters['cpus_per_task'])}")
         if not parameters.get("stderr_to_stdout"):
             step.append(f"--error={output_pattern(folder, array, '%t', 'err')}")
         # Each task starts with USR2 ignored, as the single worker does (see the module doc):
@@ -367,11 +379,13 @@ def batch_script(
         return "\n".join(lines) + "\n"
     lines.append(shlex.join(command) + " &")
     lines.append("worker=$!")
-    if not srun:  # the time-limit warning comes to this shell (B:): pass it on
+    if not srun:  # the time-limit warning and SIGTERM come to this shell alone: pass them on
         lines.append("trap 'kill -USR2 \"$worker\" 2>/dev/null' USR2")
+        lines.append("trap 'kill -TERM \"$worker\" 2>/dev/null' TERM  # teardown runs after")
+    else:  # srun's tasks get Slurm's SIGTERM themselves
+        lines.append("trap '' TERM  # a requeue, scancel or the time limit: teardown runs after")
     lines.extend(
         [
-            "trap '' TERM  # a requeue, scancel or the time limit: the teardown still runs",
             "while :; do",
             '    wait "$worker"; status=$?',
             '    kill -0 "$worker" 2>/dev/null || break  # else a trap interrupted the wait',

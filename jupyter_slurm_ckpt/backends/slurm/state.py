@@ -4,7 +4,8 @@
 list yet, are asked about with ``squeue`` in the same refresh: slurmdbd lags slurmctld and keeps
 a pending job's Reason stale. When ``sacct`` answers that accounting storage is disabled, this
 process switches to ``squeue`` alone (live jobs, and finished ones for ``MinJobAge``) for good;
-``scontrol show job`` gives what ``squeue`` cannot (restart count, exit code), once per job.
+one job's own ``squeue`` (``commands.job_facts``) gives the restart count and exit code that the
+shared listing lacks, once per job.
 A refresh is therefore one command (two while some jobs are pending, in accounting mode),
 whatever the number of jobs.
 
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from .commands import SchedulerError, run_command, show_job
+from .commands import SchedulerError, job_facts, known_config, run_command
 from .records import PollPolicy, SlurmRecord, parse_sacct, parse_squeue, root_id
 
 #: Slurm states in which a job runs (or winds down): checked at the liveness pace.
@@ -38,6 +39,8 @@ ACCOUNTING_LAG_S = 5.0
 _DISABLED = "accounting storage is disabled"
 _SACCT_FIELDS = "JobID,State,Reason,NodeList,ExitCode"
 _SQUEUE_FORMAT = "%i|%T|%r|%N"
+#: Job ids per ``squeue -j`` (a command line of thousands of ids stays well under its limit).
+_SQUEUE_BATCH = 500
 
 
 class SlurmStates:
@@ -244,6 +247,8 @@ class SlurmStates:
 
     def _query(self, job_ids: list[str], submitted: Mapping[str, float]) -> dict[str, SlurmRecord]:
         now = time.time()
+        if self.accounting is None:
+            self.accounting = accounting_configured()
         # Jobs submitted just now may be missing from both answers: PENDING (no record) then.
         old = [j for j in job_ids if now - submitted.get(j, 0.0) > ACCOUNTING_LAG_S]
         records = self._sacct(job_ids) if self.accounting is not False else None
@@ -291,17 +296,46 @@ class SlurmStates:
             raise SchedulerError(f"squeue failed: {done.stderr.strip() or done.returncode}")
         return parse_squeue(done.stdout)
 
+    def held(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """The jobs Slurm still has queued or running, asked now (not from the cache), with
+        their state: ``squeue``, the controller's own view, in batches of ids.
+
+        Raises
+        ------
+        SchedulerError
+            When Slurm cannot be asked (then nobody can tell whether the jobs run).
+        """
+        wanted = set(job_ids)
+        roots = sorted({root_id(job_id) for job_id in wanted})
+        held: dict[str, str] = {}
+        for start in range(0, len(roots), _SQUEUE_BATCH):
+            for job_id, record in self._squeue(roots[start : start + _SQUEUE_BATCH]).items():
+                if job_id in wanted and record.state and not record.final:
+                    held[job_id] = record.state
+        return held
+
     def restarts(self, job_id: str) -> int | None:
-        """Slurm's restart count of a job (sacct's runs, else ``scontrol show job``), or None."""
+        """Slurm's restart count of a job (sacct's runs, else ``squeue``'s), or None."""
         record = self.cached(job_id)
         if record is not None and record.restarts is not None:
             return record.restarts
-        fields = show_job(job_id) or {}
+        fields = job_facts(job_id) or {}
         known = fields.get("Restarts", "").isdigit()
         with self._lock:
-            if record is not None:  # asked once per state: 0 when scontrol does not know
+            if record is not None:  # asked once per state: 0 when Slurm does not know
                 record.restarts = int(fields["Restarts"]) if known else 0
         return int(fields["Restarts"]) if known else None
+
+
+def accounting_configured() -> bool | None:
+    """Whether Slurm keeps accounting storage, as its configuration says (read at submission:
+    ``scontrol show config``), without asking anything; None when not read yet (the first
+    ``sacct`` finds out). Spares a process that submitted a sacct that can only say "accounting
+    storage is disabled" on its first poll."""
+    kind = known_config().get("AccountingStorageType", "")
+    if not kind:
+        return None
+    return kind.strip() != "accounting_storage/none"
 
 
 #: The cache shared by every Slurm job of this process.

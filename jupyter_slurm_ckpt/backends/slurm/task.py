@@ -18,22 +18,38 @@ from typing import NoReturn
 
 from ...core import worker
 from ...core.environment import JobEnvironment, set_worker_environment
+from ...core.events import EventReader
 from ...core.files import remove_stale_temp_files
 from ...core.info import JobInfo
 from ...core.paths import JobPaths, resolve_folder
-from ...core.worker import RequeueError, Termination
+from ...core.runtime import RequeueError, Termination
 from .. import processes
-from .commands import COMMAND_TIMEOUT_S, SchedulerError, run_command, show_job
+from .commands import COMMAND_TIMEOUT_S, SchedulerError, job_facts, run_command
 from .signals import classify_signal, classify_termination
 
-#: ``scontrol show job`` at a SIGTERM: answered in ~10 ms, and the run has KillWait to live.
-TERMINATION_QUERY_TIMEOUT_S = 2.0
+#: How long a run waits for Slurm to say why a signal came (answered in ~10 ms). One bound for
+#: the warning and for SIGTERM: the run's window after either is short (the warning's delay, a
+#: preemption's grace time, KillWait), and a controller that takes longer is taken as away.
+QUERY_TIMEOUT_S = 2.0
+#: How long a task other than 0 waits for task 0's reason of the signal they both got.
+TASK_0_WAIT_S = QUERY_TIMEOUT_S + 1.0
+#: Clocks of the job's nodes may differ by this much.
+CLOCK_SLACK_S = 2.0
 #: Pauses between ``scontrol requeue`` attempts while the controller does not answer.
 REQUEUE_FIRST_PAUSE_S = 0.5
 REQUEUE_MAX_PAUSE_S = 8.0
+#: What ``scontrol requeue`` says of a job that is back in the queue already: Slurm requeued it
+#: itself (a preemption's end, a requeue that raced ours).
+ALREADY_REQUEUED = "pending execution"
+
 
 class SlurmRuntime:
-    """The worker's view of Slurm: why USR2 or SIGTERM came, and ``scontrol requeue``."""
+    """The worker's view of Slurm: why USR2 or SIGTERM came, and ``scontrol requeue``.
+
+    Task 0 asks Slurm, once per signal and bounded by :data:`QUERY_TIMEOUT_S`; when Slurm does
+    not answer, what the run knew when it started tells (its end time). The other tasks of a
+    multi-task job never ask: they read task 0's answer.
+    """
 
     def __init__(self, paths: JobPaths, info: JobInfo) -> None:
         self.paths = paths
@@ -41,6 +57,7 @@ class SlurmRuntime:
         # Slurm commands name an array element A_a: its raw SLURM_JOB_ID may be the array's
         # own id, and `scontrol requeue <array id>` would requeue every element.
         self.slurm_job_id = paths.job_id
+        self.expected_end = expected_end(info)
 
     def signal_reason(self) -> str:
         """The reason ``_interrupt`` wrote, else told from Slurm's view of this job."""
@@ -48,17 +65,42 @@ class SlurmRuntime:
             request = json.loads(self.paths.signal_request.read_text())
             if request.get("reason") in ("timeout", "preemption"):
                 return str(request["reason"])
-        fields = show_job(self.slurm_job_id)
-        return classify_signal(fields, self.info.signal_delay_s, time.time())
+        if self.paths.task_id != 0:
+            return self._reason_of_task_0(time.time())
+        facts = job_facts(self.slurm_job_id, timeout=QUERY_TIMEOUT_S)
+        return classify_signal(facts, self.info.signal_delay_s, time.time(), self.expected_end)
 
-    def termination(self) -> Termination:
-        """Why Slurm sends SIGTERM now: asked at once (the run has KillWait seconds left)."""
-        fields = show_job(self.slurm_job_id, timeout=TERMINATION_QUERY_TIMEOUT_S)
-        return classify_termination(fields, JobEnvironment().restart_count)
+    def termination(self) -> Termination | None:
+        """Why Slurm sends SIGTERM now: asked at once (the run has KillWait seconds left).
 
-    def requeue(self, deadline: float) -> None:
+        None for tasks other than 0: task 0 tells why and checkpoints for the job, the others
+        end as the signal says (and srun ends every task when one ends: ``--kill-on-bad-exit``).
+        """
+        if self.paths.task_id != 0:
+            return None
+        facts = job_facts(self.slurm_job_id, timeout=QUERY_TIMEOUT_S)
+        restart = JobEnvironment().restart_count
+        return classify_termination(facts, restart, time.time(), self.expected_end)
+
+    def _reason_of_task_0(self, since: float) -> str:
+        """The reason task 0 records for the signal every task got (``"unknown"`` if it says
+        nothing within :data:`TASK_0_WAIT_S`)."""
+        events = EventReader(self.paths.events)
+        deadline = time.monotonic() + TASK_0_WAIT_S
+        while True:
+            for event in reversed(events.read()):
+                if event["t"] < since - CLOCK_SLACK_S:
+                    break
+                if event["event"] == "signal" and event.get("task", 0) == 0:
+                    return str(event.get("reason", "unknown"))
+            if time.monotonic() >= deadline:
+                return "unknown"
+            time.sleep(0.05)
+
+    def requeue(self, deadline: float) -> bool:
         """``scontrol requeue`` this job, retried with back-off while Slurm cannot be reached.
 
+        Returns True when Slurm had requeued the job already ("Job is pending execution").
         Slurm SIGTERMs the job's processes once it takes the requeue: they are ignored from
         here on (the run leaves by itself). A controller that is away for maintenance or a
         fail-over answers again within the run's signal window, usually.
@@ -75,7 +117,9 @@ class SlurmRuntime:
             except SchedulerError as error:
                 problem = str(error)
             if not problem:
-                return
+                return False
+            if ALREADY_REQUEUED in problem:
+                return True
             worker.say(f"scontrol requeue failed: {problem}")
             if time.monotonic() + pause >= deadline or not _worth_retrying(problem):
                 raise RequeueError(problem)
@@ -86,6 +130,18 @@ class SlurmRuntime:
         """Leave: Slurm starts the next run from the new payload."""
         worker.flush_output()
         os._exit(0)
+
+
+def expected_end(info: JobInfo) -> float | None:
+    """When the time limit ends this run, as the run knows it from the start: Slurm's
+    ``SLURM_JOB_END_TIME`` (23.02+), else the process's start plus the limit."""
+    given = os.environ.get("SLURM_JOB_END_TIME", "")
+    if given.isdigit() and int(given) > 0:
+        return float(given)
+    started = processes.started_at(os.getpid())
+    if info.timeout_min is None or started is None:
+        return None
+    return started + info.timeout_min * 60.0
 
 
 def _worth_retrying(problem: str) -> bool:

@@ -16,8 +16,9 @@ import posixpath
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ...core import array_payload
 from ...core.errors import FailedSubmissionError
-from ...core.executor import Executor
+from ...core.executor import Executor, Reservation
 from ...core.info import JobInfo
 from ...core.job import Job
 from ...core.payload import Pickled
@@ -121,10 +122,13 @@ class SshExecutor(SlurmExecutor):
         of the notebook cell they were defined in."""
         self._sources[path] = text
 
-    def _start_jobs(self, pickled: list[Pickled], array: bool) -> tuple[list[str], Any]:
-        """Submit on the cluster, in one round trip (see the module docstring)."""
+    def _start_jobs(self, pickled: list[Pickled], array: bool) -> tuple[Reservation, Any]:
+        """Submit on the cluster, in one round trip (see the module docstring); an array's
+        payloads as the one file they share (``array_payload``)."""
         sources, self._sources = self._sources, {}
         sizes = [item.size for item in pickled]
+        shared = array_payload.shared_file(pickled) if array else None
+        body = [_sender(item) for item in ([shared] if shared is not None else pickled)]
         header = {
             "op": "submit",
             "folder": self.remote_folder,
@@ -135,17 +139,17 @@ class SshExecutor(SlurmExecutor):
             "array": array,
             "sources": [{"name": Path(p).name, "text": t} for p, t in sources.items()],
             "sizes": sizes,
-            "body": sum(sizes),
+            "shared": None if shared is None else shared.size,
+            "body": sum(sizes) if shared is None else shared.size,
         }
-        body = [_sender(item) for item in pickled]
         try:
             answer, _ = self.states.request_jobs(header, body)
         except RemoteUnreachable as error:
             raise FailedSubmissionError(_broken_submission(self.remote.where, error)) from None
-        return [str(job_id) for job_id in answer["ids"]], None
+        return Reservation([str(job_id) for job_id in answer["ids"]], array), None
 
 
-def _sender(item: Pickled) -> Any:
+def _sender(item: Pickled | array_payload.SharedFile) -> Any:
     def send(writer: Writer) -> None:
         item.copy_to(writer.write, writer.send_file_range)
 

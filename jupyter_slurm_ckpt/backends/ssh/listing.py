@@ -13,7 +13,8 @@ import contextlib
 import time
 from pathlib import Path
 
-from ...core.discovery import job_ids_in, walk_job_folders
+from ...core.catalog import job_ids_in
+from ...core.discovery import walk_job_folders
 from ...core.paths import JobKey, JobPaths
 from .executor import DEFAULT_REMOTE_PYTHON, remote_path
 from .mirror import MirroredJob, ensure_mirror, mirror_folder

@@ -32,8 +32,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ...core import payload, registry
-from ...core.discovery import job_ids_in, walk_job_folders
+from ...core import array_payload, payload, registry
+from ...core.catalog import job_ids_in
+from ...core.discovery import walk_job_folders
 from ...core.executor import Executor
 from ...core.files import atomic_write_text, ensure_private_folder
 from ...core.job import Job
@@ -168,11 +169,18 @@ class Service:
         folder = os.path.expanduser(str(request["folder"]))
         root = template_root(folder)
         received: list[payload.Pickled] = []
-        try:
-            for size in request.get("sizes") or []:  # the whole body first: nothing is half-read
-                item = payload.Pickled(None, root)
-                received.append(item)
-                body.read_into(int(size), item.write)
+        sizes = [int(size) for size in request.get("sizes") or []]
+        try:  # the whole body first: nothing is half-read
+            if request.get("shared") is not None:  # an array's payloads: the file they share
+                shared = int(request["shared"])
+                received += array_payload.received_array(
+                    root, sizes, lambda write: body.read_into(shared, write)
+                )
+            else:
+                for size in sizes:
+                    item = payload.Pickled(None, root)
+                    received.append(item)
+                    body.read_into(size, item.write)
             executor = self._executor(folder, request)
             for source in request.get("sources") or []:
                 _write_source(root, source)

@@ -11,8 +11,7 @@ import {
   jobKey,
   jobsQuery,
   progressText,
-  runElapsedNow,
-  sortNewestFirst
+  runElapsedNow
 } from '../model';
 import { row } from './rows';
 
@@ -103,20 +102,6 @@ describe('progress', () => {
   });
 });
 
-describe('sortNewestFirst', () => {
-  it('orders by submission time, then by numeric id, without mutating', () => {
-    const rows = [
-      row({ id: 'L2', submitted_at: 10 }),
-      row({ id: 'L10', submitted_at: 10 }),
-      row({ id: 'L9', submitted_at: 30 }),
-      row({ id: 'L1', submitted_at: null })
-    ];
-    const sorted = sortNewestFirst(rows);
-    expect(sorted.map(r => r.id)).toEqual(['L9', 'L10', 'L2', 'L1']);
-    expect(rows[0].id).toBe('L2');
-  });
-});
-
 describe('describeEvent', () => {
   it.each([
     [{ t: 1, event: 'started', run: 2, node: 'n3' }, 'started run 2 on n3'],
@@ -182,6 +167,15 @@ describe('jobsQuery and jobKey', () => {
   it('repeats folder and drops blanks', () => {
     expect(jobsQuery([])).toBe('');
     expect(jobsQuery(['a b', ' ', 'x/../y'])).toBe('?folder=a+b&folder=x%2F..%2Fy');
+  });
+
+  it('asks for a page and a filter', () => {
+    expect(jobsQuery(['jobs'], { offset: 100, limit: 50, state: 'FAILED', name: ' ', text: 'L1 ' })).toBe(
+      '?folder=jobs&offset=100&limit=50&state=FAILED&q=L1'
+    );
+    expect(jobsQuery([], { offset: 0, limit: 50, state: '', name: 'train', text: '' })).toBe(
+      '?limit=50&name=train'
+    );
   });
 
   it('tells apart jobs with one id in two folders', () => {
