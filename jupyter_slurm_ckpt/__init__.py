@@ -16,6 +16,7 @@ from .backends.auto import AutoExecutor
 from .backends.debug import DebugExecutor, DebugJob
 from .backends.local import LocalExecutor, LocalJob
 from .backends.slurm import SlurmExecutor, SlurmJob
+from .backends.ssh import SshExecutor, SshJob
 from .core.clean import CleanReport, clean
 from .core.environment import JobEnvironment
 from .core.errors import FailedJobError, FailedSubmissionError, UncompletedJobError
@@ -47,6 +48,8 @@ __all__ = [
     "LocalJob",
     "SlurmExecutor",
     "SlurmJob",
+    "SshExecutor",
+    "SshJob",
     "UncompletedJobError",
     "as_submitit",
     "clean",

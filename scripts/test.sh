@@ -36,7 +36,9 @@ JSC_KERNEL_PYTHON="$PWD/$kernel6/bin/python" JSC_KERNEL_IPYKERNEL=6 \
 # own (tests/slurm/cluster.sh). Which tests run where: the table in README.md, Development.
 #   1. Slurm 22.05, a lab: proctrack/linuxproc (signals reach every process), nothing bound or
 #      limited, preempted jobs warned at once (preempt_send_user_signal), no accounting storage
-#      (states from squeue/scontrol): every Slurm test.
+#      (states from squeue/scontrol): every Slurm test, and the SSH backend's (tests/ssh: a
+#      laptop user reaching a cluster user through a real sshd on 127.0.0.1, this cluster behind
+#      it; what they test is the way to the cluster, which the cluster's mode does not change).
 #   2. Slurm 22.05 as production clusters run it: cgroup tracking, CPUs and memory enforced, a
 #      preemption's only notice is SIGTERM, slurmdbd (sacct): every Slurm test.
 #   3. Slurm 22.05, production settings, one node of 4 CPUs: several tasks on one node.
@@ -48,12 +50,19 @@ newer_slurm_tests=(tests/slurm/test_slurm_termination.py tests/slurm/test_slurm_
                    tests/slurm/test_slurm_production.py tests/slurm/test_slurm_asking_slurm.py
                    tests/slurm/test_slurm_nodes.py tests/slurm/test_slurm_magic.py)
 if compgen -G "tests/slurm/test_*.py" >/dev/null; then
-    trap 'bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+    trap 'bash tests/ssh/sshd.sh stop >/dev/null 2>&1 || true
+          bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
     production="--cgroup --preemption stock --accounting"
     for options in "--preemption signal" "$production"; do
         # shellcheck disable=SC2086
         eval "$(bash tests/slurm/cluster.sh start --nodes 2 $options)"
-        "${pytest[@]}" -m "slurm and not several_cpus" "$@"
+        if [[ $options == "--preemption signal" ]]; then
+            eval "$(bash tests/ssh/sshd.sh start)"
+            "${pytest[@]}" -m "slurm and not several_cpus" "$@"
+            bash tests/ssh/sshd.sh stop
+        else
+            "${pytest[@]}" -m "slurm and not several_cpus and not ssh" "$@"
+        fi
     done
     eval "$(bash tests/slurm/cluster.sh start --nodes 1 --cgroup --cpus 4)"
     "${pytest[@]}" -m several_cpus "$@"

@@ -119,6 +119,21 @@ def _events(state: dict[str, Any]) -> list[str]:
     return [row["event"] for row in state.get("timeline", [])]
 
 
+def preempt_and_see_it_resume(frontend: Frontend, widget: str, preempt: str) -> None:
+    """Click *Simulate preemption*; the widget shows the signal, the checkpoint, the requeue and
+    the resume, in that order, and the job running again."""
+    models = frontend.models
+    frontend.click(preempt)
+    frontend.pump(
+        lambda: "resumed" in _events(models[widget]) and models[widget]["job_state"] == "RUNNING",
+        "the preemption, requeue and resume in the timeline",
+    )
+    events = _events(models[widget])
+    assert events.index("preemption signal") < events.index("checkpoint")
+    assert events.index("checkpoint") < events.index("requeued") < events.index("resumed")
+    assert models[widget]["preemptions"] == 1 and models[widget]["requeues"] == 1
+
+
 def test_widget_updates_while_a_cell_sleeps_and_the_button_requeues(
     frontend: Frontend, tmp_path: Path
 ) -> None:
@@ -137,15 +152,7 @@ def test_widget_updates_while_a_cell_sleeps_and_the_button_requeues(
     frontend.pump(lambda: models[preempt]["disabled"] is False, "the button to be enabled")
 
     # The browser's click message: the job is signalled, checkpoints, requeues and resumes.
-    frontend.click(preempt)
-    frontend.pump(
-        lambda: "resumed" in _events(models[widget]) and models[widget]["job_state"] == "RUNNING",
-        "the preemption, requeue and resume in the timeline",
-    )
-    events = _events(models[widget])
-    assert events.index("preemption signal") < events.index("checkpoint")
-    assert events.index("checkpoint") < events.index("requeued") < events.index("resumed")
-    assert models[widget]["preemptions"] == 1 and models[widget]["requeues"] == 1
+    preempt_and_see_it_resume(frontend, widget, preempt)
     assert models[widget]["counters"].startswith("requeued 1×: 1 preemption, 0 timeouts of 3")
     # No cell ran since: the kernel's main loop re-published the output's static fallback.
     frontend.pump(

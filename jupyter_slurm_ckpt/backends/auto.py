@@ -20,8 +20,12 @@ from ..core.executor import Executor
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..core.parameters import GENERIC_PARAMETERS
+from .ssh.target import is_ssh_url
 
-CLUSTERS = ("slurm", "local", "debug")
+CLUSTERS = ("slurm", "local", "debug", "ssh")
+#: A backend whose parameters are another's: a cluster reached over SSH runs Slurm, so
+#: ``slurm_partition`` is one of its parameters too.
+_PARAMETERS_OF = {"ssh": "slurm"}
 
 # Constructor arguments submitit still takes without a prefix (with a warning).
 _DEPRECATED_ARGUMENTS = {"max_num_timeout": "slurm_max_num_timeout"}
@@ -29,11 +33,18 @@ _DEPRECATED_ARGUMENTS = {"max_num_timeout": "slurm_max_num_timeout"}
 
 def pick_cluster(cluster: str | None = None) -> str:
     """Resolve ``None``/``"auto"`` to ``"slurm"`` when ``srun`` is on PATH (submitit's test),
-    else ``"local"``."""
+    else ``"local"``; ``ssh://host`` to ``"ssh"``."""
     if cluster in (None, "auto"):
         return "slurm" if shutil.which("srun") else "local"
+    if is_ssh_url(cluster):
+        if cluster == "ssh":
+            raise ValueError("cluster='ssh' needs the host: cluster='ssh://[user@]login-node'")
+        return "ssh"
     if cluster not in CLUSTERS:
-        raise ValueError(f"unknown cluster {cluster!r}; choose one of auto, {', '.join(CLUSTERS)}")
+        raise ValueError(
+            f"unknown cluster {cluster!r}; choose one of auto, slurm, local, debug or "
+            "ssh://[user@]host"
+        )
     return cluster
 
 
@@ -45,14 +56,18 @@ class AutoExecutor:
     folder
         Job folder (``%j`` allowed).
     cluster
-        ``None``/``"auto"``, ``"slurm"``, ``"local"`` or ``"debug"``.
+        ``None``/``"auto"``, ``"slurm"``, ``"local"``, ``"debug"``, or
+        ``"ssh://[user@]login-node"``: Slurm on a cluster reached with your ``ssh`` (``folder``
+        is then a folder there, see ``SshExecutor``).
     **kwargs
         Constructor arguments of the chosen executor, prefixed with its name
-        (``slurm_max_num_timeout=3``, ``local_python=...``); others' prefixes are ignored.
+        (``slurm_max_num_timeout=3``, ``local_python=...``, ``ssh_python="~/env/bin/python"``);
+        others' prefixes are ignored.
     """
 
     def __init__(self, folder: str | Path, cluster: str | None = None, **kwargs: Any) -> None:
         self.cluster = pick_cluster(cluster)
+        own_prefixes = self._own_prefixes()
         own: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in _DEPRECATED_ARGUMENTS:
@@ -65,9 +80,17 @@ class AutoExecutor:
                     f"AutoExecutor takes cluster-prefixed arguments (e.g. slurm_max_num_timeout), "
                     f"not {key!r}"
                 )
-            if prefix == self.cluster:
-                own[name] = value
+            if prefix in own_prefixes:  # ssh_python wins over slurm_python: it is more specific
+                own[name] = own[name] if name in own and prefix != self.cluster else value
+        if self.cluster == "ssh":
+            own["remote"] = cluster
         self._executor = registry.executor_class(self.cluster)(folder, **own)
+
+    def _own_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of this cluster's arguments and parameters: its name, and for a cluster
+        reached over SSH also ``slurm`` (``slurm_max_num_timeout`` applies there too)."""
+        other = _PARAMETERS_OF.get(self.cluster)
+        return (self.cluster,) if other is None else (self.cluster, other)
 
     @staticmethod
     def which() -> str:
@@ -105,6 +128,7 @@ class AutoExecutor:
         generic: dict[str, Any] = {}
         own: dict[str, Any] = {}
         problems: list[str] = []
+        own_prefixes = self._own_prefixes()
         for key, value in kwargs.items():
             prefix, _, name = key.partition("_")
             if key in GENERIC_PARAMETERS:
@@ -112,7 +136,7 @@ class AutoExecutor:
             elif prefix in CLUSTERS and name:
                 if name not in valid[prefix]:
                     problems.append(f"{key}: the {prefix} backend has no parameter {name!r}")
-                elif prefix == self.cluster:
+                elif prefix in own_prefixes:
                     own[name] = value
             elif any(key in valid[cluster] for cluster in CLUSTERS):
                 cluster = self.cluster if key in valid[self.cluster] else next(

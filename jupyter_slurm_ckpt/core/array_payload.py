@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ class ElementTooLargeError(PayloadTooLargeError):
         self.index = index
 
 
-class _SharedFile:
+class SharedFile:
     """The array's file while it is written, then linked once per element.
 
     It stays open (unnamed) until every element was placed or discarded.
@@ -114,6 +114,13 @@ class _SharedFile:
             self.synced = True
         self._file.link(path)
 
+    def copy_to(
+        self, write: Callable[[memoryview], Any], copy_range: Callable[[int, int, int], Any]
+    ) -> None:
+        """Hand the whole file on (see ``Pickled.copy_to``), once it is complete."""
+        self.flush()
+        copy_range(self._file.fileno(), 0, self.size)
+
     def release(self) -> None:
         """One element less needs the file: the last one closes it (the names given stay)."""
         self.open_elements -= 1
@@ -125,10 +132,10 @@ class ElementPickled(Pickled):
     """One element of a job array's shared payload file: :meth:`place` gives that file one
     more name (a hard link); ``size`` is what loading the element reads."""
 
-    def __init__(self, obj: Any, shared: _SharedFile, size: int) -> None:
+    def __init__(self, obj: Any, shared: SharedFile, size: int) -> None:
         super().__init__(obj, Path())
         self._memory = None
-        self._shared: _SharedFile | None = shared
+        self._shared: SharedFile | None = shared
         self.size = size
 
     def place(self, path: Path, *, durable: bool = False) -> None:
@@ -142,6 +149,32 @@ class ElementPickled(Pickled):
         if self._shared is not None:
             shared, self._shared = self._shared, None
             shared.release()
+
+
+def shared_file(elements: Sequence[Pickled]) -> SharedFile | None:
+    """The file ``elements`` share when they are one array's (:func:`spool_array`, none
+    placed yet), else None: the SSH backend uploads it once, not once per element."""
+    files = [item._shared if isinstance(item, ElementPickled) else None for item in elements]
+    if not files or files[0] is None or any(file is not files[0] for file in files):
+        return None
+    return files[0]
+
+
+def received_array(
+    folder: Path, sizes: Sequence[int], fill: Callable[[Callable[[Any], int]], Any]
+) -> list[ElementPickled]:
+    """The elements of an array whose shared file (as :func:`spool_array` wrote it)
+    ``fill`` writes, for ``folder``, with the elements' ``sizes``: the remote side of the SSH
+    backend receives an array so."""
+    shared = SharedFile(folder, len(sizes))
+    try:
+        fill(shared.write)
+        shared.flush()
+    except BaseException:
+        shared.open_elements = 0
+        shared.release()
+        raise
+    return [ElementPickled(None, shared, int(size)) for size in sizes]
 
 
 def spool_array(
@@ -161,7 +194,7 @@ def spool_array(
     """
     functions = {id(getattr(delayed, "function", None)) for delayed in submissions}
     shared_obj = getattr(submissions[0], "function", None) if len(functions) == 1 else None
-    shared = _SharedFile(folder, len(submissions))
+    shared = SharedFile(folder, len(submissions))
     try:
         shared.write(_header(len(submissions)))
         pickler = payload._Pickler(shared)
@@ -190,7 +223,7 @@ def _header(elements: int) -> bytes:
 
 def _pickle_elements(
     submissions: Sequence[Any],
-    shared: _SharedFile,
+    shared: SharedFile,
     first: Any,
     common: int,
     max_bytes: int | None,
@@ -231,7 +264,7 @@ def resubmittable(source: Path, element: int | None, origin: str) -> Pickled:
         offsets = [ARRAY_OFFSET.unpack(stream.read(ARRAY_OFFSET.size))[0]
                    for _ in range(int(fields["elements"]))]
         ends = [*offsets[1:], index_at]
-        copy = _SharedFile(source.parent, 1)
+        copy = SharedFile(source.parent, 1)
         try:
             copy.write(_header(1))
             _copy_range(stream, shared_at, offsets[0], copy)
@@ -261,7 +294,7 @@ def _array_header(source: Path) -> dict[str, Any] | None:
     return None
 
 
-def _copy_range(stream: Any, start: int, end: int, out: _SharedFile) -> None:
+def _copy_range(stream: Any, start: int, end: int, out: SharedFile) -> None:
     stream.seek(start)
     left = end - start
     while left > 0:

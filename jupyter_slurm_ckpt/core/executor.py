@@ -2,8 +2,9 @@
 
 Flow of ``submit`` / ``map_array`` / ``submit_array`` / ``batch`` (and ``submit_pickled``, for
 payloads the notebook's preflight pickled): pickle every payload once, straight into a file that
-has no name yet (refusing oversized ones); reserve job ids (``_reserve_job_ids``); give each job
-its files atomically (``_write_job_files``); launch (``_launch``); build the jobs
+has no name yet (refusing oversized ones); start the jobs (``_start_jobs``: reserve job ids with
+``_reserve_job_ids``, give each job its files atomically with ``_write_job_files``, launch with
+``_launch``; a backend whose job folders are on another machine does it there); build the jobs
 (``_make_job``). If anything fails after the reservation, the files written are removed and the
 backend takes back what it reserved (``_withdraw``): nothing is left half-submitted. One hook
 hands the next its data as return values (a :class:`Reservation`, what ``_launch`` returns),
@@ -243,13 +244,7 @@ class Executor(Batching, ABC):
             for index, item in enumerate(pickled):
                 if item.size > limit:
                     raise self._too_large(index, item.size)
-            reservation = self._reserve_job_ids(len(pickled), array)
-            try:
-                launched = self._write_and_launch(reservation, pickled)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self._withdraw(reservation)
-                raise
+            reservation, launched = self._start_jobs(pickled, array)
         finally:
             for item in spooled:
                 item.discard()
@@ -261,6 +256,22 @@ class Executor(Batching, ABC):
             for job in jobs:
                 job._info = reservation.description.of(job.job_id)
         return jobs
+
+    def _start_jobs(
+        self, pickled: list[payload.Pickled], array: bool
+    ) -> tuple[Reservation, Any]:
+        """Reserve the jobs' ids, give each job its files, launch them: returns the
+        reservation and what :meth:`_launch` returned. A backend whose job folders are on
+        another machine does all of it there, in one exchange (``ssh``); the others fill the
+        hooks below."""
+        reservation = self._reserve_job_ids(len(pickled), array)
+        try:
+            launched = self._write_and_launch(reservation, pickled)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._withdraw(reservation)
+            raise
+        return reservation, launched
 
     def _pickle(
         self, submissions: list[DelayedSubmission[Any]], array: bool, root: Path, limit: int
@@ -303,6 +314,13 @@ class Executor(Batching, ABC):
             f"payload {index} is {payload.format_size(size)}, over the limit of "
             f"{self.max_pickle_size_gb} GB: save large data to a file and pass its path"
         )
+
+    @property
+    def folder_on_nodes(self) -> str:
+        """The job folder as the jobs see it, where they run: :attr:`folder`, except for a
+        backend whose jobs run on a cluster this process reaches over SSH (:attr:`folder` is
+        then this machine's copy)."""
+        return str(self.folder)
 
     def time_limit_min(self) -> float | None:
         """The jobs' time limit in minutes, None when there is none (whatever the backend

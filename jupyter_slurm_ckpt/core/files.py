@@ -162,8 +162,8 @@ class PendingFile:
     def beside(cls, path: Path) -> PendingFile:
         """A hidden temporary beside ``path``: same filesystem, so the rename is atomic."""
         temp = _temp_beside(Path(path))
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        try:  # readable too: a pending payload may be copied elsewhere (Pickled.copy_to)
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         except OSError as error:
             raise _write_error(error) from None
         return cls(fd, temp)
@@ -188,6 +188,10 @@ class PendingFile:
             with contextlib.suppress(OSError):  # unsupported, or a folder we cannot use
                 return cls(os.open(anchor, unnamed_flag | os.O_RDWR, PRIVATE_FILE_MODE), None)
         return cls.beside(ensure_private_folder(folder) / "pending")
+
+    def fileno(self) -> int:
+        """The file's descriptor (open for reading and writing until the commit)."""
+        return self._fd
 
     def write(self, data: Any) -> int:
         """Write all of ``data`` (any contiguous buffer); returns its size in bytes."""

@@ -44,6 +44,10 @@ class JobInfo:
     #: How long a run lives after the scheduler's SIGTERM, before its SIGKILL (Slurm's
     #: ``KillWait``, read from its configuration at submission); None when not known.
     kill_wait_s: float | None = None
+    #: Where a job of a cluster reached over SSH really is: ``target`` (``ssh://...``), the
+    #: remote ``python`` and the remote ``folder``; its folder here is a local copy (see
+    #: ``backends.ssh.mirror``). None for every other job.
+    remote: dict[str, str] | None = None
     #: Elements of the job array this job belongs to (0: not an array element). The elements
     #: of an array share one description file (hard links): ``job_id`` is then the array's id,
     #: and :meth:`read` gives each element its own, the one its file's name says.

@@ -22,7 +22,7 @@ from .helpers import DelayedSubmission
 from .info import JobInfo
 from .outcome import failed_task_error, read_outcome
 from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
-from .resubmission import resubmit_once
+from .resubmission import Resubmission, resubmit_once
 
 R = TypeVar("R")
 
@@ -161,6 +161,12 @@ class Job(Generic[R]):
         if self.read_only or not unpickle:
             return None
         return read_outcome(self.paths.for_task(task).result_pickle)[0] == "success"
+
+    def result_bytes(self, task: int = 0) -> int | None:
+        """The size of the task's result file, None while there is none (views load no result
+        too large to show; a backend whose jobs live elsewhere knows it from there)."""
+        path = self.paths.for_task(task).result_pickle
+        return path.stat().st_size if path.exists() else None
 
     # -- backend hooks: what the folder cannot tell, and the actions -------------------------
 
@@ -387,13 +393,9 @@ class Job(Generic[R]):
         ``mode`` is accepted for submitit compatibility: the state is always current.
         """
         state = self.state
-        summary = self.summary()
-        return {
-            "JobID": self.job_id,
-            "State": state,
-            "NodeList": summary.node or "",
-            "Restarts": str(self.restart_count),
-        }
+        node = self.summary().node or ""
+        restarts = str(self.restart_count)
+        return {"JobID": self.job_id, "State": state, "NodeList": node, "Restarts": restarts}
 
     def resubmit(self) -> Job[R]:
         """Submit the job again, from its last checkpoint, as a new job (a new id).
@@ -414,7 +416,13 @@ class Job(Generic[R]):
             error of its own (its result holds the traceback), which the same code from the
             same checkpoint would raise again.
         """
-        return resubmit_once(self).job
+        return self.resubmit_once().job
+
+    def resubmit_once(self) -> Resubmission:
+        """:meth:`resubmit`, saying too whether this call made the new job (``created``) or an
+        earlier one had (the widget's and the sidebar's *Resubmit* say which). A backend whose
+        jobs live elsewhere asks there (``ssh``)."""
+        return resubmit_once(self)
 
     def submission(self) -> DelayedSubmission[R]:
         """The payload the next run would execute (updated by each checkpoint)."""

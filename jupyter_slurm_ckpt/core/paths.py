@@ -1,12 +1,14 @@
 """Names of every file and folder the package writes: the job folder is the contract between
 processes. :class:`JobPaths` names the files of one job, :class:`PackagePaths` the rest (what a
-job folder holds beside its jobs' files, and the user's agent sockets); :class:`JobKey` names a
+job folder holds beside its jobs' files, the user's agent and SSH sockets, the local copies of
+job folders on a cluster reached over SSH); :class:`JobKey` names a
 job itself (its folder and its id).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -171,6 +173,12 @@ class JobPaths:
         return self._file("signal.json")
 
     @property
+    def mirrored(self) -> Path:
+        """In the local copy of a job folder on a cluster reached over SSH: how far each of
+        the job's logs is copied (the log copies keep only their ends)."""
+        return self._file("mirrored.json")
+
+    @property
     def local_process(self) -> Path:
         """The local backend's controller process (pid and start time), for re-attach."""
         return self._file("local.json")
@@ -185,7 +193,8 @@ class JobPaths:
 class PackagePaths:
     """Names of what the package writes besides each job's own files: in a job folder, the
     job id counters, the cells ``%%slurm`` submitted and the working directories of checkpoint
-    verifications; and, outside any job folder, the sockets of the user's local agents.
+    verifications; and, outside any job folder, the sockets of the user's local agents and SSH
+    master connections, and the mirrors of job folders on clusters reached over SSH.
 
     ``PackagePaths(root)`` for the job folder ``root`` (:meth:`of` for a folder template).
     """
@@ -237,6 +246,20 @@ class PackagePaths:
     def agent_socket(folder: Path, key: str) -> Path:
         """The socket of the agent whose context has the key ``key``."""
         return folder / f"agent-{key}.sock"
+
+    @staticmethod
+    def ssh_mirror(cache_dir: Path, identity: str, remote_folder: str) -> Path:
+        """Where this machine keeps its copy of the remote job folder ``remote_folder`` (an
+        absolute path there, ``%j`` placeholders kept) of the account ``identity``: under the
+        user's cache, the remote path below the account's name."""
+        return Path(cache_dir) / "jupyter_slurm_ckpt" / "ssh" / identity / remote_folder.lstrip("/")
+
+    @staticmethod
+    def ssh_control_path(folder: Path, identity: str) -> Path:
+        """The socket of the SSH master connection to the account ``identity``
+        (``user@host_port``), in the user's private ``folder`` (short: sockets' paths are
+        limited to ~100 bytes)."""
+        return folder / f"ssh-{hashlib.sha1(identity.encode()).hexdigest()[:16]}"
 
     @staticmethod
     def agent_socket_before_listening(socket: Path, pid: int) -> Path:

@@ -25,6 +25,7 @@ import struct
 import sys
 import types
 from collections import ChainMap
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -229,6 +230,18 @@ class Pickled:
         assert self._file is not None
         self._file.commit(path, durable=durable)
         self._file = None
+
+    def copy_to(
+        self, write: Callable[[memoryview], Any], copy_range: Callable[[int, int, int], Any]
+    ) -> None:
+        """Hand the bytes of a pickle not yet placed on: ``write(view)`` for one in memory,
+        ``copy_range(fd, 0, size)`` for one in its file (copied without reading it into
+        memory: the SSH backend sends it to the cluster this way)."""
+        if self._memory is not None:
+            write(self._memory.getbuffer())
+        else:
+            assert self._file is not None
+            copy_range(self._file.fileno(), 0, self.size)
 
     def discard(self) -> None:
         """Drop the pickle if it has not been placed (nothing happens after :meth:`place`)."""

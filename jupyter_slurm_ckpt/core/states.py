@@ -1,7 +1,9 @@
 """The states of many jobs at once: one batched ``poll_states`` call per backend.
 
 A listing of thousands of jobs asks the backends only about the jobs whose folder shows no end
-(``catalog.JobEntry.open``): Slurm answers them all from one scheduler call.
+(``catalog.JobEntry.open``), the watcher every job it watches once a tick, and the remote side
+of the SSH backend every job a kernel asks about: Slurm answers them all from one scheduler
+call.
 """
 
 from __future__ import annotations

@@ -5,11 +5,29 @@
 
 from __future__ import annotations
 
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
+from typing import Any
 
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
+
+from ..backends.ssh.target import SshTarget, is_ssh_url
 from ..views.polling import SchedulerPolling
 
-CLUSTER_CHOICES = ("auto", "slurm", "local", "debug")
+CLUSTER_CHOICES = ("auto", "slurm", "local", "debug", "ssh")
+
+
+def check_cluster(text: str) -> str:
+    """``auto``, ``slurm``, ``local``, ``debug``, ``ssh`` or ``ssh://[user@]host[:port]``;
+    raises ``ValueError`` otherwise."""
+    if text in CLUSTER_CHOICES:
+        return text
+    if is_ssh_url(text):
+        target = SshTarget.parse(text)
+        if target.folder:
+            raise ValueError(f"{text!r}: give the folder on the cluster with --folder")
+        return text
+    raise ValueError(
+        f"expected one of {', '.join(CLUSTER_CHOICES)} or ssh://[user@]host, not {text!r}"
+    )
 
 
 class SlurmConfig(SchedulerPolling):
@@ -43,15 +61,53 @@ class SlurmConfig(SchedulerPolling):
         "others wait PENDING, as on Slurm). Default: as many as its CPUs (and memory, for jobs "
         "that give --mem-gb) hold.",
     ).tag(config=True)
-    cluster = Enum(
-        list(CLUSTER_CHOICES),
+    cluster = Unicode(
         "auto",
-        help="Backend: auto (Slurm when sbatch is on PATH, else local), slurm, local or debug.",
+        help="Backend: auto (SlurmMagics.remote when set, else Slurm when sbatch is on PATH, "
+        "else local), slurm, local, debug, or ssh://[user@]host (Slurm on a cluster reached "
+        "with your ssh; ssh alone: SlurmMagics.remote).",
     ).tag(config=True)
     folder = Unicode(
         "slurm_jobs",
-        help="Job folder, relative to the kernel's working directory (the notebook's folder).",
+        help="Job folder, relative to the kernel's working directory (the notebook's folder); "
+        "on a cluster reached over SSH, the folder there (default: SlurmMagics.remote_folder).",
     ).tag(config=True)
+    remote = Unicode(
+        None,
+        allow_none=True,
+        help="The cluster reached over SSH that cells submit to unless --cluster says "
+        "otherwise: ssh://[user@]host[:port], or a host of your ~/.ssh/config "
+        "(e.g. login-node).",
+    ).tag(config=True)
+    remote_python = Unicode(
+        "python3",
+        help="The Python on the cluster reached over SSH that has jupyter_slurm_ckpt installed "
+        "(it answers the kernel and runs the jobs), e.g. ~/env/bin/python.",
+    ).tag(config=True)
+    remote_folder = Unicode(
+        "slurm_jobs",
+        help="The job root on the cluster reached over SSH: absolute, or in your home there.",
+    ).tag(config=True)
+
+    @validate("cluster")
+    def _known_cluster(self, proposal: dict[str, Any]) -> str:
+        try:
+            return check_cluster(str(proposal["value"]))
+        except ValueError as error:
+            raise TraitError(f"SlurmMagics.cluster: {error}") from None
+
+    @validate("remote")
+    def _ssh_target(self, proposal: dict[str, Any]) -> str | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        try:
+            target = SshTarget.parse(str(value))
+        except ValueError as error:
+            raise TraitError(f"SlurmMagics.remote: {error}") from None
+        if target.folder:
+            raise TraitError("SlurmMagics.remote: set the folder with SlurmMagics.remote_folder")
+        return str(value)
     setup = List(
         Unicode(),
         help="Shell commands run before the job (in the sbatch script; locally in bash), "

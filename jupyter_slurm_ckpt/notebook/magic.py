@@ -20,13 +20,16 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from ..backends.auto import AutoExecutor
+from ..backends.ssh.connection import RemoteUnreachable
+from ..backends.ssh.hello import RemoteEnvironmentError
+from ..backends.ssh.listing import mirror_remote_jobs
 from ..core.errors import FailedSubmissionError, JobFolderError
 from ..core.helpers import DelayedSubmission
 from ..core.job import Job
 from ..views.listing import SHOWN, JobTable, list_jobs
 from . import capture, options, serialize
 from .config import SlurmConfig
-from .resolve import SubmitOptions, build_executor, resolve
+from .resolve import SubmitOptions, build_executor, remote_of, resolve
 from .submit import show_jobs, submit_cell
 
 _USER_ERRORS = (
@@ -35,6 +38,8 @@ _USER_ERRORS = (
     serialize.SerializationError,
     FailedSubmissionError,
     JobFolderError,
+    RemoteUnreachable,
+    RemoteEnvironmentError,
 )
 
 
@@ -81,7 +86,9 @@ class SlurmMagics(Magics, SlurmConfig):
                 )
             opts = resolve(args, self)
             executor = build_executor(opts)
-            source = capture.CellSource.create(shell.transform_cell(cell), opts.folder)
+            # Named as the jobs see it: their tracebacks show the cell's lines.
+            folder = executor.executor.folder_on_nodes
+            source = capture.CellSource.create(shell.transform_cell(cell), folder)
             captured = capture.parse_cell(source, flags=shell.compile.flags)
         source.register()
         capture.run_body(captured, shell.user_global_ns, shell.user_ns)
@@ -129,7 +136,18 @@ class SlurmMagics(Magics, SlurmConfig):
 
     @line_magic
     @magic_arguments()
-    @argument("--folder", metavar="DIR", help="Job folder (default: SlurmMagics.folder).")
+    @argument(
+        "--folder",
+        metavar="DIR",
+        help="Job folder (default: SlurmMagics.folder; on a cluster reached over SSH, "
+        "SlurmMagics.remote_folder).",
+    )
+    @argument(
+        "--cluster",
+        metavar="NAME",
+        help="ssh://[user@]host: list a job folder there (default: SlurmMagics.remote when "
+        "set); local: the job folder here.",
+    )
     @argument("--state", metavar="S", help="Only jobs in these states (FAILED,TIMEOUT).")
     @argument("--name", metavar="N", help="Only jobs whose name contains N.")
     @argument("--text", metavar="T", help="Only job T (array T), or name/state/folder with T.")
@@ -143,16 +161,24 @@ class SlurmMagics(Magics, SlurmConfig):
         Returns a mapping of job id to live ``Job`` (also bound to ``slurm_jobs``):
         ``jobs = %slurm_jobs`` then ``jobs["L3"].result()``; an id found in two subfolders is
         named with its subfolder, ``jobs["k1/L1"]``. The table counts the jobs in each state
-        and shows the newest ``--limit``; ``jobs.select(state="FAILED")`` narrows it down.
+        and shows the newest ``--limit``; ``jobs.select(state="FAILED")`` narrows it down. On a
+        cluster reached over SSH (``--cluster ssh://login-node``, or ``SlurmMagics.remote``)
+        the folder there is listed, through the same connection.
         """
         with usage_errors():
             args = options.parse_line(self.slurm_jobs, line)
             if args.limit < 0:
                 raise UsageError(f"--limit must be 0 or more, not {args.limit}")
+            requested = options.check_cluster_option(args.cluster or self.cluster)
+            remote = remote_of(requested, self.remote)
+            if remote:
+                folder = args.folder or self.remote_folder
+                where = mirror_remote_jobs(remote, folder, python=self.remote_python)
+            else:
+                where = Path(args.folder or self.folder)
             table = list_jobs(
-                Path(args.folder or self.folder), state=args.state, name=args.name,
-                text=args.text, limit=args.limit,
-            )  # fmt: skip
+                where, state=args.state, name=args.name, text=args.text, limit=args.limit
+            )
         if self.shell is not None:
             self.shell.user_ns["slurm_jobs"] = table
         return table

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.parameters import CONTROL_CHARACTERS
-from .config import CLUSTER_CHOICES, SlurmConfig
+from .config import SlurmConfig, check_cluster
 
 
 class OptionError(ValueError):
@@ -119,11 +119,18 @@ def module_name(text: str) -> str:
 
 
 def _cluster(text: str) -> str:
-    if text not in CLUSTER_CHOICES:
-        raise argparse.ArgumentTypeError(
-            f"expected one of {', '.join(CLUSTER_CHOICES)}, not {text!r}"
-        )
-    return text
+    try:
+        return check_cluster(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def check_cluster_option(text: str) -> str:
+    """A ``--cluster`` value, checked (``OptionError`` otherwise)."""
+    try:
+        return check_cluster(text)
+    except ValueError as error:
+        raise OptionError(f"--cluster: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.auto import AutoExecutor, pick_cluster
+from ..backends.ssh.target import SCHEME, SshTarget
 from ..core.payload import MB
 from .config import SlurmConfig
 from .options import OPTIONS, Option, OptionError, dest
@@ -33,6 +34,10 @@ class SubmitOptions:
     max_payload_bytes: int = 100 * MB
     warn_global_bytes: int = 10 * MB
     ignored: tuple[str, ...] = ()  # Slurm-only options the chosen backend does not use
+    #: ``ssh://...`` of a cluster reached over SSH (``cluster`` is then ``ssh``, ``folder``
+    #: a folder there), and the Python there.
+    remote: str | None = None
+    remote_python: str = "python3"
 
 # Options that become executor parameters: trait -> parameter name ("{c}": the cluster).
 _PARAMETERS = {
@@ -67,18 +72,30 @@ def resolve(args: argparse.Namespace, config: SlurmConfig) -> SubmitOptions:
     """
     values = _merged(args, config)
     requested = values["cluster"]
-    cluster = _cluster_here(requested)
+    remote = remote_of(requested, config.remote)
+    cluster = "ssh" if remote else _cluster_here(requested)
     for module in values["by_value"]:
         _check_module(module)
+    if remote and getattr(args, "folder", None) is None:
+        values["folder"] = config.remote_folder  # the job root there
+    if remote and values["verify_checkpoint"] is not None:
+        raise OptionError(
+            "--verify-checkpoint runs its runs in this machine's folders: verify on your laptop "
+            "with --cluster local (the same behaviour), then submit to the cluster"
+        )
     if not str(values["folder"]).strip():
         raise OptionError("--folder must not be empty")
     parameters, ignored = _parameters(values, cluster)
     if cluster == "local" and config.local_slots is not None:
         parameters["local_slots"] = config.local_slots  # a setting of the machine: no option
+    # A folder on the cluster is named as written: the remote side resolves ~ there.
+    folder = Path(values["folder"]) if remote else Path(values["folder"]).expanduser()
     return SubmitOptions(
         cluster=cluster,
         requested_cluster=requested,
-        folder=Path(values["folder"]).expanduser(),
+        remote=remote,
+        remote_python=config.remote_python,
+        folder=folder,
         parameters=parameters,
         max_num_timeout=int(values["max_num_timeout"]),
         by_value=tuple(dict.fromkeys(values["by_value"])),
@@ -126,8 +143,25 @@ def _cluster_here(requested: str) -> str:
     return cluster
 
 
+def remote_of(requested: str, configured: str | None) -> str | None:
+    """The ``ssh://`` URL of the cluster the cells submit to over SSH, if they do: the one
+    ``--cluster`` names, or ``SlurmMagics.remote`` for ``--cluster ssh`` and ``auto``."""
+    if requested.startswith(SCHEME):
+        return SshTarget.parse(requested).url
+    if requested == "ssh" and not configured:
+        raise OptionError(
+            "--cluster ssh: name the cluster with --cluster ssh://[user@]login-node, or "
+            "set it once with %config SlurmMagics.remote = 'login-node'"
+        )
+    if requested in ("ssh", "auto") and configured:
+        return SshTarget.parse(configured).url
+    return None
+
+
 def _parameters(values: dict[str, Any], cluster: str) -> tuple[dict[str, Any], list[str]]:
     """The executor parameters of the options, and the options this backend ignores."""
+    if cluster == "ssh":  # Slurm on the other side: Slurm's parameters
+        cluster = "slurm"
     parameters: dict[str, Any] = {}
     ignored = []
     for trait, parameter in _PARAMETERS.items():
@@ -171,16 +205,23 @@ def _check_module(name: str) -> None:
 
 
 def build_executor(options: SubmitOptions) -> AutoExecutor:
-    """The executor for these options, parameters set; touches no file.
+    """The executor for these options, parameters set; touches no file (on a cluster
+    reached over SSH it connects, and checks the Python there).
 
     Raises
     ------
     OptionError
         When the backend refuses a parameter (its message names it).
+    RemoteUnreachable, RemoteEnvironmentError
+        When a cluster reached over SSH cannot be reached, or cannot run this kernel's jobs.
     """
-    max_timeouts = {f"{options.cluster}_max_num_timeout": options.max_num_timeout}
+    arguments: dict[str, Any] = {f"{options.cluster}_max_num_timeout": options.max_num_timeout}
+    if options.remote:
+        arguments["ssh_python"] = options.remote_python
     try:
-        executor = AutoExecutor(options.folder, cluster=options.cluster, **max_timeouts)
+        executor = AutoExecutor(
+            options.folder, cluster=options.remote or options.cluster, **arguments
+        )
         executor.update_parameters(**options.parameters)
     except ValueError as error:
         raise OptionError(str(error)) from None

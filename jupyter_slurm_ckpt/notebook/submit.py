@@ -5,6 +5,7 @@ jobs; or, for ``--dry-run``, describe what would be submitted.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from IPython.display import display
 
 from ..backends.auto import AutoExecutor
 from ..backends.slurm import SlurmExecutor
+from ..backends.ssh import SshExecutor
 from ..core.helpers import DelayedSubmission
 from ..core.info import callable_name
 from ..core.job import Job
@@ -59,7 +61,7 @@ def submit_cell(
             raise OptionError(str(error)) from None
         if opts.dry_run:
             return Submitted([], report.sizes, dry_run_text(opts, executor, cell, report.sizes))
-        undo = cell.source.write()
+        undo = _write_source(executor, cell.source)
         try:
             jobs = executor.submit_pickled(report.pickled, array=cell.array)
         except BaseException:
@@ -68,6 +70,15 @@ def submit_cell(
     finally:
         report.discard()
     return Submitted(jobs, report.sizes)
+
+
+def _write_source(executor: AutoExecutor, source: capture.CellSource) -> Callable[[], None]:
+    """Write the cell's file where the jobs read it (on a cluster reached over SSH: with the
+    submission); returns an undo for a failed submission."""
+    if isinstance(executor.executor, SshExecutor):
+        executor.executor.attach_source(source.filename, source.text)
+        return lambda: None
+    return source.write()
 
 
 def dry_run_text(
@@ -79,7 +90,7 @@ def dry_run_text(
     lines = [
         "dry run: nothing submitted",
         f"backend: {opts.cluster}{how}",
-        f"folder: {executor.folder}",
+        f"folder: {_folder_text(opts, executor)}",
         f"would submit: {count}" + (f", bound to {cell.target!r}" if cell.target else ""),
         f"payload: {format_size(max(sizes))}"
         + (f" (largest), {format_size(sum(sizes))} in all" if len(sizes) > 1 else ""),
@@ -95,6 +106,12 @@ def dry_run_text(
         script = executor.executor.sbatch_script(len(sizes) if cell.array else 0)
         lines += ["sbatch script:", script]
     return "\n".join(lines)
+
+
+def _folder_text(opts: SubmitOptions, executor: AutoExecutor) -> str:
+    if opts.remote:
+        return f"{executor.executor.folder_on_nodes} on {opts.remote} (copied to {executor.folder})"
+    return str(executor.folder)
 
 
 def show_jobs(value: Job[Any] | list[Job[Any]], widget: bool) -> None:

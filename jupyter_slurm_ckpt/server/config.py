@@ -6,6 +6,7 @@ from typing import Any
 
 from traitlets import Float, Int, List, TraitError, Unicode, validate
 
+from ..backends.ssh.target import SCHEME, SshTarget
 from ..views.polling import SchedulerPolling
 
 
@@ -48,6 +49,20 @@ class SlurmJobsConfig(SchedulerPolling):
         20000, help="Stop a discovery walk after visiting this many folders (huge trees)."
     ).tag(config=True)
 
+    remote_roots = List(
+        Unicode(),
+        help=(
+            "Job roots on clusters reached over SSH, listed beside the local ones through one "
+            "multiplexed connection of your own ssh: ssh://[user@]host[:port]/folder "
+            "(ssh://login-node/~/slurm_jobs: in the home there)."
+        ),
+    ).tag(config=True)
+
+    remote_python = Unicode(
+        "python3",
+        help="The Python that has jupyter_slurm_ckpt installed on those clusters.",
+    ).tag(config=True)
+
     max_page_size = Int(
         1000,
         help="The most jobs one page of the listing may hold (the sidebar asks for 50 at a "
@@ -65,6 +80,17 @@ class SlurmJobsConfig(SchedulerPolling):
         if value < 0:
             raise TraitError(f"{proposal['trait'].name} must be >= 0, not {value}")
         return value
+
+    @validate("remote_roots")
+    def _ssh_urls(self, proposal: dict[str, Any]) -> list[str]:
+        for url in proposal["value"]:
+            try:
+                target = SshTarget.parse(url)
+            except ValueError as error:
+                raise TraitError(f"remote_roots: {error}") from None
+            if not url.startswith(SCHEME) or not target.folder:
+                raise TraitError(f"remote_roots: {url!r} is not ssh://host/folder")
+        return list(proposal["value"])
 
     @validate("discovery_depth", "discovery_max_folders", "max_page_size")
     def _positive(self, proposal: dict[str, Any]) -> int:

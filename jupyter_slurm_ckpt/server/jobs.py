@@ -26,12 +26,12 @@ from ..core.clean import clean_folders
 from ..core.errors import FailedSubmissionError, JobFolderError, UncompletedJobError
 from ..core.job import Job
 from ..core.paths import JobPaths, is_valid_job_id
-from ..core.resubmission import resubmit_once
 from ..views.status import JobTimes
 from ..views.terminal import read_tail
 from .config import SlurmJobsConfig
-from .discovery import OutsideRootsError, inside_roots
+from .discovery import OutsideRootsError, inside_roots, walk_job_folders
 from .listing import JobLister, PageQuery, unsafe_reason
+from .remote import RemoteRoots
 
 T = TypeVar("T")
 
@@ -77,7 +77,21 @@ class JobService:
         self.config = config
         self.roots = roots
         self.base = base
-        self.lister = JobLister(config, base, _LIST_POOL.submit)
+        self.remote_roots = RemoteRoots(config)
+        self.lister = JobLister(config, base, _LIST_POOL.submit, self._remote_job_folders)
+
+    def _roots(self) -> list[Path]:
+        """The folders requests may name: the job roots, and the remote roots' mirrors."""
+        return [*self.roots, *self.remote_roots.folders]
+
+    def _remote_job_folders(self, scope: tuple[Path, ...]) -> list[Path]:
+        """The job folders of the remote roots' mirrors, brought up to date first, when
+        ``scope`` is all the job roots (called at each refresh of the listing)."""
+        if not self.config.remote_roots or scope != tuple(self.roots):
+            return []
+        mirrors = self.remote_roots.refresh()
+        depth, most = self.config.discovery_depth, self.config.discovery_max_folders
+        return walk_job_folders(mirrors, depth, most).folders
 
     @property
     def refreshes(self) -> int:
@@ -91,7 +105,8 @@ class JobService:
         if not folders:
             return tuple(self.roots)
         try:
-            return tuple(dict.fromkeys(inside_roots(f, self.roots, self.base) for f in folders))
+            roots = self._roots()
+            return tuple(dict.fromkeys(inside_roots(f, roots, self.base) for f in folders))
         except OutsideRootsError as error:
             raise JobRequestError(404, str(error)) from None
 
@@ -143,7 +158,7 @@ class JobService:
         if not folder:
             raise JobRequestError(400, "the job's folder is required (folder=...)")
         try:
-            real = inside_roots(folder, self.roots, self.base)
+            real = inside_roots(folder, self._roots(), self.base)
         except OutsideRootsError as error:
             raise JobRequestError(404, str(error)) from None
         if not real.is_dir():
@@ -206,7 +221,7 @@ class JobService:
         a second request gets the job the first one made (``created`` false)."""
         job = self.open_job(folder, job_id)
         try:
-            again = resubmit_once(job)
+            again = job.resubmit_once()
         except UncompletedJobError as error:
             raise JobRequestError(409, str(error)) from None
         except FailedSubmissionError as error:

@@ -85,13 +85,21 @@ class JobLister:
         Where folder names are relative to (the server's root_dir), for the text filter.
     schedule
         Runs a function later in the listing's worker thread (the background read).
+    more_folders
+        Job folders listed with a scope's own at each refresh (the mirrors of the job roots on
+        clusters reached over SSH, brought up to date: ``remote.RemoteRoots``).
     """
 
     def __init__(
-        self, config: SlurmJobsConfig, base: Path, schedule: Callable[[Callable[[], Any]], Any]
+        self,
+        config: SlurmJobsConfig,
+        base: Path,
+        schedule: Callable[[Callable[[], Any]], Any],
+        more_folders: Callable[[tuple[Path, ...]], list[Path]] | None = None,
     ) -> None:
         self.config = config
         self.base = base
+        self._more_folders = more_folders
         self.catalog = JobCatalog()
         self.refreshes = 0  # listing refreshes run so far (diagnostics and tests)
         self._schedule = schedule
@@ -146,8 +154,11 @@ class JobLister:
             return view
         self.refreshes += 1
         walk = self._walk(scope)
-        unsafe = {folder: why for folder in walk.folders if (why := unsafe_reason(folder))}
-        keys = self.catalog.order(walk.folders)
+        folders = walk.folders
+        if self._more_folders is not None:
+            folders = [*folders, *self._more_folders(scope)]
+        unsafe = {folder: why for folder in folders if (why := unsafe_reason(folder))}
+        keys = self.catalog.order(folders)
         view = _View(time.monotonic(), keys, unsafe, walk.truncated)
         if self.catalog.read_all(keys):
             self._fill(view)

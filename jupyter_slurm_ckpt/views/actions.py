@@ -15,7 +15,6 @@ from traitlets import Bool, Unicode
 
 from ..core.job import Job
 from ..core.paths import JobKey
-from ..core.resubmission import resubmit_once
 from .html import escape
 from .status import JobStatus
 from .watcher import Watcher
@@ -37,7 +36,7 @@ def _cancel(job: Job[Any]) -> None:
 
 
 def _resubmit(job: Job[Any]) -> str:
-    again = resubmit_once(job)
+    again = job.resubmit_once()
     if not again.created:  # another view, or another process, was first
         return f"already resubmitted as job {again.job.job_id}"
     return f"resubmitted as job {again.job.job_id} (from the last checkpoint)"

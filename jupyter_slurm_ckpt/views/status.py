@@ -322,8 +322,7 @@ def _outcome(job: Job[Any], state: str, summary: EventSummary) -> tuple[str | No
     if job.read_only:
         return _recorded_outcome(state, summary)
     for task in range(job.num_tasks):
-        path = job.paths.for_task(task).result_pickle
-        size = path.stat().st_size if path.exists() else 0
+        size = job.result_bytes(task) or 0
         if size > RESULT_MAX_LOAD_BYTES:
             return f"<result of {format_size(size)}: call job.result() to load it>", None
     try:

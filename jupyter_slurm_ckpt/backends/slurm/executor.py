@@ -119,7 +119,7 @@ class SlurmExecutor(PythonExecutor):
         return slurm_script.limit_minutes(self.parameters.get("time"))
 
     def _sbatch(self, array_size: int) -> tuple[list[str], str]:
-        folder = slurm_script.check_folder(str(self.folder))
+        folder = slurm_script.check_folder(self.folder_on_nodes)
         num_tasks = self._num_tasks()
         options = slurm_script.sbatch_options(self.parameters, folder, array_size, num_tasks)
         script = slurm_script.batch_script(
