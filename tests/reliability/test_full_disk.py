@@ -7,6 +7,8 @@ writes). Each test is a reproduction of issue 22: it failed before the change.
 from __future__ import annotations
 
 import errno
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from support import WAIT_S, cancel_leftover_jobs, wait_for
 
 import jupyter_slurm_ckpt as submitit
+from jupyter_slurm_ckpt.backends import processes
 from jupyter_slurm_ckpt.core import payload
 from jupyter_slurm_ckpt.core.events import EventReader, append_event
 from jupyter_slurm_ckpt.core.files import TEMP_PREFIX, WriteError
@@ -107,3 +110,20 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_last_one(
         job.result()
     assert job.paths.submitted_pickle.read_bytes() == before  # the last checkpoint, intact
     assert not list(job.paths.folder.glob(f"{TEMP_PREFIX}*"))
+
+
+def test_a_cancel_on_a_full_disk_stops_the_job_and_says_it_was_not_recorded(
+    small_disk: Path,
+) -> None:
+    job = submitit.LocalExecutor(small_disk / "jobs").submit(time.sleep, 600)
+    wait_for(lambda: job.state == "RUNNING", "the job to run")
+    controller = json.loads(job.paths.local_process.read_text())
+    filler = fill(small_disk)
+    with pytest.raises(WriteError):  # the events file's last page filled too
+        for step in range(10):
+            append_event(job.paths.events, "progress", step=step, note="x" * 1000)
+    with pytest.raises(WriteError, match=r"No space left on device \(ENOSPC\).*were stopped"):
+        job.cancel()
+    assert not processes.is_alive(controller["pid"], controller.get("start_time"))
+    filler.unlink()
+    assert job.state == "FAILED"  # its end read from its processes' absence, once recorded

@@ -20,7 +20,13 @@ from typing import Any, ClassVar
 
 from ...core.environment import ENV_FOLDER, ENV_JOB_ID
 from ...core.events import append_event, read_events, summarize
-from ...core.files import TEMP_PREFIX, atomic_write_text, exclusive_lock, temporary_names
+from ...core.files import (
+    TEMP_PREFIX,
+    WriteError,
+    atomic_write_text,
+    exclusive_lock,
+    temporary_names,
+)
 from ...core.job import Job
 from ...core.paths import JobKey, JobPaths
 from .. import processes
@@ -215,7 +221,21 @@ class LocalJob(Job[Any]):
     def _cancel(self) -> None:
         # Recorded first: the event is what keeps a pending array element's launcher from
         # starting it (and a local kill cannot fail the way a scancel can).
-        self._record_cancelled()
+        try:
+            self._record_cancelled()
+        except WriteError as unrecorded:  # a full disk must not keep the job running
+            self._stop_processes()
+            raise WriteError(
+                unrecorded.errno,
+                f"{unrecorded.cause()}: job {self.job_id}'s processes were stopped, but its "
+                "cancel could not be recorded (with room again, it reads FAILED)",
+                unrecorded.filename,
+            ) from unrecorded
+        self._stop_processes()
+
+    def _stop_processes(self) -> None:
+        """End every process of the job: its controller's group, what outlived a dead
+        controller, what escaped the group; then reap our own launcher."""
         record = self._process()
         if record is not None and record.get("role") == "controller":
             pid = record["pid"]
@@ -231,7 +251,6 @@ class LocalJob(Job[Any]):
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=0.1)
-
 
 @contextlib.contextmanager
 def _free_lock(path: Path) -> Iterator[bool]:
