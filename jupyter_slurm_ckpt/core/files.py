@@ -23,7 +23,6 @@ _COUNTER_WIDTH = 12
 # Large buffers are written in slices of this size (views, not copies): measured here, one
 # write(2) of a whole large buffer reaches the disk later and less steadily than slices.
 _WRITE_CHUNK = 1024 * 1024
-# linkat(2) arguments, and the chunk size of the copy that replaces it where it is refused.
 
 
 def ensure_private_folder(folder: Path) -> Path:
@@ -252,7 +251,7 @@ class PendingFile:
                 link_or_copy(self._temp, path)
                 return
             try:
-                name_unnamed_file(self._fd, path, False, PRIVATE_FILE_MODE)
+                name_unnamed_file(self._fd, path, False, PRIVATE_FILE_MODE, _temp_beside(path))
             except FileExistsError:  # replaced atomically, as commit() would
                 temp = _temp_beside(path)
                 name_unnamed_file(self._fd, temp, False, PRIVATE_FILE_MODE)

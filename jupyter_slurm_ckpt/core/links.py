@@ -21,9 +21,16 @@ _AT_EMPTY_PATH = 0x1000
 _COPY_CHUNK = 1024 * 1024
 
 
-def name_unnamed_file(fd: int, target: Path, durable: bool, mode: int) -> None:
+def name_unnamed_file(
+    fd: int, target: Path, durable: bool, mode: int, staging: Path | None = None
+) -> None:
     """Give the unnamed file open as ``fd`` (read-write) the new name ``target``, which must
-    not exist (``FileExistsError``); a copy gets ``mode`` and, ``durable``, an fsync."""
+    not exist (``FileExistsError``); a copy gets ``mode`` and, ``durable``, an fsync.
+
+    A copy is written under ``staging`` (a temporary beside ``target``), then renamed: readers
+    of ``target`` never see a part of it. Without ``staging`` it is written straight into
+    ``target``, for a target that is itself a temporary.
+    """
     for link in (_link_with_empty_path, _link_through_proc):
         try:
             link(fd, target)
@@ -32,7 +39,18 @@ def name_unnamed_file(fd: int, target: Path, durable: bool, mode: int) -> None:
             raise
         except OSError:
             continue
-    _copy_into_new_file(fd, target, durable, mode)
+    if staging is None:
+        _copy_into_new_file(fd, target, durable, mode)
+        return
+    if os.path.lexists(target):  # as a link would have told (ids are unique: no race)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    _copy_into_new_file(fd, staging, durable, mode)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise
 
 
 def _link_with_empty_path(fd: int, target: Path) -> None:

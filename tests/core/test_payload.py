@@ -174,6 +174,25 @@ def test_an_unnamed_file_is_copied_where_it_cannot_be_linked(
     assert (tmp_path / "x.bin").read_bytes() == data
     assert os.listdir(tmp_path) == ["x.bin"] and stat_mode(tmp_path / "x.bin") == 0o600
 
+    # An array's file gets its elements' names the same way: a name shows the whole copy or
+    # nothing, never a part (a reader of the folder, a killed submitter).
+    pending = files.PendingFile.unnamed(tmp_path)
+    pending.write(data)
+    seen_during_copy = []
+    real_pread = os.pread
+
+    def pread_watching(fd: int, size: int, offset: int) -> bytes:
+        if (tmp_path / "L1_0_submitted.pkl").exists():
+            seen_during_copy.append(offset)
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(links.os, "pread", pread_watching)
+    pending.link(tmp_path / "L1_0_submitted.pkl")
+    pending.discard()
+    assert seen_during_copy == []
+    assert (tmp_path / "L1_0_submitted.pkl").read_bytes() == data
+    assert sorted(os.listdir(tmp_path)) == ["L1_0_submitted.pkl", "x.bin"]
+
 
 RESULT_WRITER = """
 import resource, signal, sys
