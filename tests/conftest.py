@@ -6,8 +6,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +178,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             cloudpickle.register_pickle_by_value(module)
 
 
+#: The runtime folder of this test session's local jobs: their agent and their queue's slots.
+_RUNTIME_DIR = tempfile.mkdtemp(prefix="jsc-tests-run-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run this session's local jobs in a queue of their own. The local queue is the user's,
+    across processes (as Slurm's is): the user's own local jobs, or another checkout's test
+    session, would hold the slots that the tests count on."""
+    os.environ["XDG_RUNTIME_DIR"] = _RUNTIME_DIR
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Leave no local-job agent behind the test run (jobs themselves are cancelled by tests)."""
     from jupyter_slurm_ckpt.backends.local.agent_client import stop_agents
 
     stop_agents()
+    shutil.rmtree(_RUNTIME_DIR, ignore_errors=True)
