@@ -8,6 +8,7 @@ process holding the job's real lock.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.catalog import JobCatalog
 from jupyter_slurm_ckpt.core.clean import clean_folders
 from jupyter_slurm_ckpt.core.events import append_event
+
+from .jobs_for_tests import wait_file
 
 WAIT_S = 60.0
 
@@ -166,3 +169,41 @@ def test_a_recorded_end_is_read_again_before_removal(tmp_path: Path) -> None:
     report = clean_folders([tmp_path], catalog=catalog)
     assert report.removed == [] and markers(tmp_path) == {"L1"}
     assert [key.job_id for key in report.kept] == ["L1"]
+
+
+def _per_job_array(tmp_path: Path, release: Path) -> list[submitit.Job[str]]:
+    """Three elements of an array in ``%j`` folders, one at a time: the first runs until
+    ``release`` exists, the others wait for their array's launcher."""
+    executor = submitit.LocalExecutor(tmp_path / "%j")
+    executor.update_parameters(array_parallelism=1)
+    jobs = executor.map_array(wait_file, [str(release)] * 3)
+    wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run", WAIT_S)
+    return jobs
+
+
+def test_an_element_cancelled_in_its_own_folder_is_kept_while_its_launcher_lives(
+    tmp_path: Path,
+) -> None:
+    # Each element in its own folder: the guard must find the lock the launcher really holds.
+    release = tmp_path / "release"
+    first, cancelled, last = _per_job_array(tmp_path, release)
+    cancelled.cancel()
+    report = submitit.clean(tmp_path)
+    assert report.removed == [] and report.kept == {
+        cancelled.key: "a process of the job still runs"
+    }
+    assert cancelled.paths.info.exists()
+    release.touch()
+    assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
+    wait_for(lambda: not submitit.clean(tmp_path).kept, "the launcher to let go", WAIT_S)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".local_job_counter", "release"]
+
+
+def test_an_array_launcher_outlives_an_element_whose_folder_was_removed(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    first, removed, last = _per_job_array(tmp_path, release)
+    shutil.rmtree(removed.paths.folder)  # by hand, while it waits
+    release.touch()
+    assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
+    log = first.paths.stderr.read_text()  # the launcher's
+    assert f"job {removed.job_id}'s folder {removed.paths.folder} is gone" in log

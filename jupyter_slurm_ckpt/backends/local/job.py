@@ -69,8 +69,14 @@ class LocalJob(Job[Any]):
     def _array_launcher(self) -> dict[str, Any] | None:
         """The record of the launcher that answers for this array element until it starts it
         (None for a job that is not an element, or before its launcher started)."""
-        array = records.array_paths(self.paths)
+        array = self._array_paths()
         return None if array is None else records.read_process_record(array)
+
+    def _array_paths(self) -> JobPaths | None:
+        """The array's record and lock, where its launcher keeps them (None: not an element)."""
+        if self.paths.array_index is None:
+            return None
+        return records.array_paths(self.paths, self.info.folder)
 
     @property
     def pending_reason(self) -> str | None:
@@ -191,7 +197,9 @@ class LocalJob(Job[Any]):
         launcher = self._array_launcher()
         if launcher and record is None and self.summary().terminal is None:
             array_id = self.job_id.partition("_")[0]
-            first = JobPaths(self.paths.folder, f"{array_id}_0")  # its log is the launcher's
+            array = self._array_paths()
+            assert array is not None  # it has a launcher
+            first = JobPaths(array.folder, f"{array_id}_0")  # its log is the launcher's
             return (
                 f"Job {self.job_id}: its array's launcher process (pid {launcher['pid']}) "
                 f"ended before starting it; see {first.stderr}"
@@ -203,7 +211,7 @@ class LocalJob(Job[Any]):
         """The job's lock, which its processes hold while any of them lives, and an array
         element's launcher lock, held by the launcher that may still start it: both taken, no
         process can claim the job; one busy, a process of the job still runs."""
-        array = records.array_paths(self.paths)
+        array = self._array_paths()
         with _free_lock(self.paths.local_lock) as free:
             if not free or array is None:
                 yield free
