@@ -7,12 +7,15 @@ process holding the job's real lock.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -171,39 +174,62 @@ def test_a_recorded_end_is_read_again_before_removal(tmp_path: Path) -> None:
     assert [key.job_id for key in report.kept] == ["L1"]
 
 
-def _per_job_array(tmp_path: Path, release: Path) -> list[submitit.Job[str]]:
-    """Three elements of an array in ``%j`` folders, one at a time: the first runs until
-    ``release`` exists, the others wait for their array's launcher."""
+@contextlib.contextmanager
+def _per_job_array(tmp_path: Path) -> Iterator[tuple[Path, list[submitit.Job[str]]]]:
+    """Three elements of an array in ``%j`` folders, one at a time: the first runs until the
+    file it gives exists (made on the way out in any case), the others wait for their
+    array's launcher."""
+    release = tmp_path / "release"
     executor = submitit.LocalExecutor(tmp_path / "%j")
     executor.update_parameters(array_parallelism=1)
     jobs = executor.map_array(wait_file, [str(release)] * 3)
-    wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run", WAIT_S)
-    return jobs
+    try:
+        wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run", WAIT_S)
+        yield release, jobs
+    finally:
+        release.touch()
 
 
 def test_an_element_cancelled_in_its_own_folder_is_kept_while_its_launcher_lives(
     tmp_path: Path,
 ) -> None:
     # Each element in its own folder: the guard must find the lock the launcher really holds.
-    release = tmp_path / "release"
-    first, cancelled, last = _per_job_array(tmp_path, release)
-    cancelled.cancel()
-    report = submitit.clean(tmp_path)
-    assert report.removed == [] and report.kept == {
-        cancelled.key: "a process of the job still runs"
-    }
-    assert cancelled.paths.info.exists()
-    release.touch()
-    assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
+    with _per_job_array(tmp_path) as (release, (first, cancelled, last)):
+        cancelled.cancel()
+        report = submitit.clean(tmp_path)
+        assert report.removed == []
+        assert report.kept == {cancelled.key: "a process of the job still runs"}
+        assert cancelled.paths.info.exists()
+        release.touch()
+        assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
     wait_for(lambda: not submitit.clean(tmp_path).kept, "the launcher to let go", WAIT_S)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".local_job_counter", "release"]
 
 
 def test_an_array_launcher_outlives_an_element_whose_folder_was_removed(tmp_path: Path) -> None:
-    release = tmp_path / "release"
-    first, removed, last = _per_job_array(tmp_path, release)
-    shutil.rmtree(removed.paths.folder)  # by hand, while it waits
-    release.touch()
-    assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
-    log = first.paths.stderr.read_text()  # the launcher's
-    assert f"job {removed.job_id}'s folder {removed.paths.folder} is gone" in log
+    with _per_job_array(tmp_path) as (release, (first, removed, last)):
+        shutil.rmtree(removed.paths.folder)  # by hand, while it waits
+        release.touch()
+        assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
+        log = first.paths.stderr.read_text()  # the launcher's
+        assert f"job {removed.job_id}'s folder {removed.paths.folder} is gone" in log
+
+
+def test_elements_whose_launcher_died_record_their_end_and_are_cleaned(tmp_path: Path) -> None:
+    with _per_job_array(tmp_path) as (release, (first, second, third)):
+        record = first.paths.folder / f"{first.job_id.partition('_')[0]}_local.json"
+        launcher = json.loads(record.read_text())
+        assert launcher["role"] == "launcher"
+        os.kill(launcher["pid"], signal.SIGKILL)  # the array's launcher, started by this test
+        wait_for(lambda: second.state == "FAILED", "the element to read FAILED", WAIT_S)
+        end = second.events()[-1]  # recorded by the poll that found the launcher dead
+        assert end["event"] == "failed", end
+        dead = f"launcher process (pid {launcher['pid']}) ended before starting it"
+        assert dead in end["reason"]
+        folders = [job.paths.folder for job in (first, second, third)]
+        finals = {e.key: e.final_state for e in JobCatalog().jobs(folders)}
+        assert finals == {first.key: None, second.key: "FAILED", third.key: None}
+        # clean asks about the third (no end in its folder yet): it records its end, and goes.
+        assert sorted(submitit.clean(tmp_path).removed) == sorted([second.key, third.key])
+        release.touch()  # its controller outlived the launcher
+        assert first.result(timeout=WAIT_S) == "released"
