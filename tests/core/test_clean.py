@@ -8,6 +8,7 @@ process holding the job's real lock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -233,3 +234,23 @@ def test_elements_whose_launcher_died_record_their_end_and_are_cleaned(tmp_path:
         assert sorted(submitit.clean(tmp_path).removed) == sorted([second.key, third.key])
         release.touch()  # its controller outlived the launcher
         assert first.result(timeout=WAIT_S) == "released"
+
+
+def test_a_file_shared_by_an_array_counts_once_when_its_last_name_goes(
+    local: submitit.LocalExecutor, folder: Path
+) -> None:
+    blob = os.urandom(1_000_000)  # in the payload every element shares (hard links)
+    jobs = local.map_array(functools.partial(bytes.count, blob), [1, 2, 1000])  # 1000: fails
+    for job in jobs:
+        job.wait(WAIT_S)
+    assert [job.state for job in jobs] == ["COMPLETED", "COMPLETED", "FAILED"]
+    payload = jobs[0].paths.submitted_pickle.stat()
+    assert payload.st_nlink == 3 and payload.st_size > len(blob)
+    wait_for(lambda: not submitit.clean(folder, dry_run=True).kept, "the launcher to end", WAIT_S)
+    # One element goes: the payload stays (two names left), so it frees no payload bytes.
+    failed = submitit.clean(folder, states="FAILED")
+    assert failed.removed == [jobs[2].key] and failed.bytes < 100_000
+    # The last two go: the payload counts once.
+    everything = submitit.clean(folder, dry_run=True)
+    assert payload.st_size <= everything.bytes < payload.st_size + 100_000
+    assert submitit.clean(folder).bytes == everything.bytes
