@@ -266,7 +266,9 @@ def resubmittable(source: Path, element: int | None, origin: str) -> Pickled:
         ends = [*offsets[1:], index_at]
         copy = SharedFile(source.parent, 1)
         try:
-            copy.write(_header(1))
+            # The source's header, whose Python and cloudpickle are those that pickled the
+            # bytes copied (not this process's: a server may resubmit a kernel's job).
+            copy.write(json.dumps({**fields, "elements": 1}).encode() + b"\n")
             _copy_range(stream, shared_at, offsets[0], copy)
             start = copy.size
             _copy_range(stream, offsets[element], ends[element], copy)

@@ -47,7 +47,8 @@ class CleanReport:
     kept
         Jobs that matched but were left alone, with why (their backend still holds them...).
     bytes
-        The size of the files removed.
+        The disk space the removal frees: a file with several names (the payload an array's
+        elements share) counts once, and only when its last name goes.
     """
 
     removed: list[JobKey] = field(default_factory=list)
@@ -129,6 +130,7 @@ def clean_folders(
         raise ValueError(f"older_than must be 0 or more, not {older_than}")
     cutoff = time.time() - float(seconds)
     report = CleanReport(dry_run=dry_run)
+    freed = _FreedSpace()
     safe = [folder for folder in folders if _safe(folder, report, catalog)]
     entries = _with_lost_ends(catalog.jobs(safe), catalog)
     candidates = [
@@ -146,7 +148,7 @@ def clean_folders(
         if key in held:
             report.kept[key] = held[key]
         else:
-            _remove(job, report, dry_run, temporaries[key.folder])
+            _remove(job, report, dry_run, temporaries[key.folder], freed)
     if not dry_run:
         catalog.forget(report.removed)
         _remove_unused_scripts_and_folders(report.removed)
@@ -213,7 +215,11 @@ def _held(jobs: Iterable[Job[Any]]) -> dict[JobKey, str]:
 
 
 def _remove(
-    job: Job[Any], report: CleanReport, dry_run: bool, temporaries: dict[str, list[Path]]
+    job: Job[Any],
+    report: CleanReport,
+    dry_run: bool,
+    temporaries: dict[str, list[Path]],
+    freed: _FreedSpace,
 ) -> None:
     paths = job.paths
     with job._removal_guard() as free:
@@ -226,7 +232,7 @@ def _remove(
                 return
             files = [path for path in job_files(paths, job.num_tasks) if path.exists()]
             files += temporaries.get(paths.job_id, [])
-            report.bytes += sum(_size(path) for path in files)
+            report.bytes += sum(freed.by_removing(path) for path in files)
             report.removed.append(job.key)
             if dry_run:
                 return
@@ -293,8 +299,21 @@ def _remove_unused_scripts_and_folders(removed: list[JobKey]) -> None:
                 folder.rmdir()  # only when empty
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+class _FreedSpace:
+    """The bytes a file's removal frees: its size once its last name is removed (an array's
+    elements share their description and payload, hard links of one file), else nothing."""
+
+    def __init__(self) -> None:
+        #: Per file (device, inode): its names when first seen, and how many were removed.
+        self._names: dict[tuple[int, int], list[int]] = {}
+
+    def by_removing(self, path: Path) -> int:
+        """Count ``path`` as removed (stat'ed before it is: a removed name lowers the link
+        count, so the count at first sight is the one kept)."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return 0
+        names = self._names.setdefault((stat.st_dev, stat.st_ino), [stat.st_nlink, 0])
+        names[1] += 1
+        return stat.st_size if names[1] == names[0] else 0

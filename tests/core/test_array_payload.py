@@ -150,6 +150,25 @@ def test_an_element_that_never_ran_is_resubmitted_with_its_own_arguments(
     again.cancel()
 
 
+def test_a_resubmitted_element_keeps_the_versions_that_pickled_it(
+    local: submitit.LocalExecutor, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server in another Python resubmits a kernel's element: the bytes it copies were
+    # pickled by the kernel's Python, and their header must keep saying so.
+    local.update_parameters(array_parallelism=1)
+    release = folder.parent / "release"
+    jobs = local.map_array(wait_file, [str(release), str(release)])
+    jobs[1].cancel()  # before it ever started: its payload is still the array's file
+    release.touch()
+    assert jobs[0].result(timeout=60) == "released"
+    with monkeypatch.context() as other_python:
+        other_python.setattr(payload, "PYTHON_VERSION", "3.0.1")
+        again = jobs[1].resubmit()
+    header = again.paths.submitted_pickle.read_bytes().split(b"\n", 1)[0]
+    assert b"3.0.1" not in header and payload.PYTHON_VERSION.encode() in header
+    assert again.result(timeout=60) == "released"
+
+
 def test_an_oversized_element_is_named_and_nothing_is_written(folder: Path) -> None:
     executor = submitit.LocalExecutor(folder, max_pickle_size_gb=1e-4)  # about 100 KB
     with pytest.raises(FailedSubmissionError, match="payload 2 is"):

@@ -7,11 +7,16 @@ process holding the job's real lock.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +28,8 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.core.catalog import JobCatalog
 from jupyter_slurm_ckpt.core.clean import clean_folders
 from jupyter_slurm_ckpt.core.events import append_event
+
+from .jobs_for_tests import wait_file
 
 WAIT_S = 60.0
 
@@ -166,3 +173,84 @@ def test_a_recorded_end_is_read_again_before_removal(tmp_path: Path) -> None:
     report = clean_folders([tmp_path], catalog=catalog)
     assert report.removed == [] and markers(tmp_path) == {"L1"}
     assert [key.job_id for key in report.kept] == ["L1"]
+
+
+@contextlib.contextmanager
+def _per_job_array(tmp_path: Path) -> Iterator[tuple[Path, list[submitit.Job[str]]]]:
+    """Three elements of an array in ``%j`` folders, one at a time: the first runs until the
+    file it gives exists (made on the way out in any case), the others wait for their
+    array's launcher."""
+    release = tmp_path / "release"
+    executor = submitit.LocalExecutor(tmp_path / "%j")
+    executor.update_parameters(array_parallelism=1)
+    jobs = executor.map_array(wait_file, [str(release)] * 3)
+    try:
+        wait_for(lambda: jobs[0].state == "RUNNING", "the first element to run", WAIT_S)
+        yield release, jobs
+    finally:
+        release.touch()
+
+
+def test_an_element_cancelled_in_its_own_folder_is_kept_while_its_launcher_lives(
+    tmp_path: Path,
+) -> None:
+    # Each element in its own folder: the guard must find the lock the launcher really holds.
+    with _per_job_array(tmp_path) as (release, (first, cancelled, last)):
+        cancelled.cancel()
+        report = submitit.clean(tmp_path)
+        assert report.removed == []
+        assert report.kept == {cancelled.key: "a process of the job still runs"}
+        assert cancelled.paths.info.exists()
+        release.touch()
+        assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
+    wait_for(lambda: not submitit.clean(tmp_path).kept, "the launcher to let go", WAIT_S)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".local_job_counter", "release"]
+
+
+def test_an_array_launcher_outlives_an_element_whose_folder_was_removed(tmp_path: Path) -> None:
+    with _per_job_array(tmp_path) as (release, (first, removed, last)):
+        shutil.rmtree(removed.paths.folder)  # by hand, while it waits
+        release.touch()
+        assert [first.result(timeout=WAIT_S), last.result(timeout=WAIT_S)] == ["released"] * 2
+        log = first.paths.stderr.read_text()  # the launcher's
+        assert f"job {removed.job_id}'s folder {removed.paths.folder} is gone" in log
+
+
+def test_elements_whose_launcher_died_record_their_end_and_are_cleaned(tmp_path: Path) -> None:
+    with _per_job_array(tmp_path) as (release, (first, second, third)):
+        record = first.paths.folder / f"{first.job_id.partition('_')[0]}_local.json"
+        launcher = json.loads(record.read_text())
+        assert launcher["role"] == "launcher"
+        os.kill(launcher["pid"], signal.SIGKILL)  # the array's launcher, started by this test
+        wait_for(lambda: second.state == "FAILED", "the element to read FAILED", WAIT_S)
+        end = second.events()[-1]  # recorded by the poll that found the launcher dead
+        assert end["event"] == "failed", end
+        dead = f"launcher process (pid {launcher['pid']}) ended before starting it"
+        assert dead in end["reason"]
+        folders = [job.paths.folder for job in (first, second, third)]
+        finals = {e.key: e.final_state for e in JobCatalog().jobs(folders)}
+        assert finals == {first.key: None, second.key: "FAILED", third.key: None}
+        # clean asks about the third (no end in its folder yet): it records its end, and goes.
+        assert sorted(submitit.clean(tmp_path).removed) == sorted([second.key, third.key])
+        release.touch()  # its controller outlived the launcher
+        assert first.result(timeout=WAIT_S) == "released"
+
+
+def test_a_file_shared_by_an_array_counts_once_when_its_last_name_goes(
+    local: submitit.LocalExecutor, folder: Path
+) -> None:
+    blob = os.urandom(1_000_000)  # in the payload every element shares (hard links)
+    jobs = local.map_array(functools.partial(bytes.count, blob), [1, 2, 1000])  # 1000: fails
+    for job in jobs:
+        job.wait(WAIT_S)
+    assert [job.state for job in jobs] == ["COMPLETED", "COMPLETED", "FAILED"]
+    payload = jobs[0].paths.submitted_pickle.stat()
+    assert payload.st_nlink == 3 and payload.st_size > len(blob)
+    wait_for(lambda: not submitit.clean(folder, dry_run=True).kept, "the launcher to end", WAIT_S)
+    # One element goes: the payload stays (two names left), so it frees no payload bytes.
+    failed = submitit.clean(folder, states="FAILED")
+    assert failed.removed == [jobs[2].key] and failed.bytes < 100_000
+    # The last two go: the payload counts once.
+    everything = submitit.clean(folder, dry_run=True)
+    assert payload.st_size <= everything.bytes < payload.st_size + 100_000
+    assert submitit.clean(folder).bytes == everything.bytes

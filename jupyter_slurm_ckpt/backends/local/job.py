@@ -69,8 +69,14 @@ class LocalJob(Job[Any]):
     def _array_launcher(self) -> dict[str, Any] | None:
         """The record of the launcher that answers for this array element until it starts it
         (None for a job that is not an element, or before its launcher started)."""
-        array = records.array_paths(self.paths)
+        array = self._array_paths()
         return None if array is None else records.read_process_record(array)
+
+    def _array_paths(self) -> JobPaths | None:
+        """The array's record and lock, where its launcher keeps them (None: not an element)."""
+        if self.paths.array_index is None:
+            return None
+        return records.array_paths(self.paths, self.info.folder)
 
     @property
     def pending_reason(self) -> str | None:
@@ -117,7 +123,7 @@ class LocalJob(Job[Any]):
                 return self._live_state()
             if launcher is None and time.time() - self.info.submitted_at < 30:
                 return "PENDING"  # the launcher is starting
-            return "FAILED"
+            return self._never_started(launcher)
         alive = _alive(record)
         if not alive and not self._orphans(record, look.processes if look else None):
             self._gone = True
@@ -130,7 +136,9 @@ class LocalJob(Job[Any]):
             self._events.read()
             ended = self._folder_state(processes_gone=True)
             if ended is None and not self.read_only:
-                self._record_lost(record)
+                self._record_lost(
+                    f"its controller process (pid {record['pid']}) died without recording an end"
+                )
                 ended = self._folder_state(processes_gone=True)
             return ended or "FAILED"
         if record.get("role") == "launcher" or last.runs == 0:
@@ -139,10 +147,30 @@ class LocalJob(Job[Any]):
             return "REQUEUED"
         return "RUNNING"
 
-    def _record_lost(self, record: dict[str, Any]) -> None:
+    def _never_started(self, launcher: dict[str, Any] | None) -> str:
+        """The state of an array element whose launcher is gone (or never came) before it
+        started the element: its end is recorded (once), so that catalog, clean and views
+        see it over; still PENDING while a process holds the job's lock (the launcher forked
+        its controller just before it died: that one runs it)."""
+        if self.read_only:
+            return "FAILED"
+        if launcher is None:
+            reason = "its array's launcher never started (no sign of it 30 s after submission)"
+        else:
+            reason = (
+                f"its array's launcher process (pid {launcher['pid']}) ended before starting "
+                f"it (its log: {self._launcher_log()})"
+            )
+        with _free_lock(self.paths.local_lock) as free:
+            if not free:
+                return "PENDING"
+            self._record_lost(reason)
+        return self._folder_state(processes_gone=True) or "FAILED"
+
+    def _record_lost(self, reason: str) -> None:
         """Record the end of a job whose processes all died without a word (SIGKILL, the OOM
-        killer), at its last sign of life: it is then over for every reader, which no longer
-        looks for its processes, and it can be cleaned up."""
+        killer), at its last sign of life, with ``reason``: it is then over for every reader,
+        which no longer looks for its processes, and it can be cleaned up."""
         with exclusive_lock(self.paths.events):
             if summarize(read_events(self.paths.events)).terminal is not None:
                 return  # recorded meanwhile (another reader, or the job's last write)
@@ -151,7 +179,6 @@ class LocalJob(Job[Any]):
             for path in (self.paths.heartbeat, self.paths.stdout, self.paths.stderr):
                 with contextlib.suppress(OSError):
                     signs.append(path.stat().st_mtime)
-            reason = f"its controller process (pid {record['pid']}) died without recording an end"
             append_event(
                 self.paths.events,
                 "failed",
@@ -190,20 +217,23 @@ class LocalJob(Job[Any]):
             )
         launcher = self._array_launcher()
         if launcher and record is None and self.summary().terminal is None:
-            array_id = self.job_id.partition("_")[0]
-            first = JobPaths(self.paths.folder, f"{array_id}_0")  # its log is the launcher's
             return (
                 f"Job {self.job_id}: its array's launcher process (pid {launcher['pid']}) "
-                f"ended before starting it; see {first.stderr}"
+                f"ended before starting it; see {self._launcher_log()}"
             )
         return super()._why_no_result(task)
+
+    def _launcher_log(self) -> Path | None:
+        """The log of an array element's launcher: its first element's."""
+        array = self._array_paths()
+        return None if array is None else JobPaths(array.folder, f"{array.job_id}_0").stderr
 
     @contextlib.contextmanager
     def _removal_guard(self) -> Iterator[bool]:
         """The job's lock, which its processes hold while any of them lives, and an array
         element's launcher lock, held by the launcher that may still start it: both taken, no
         process can claim the job; one busy, a process of the job still runs."""
-        array = records.array_paths(self.paths)
+        array = self._array_paths()
         with _free_lock(self.paths.local_lock) as free:
             if not free or array is None:
                 yield free

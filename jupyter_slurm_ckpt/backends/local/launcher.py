@@ -1,6 +1,6 @@
 """The launcher of a local job array: one process that starts the array's elements in turn.
 
-It answers for the elements that wait (``records``: one record for the array, however many
+It answers for the elements that wait (``record``: one record for the array, however many
 elements it has), and starts each one by forking its controller once the element may run:
 fewer than ``array_parallelism`` of the array run, and the local queue (``slots``) gives it a
 slot. A cancelled element is skipped. A second launcher of the same array (a duplicated launch)
@@ -29,8 +29,8 @@ class ArrayLauncher:
 
     def __init__(self, folder: str, parallelism: int, job_ids: list[str], run: RunJob) -> None:
         self.elements = [JobPaths(resolve_folder(folder, job_id), job_id) for job_id in job_ids]
-        arrays = {records.array_paths(paths) for paths in self.elements}
-        self.records = sorted((paths for paths in arrays if paths is not None), key=str)
+        #: The array's record and lock (see ``records.array_paths``), None for no element.
+        self.record = records.array_paths(self.elements[0], folder) if self.elements else None
         self.parallelism = max(1, parallelism)
         self.run_job = run
         self.running: set[int] = set()
@@ -44,8 +44,8 @@ class ArrayLauncher:
         """Record why the array's waiting elements wait (when that changes)."""
         if reason != self.waiting or always:
             self.waiting = reason
-            for paths in self.records:
-                records.write_process_record(paths, "launcher", waiting=reason)
+            if self.record is not None:
+                records.write_process_record(self.record, "launcher", waiting=reason)
 
     def launch(self) -> None:
         """Start every element, in order; return once all of them have ended."""
@@ -55,7 +55,7 @@ class ArrayLauncher:
         try:
             for paths in self.elements:
                 self._wait_for_room()
-                lock = records.claim_job(paths)
+                lock = _claim(paths)
                 if lock is None:
                     continue  # cancelled while pending, or run by another launch
                 self._start(paths, lock, limit, memory)
@@ -114,15 +114,26 @@ class ArrayLauncher:
                 return
 
 
+def _claim(paths: JobPaths) -> int | None:
+    """``records.claim_job``, or None when the element's files are gone (its folder removed
+    while it waited): the launcher says so and goes on with the next element."""
+    try:
+        return records.claim_job(paths)
+    except FileNotFoundError:
+        print(f"jupyter_slurm_ckpt: job {paths.job_id}'s folder {paths.folder} is gone: "
+              "it is not run", file=sys.stderr)
+        return None
+
+
 def launch_array(folder: str, parallelism: int, job_ids: list[str], run: RunJob) -> None:
     """Start the elements ``job_ids`` of one array (at most ``parallelism`` at a time), unless
     another launcher has the array already."""
     launcher = ArrayLauncher(folder, parallelism, job_ids, run)
-    if not launcher.records:
+    if launcher.record is None:
         return
-    launcher.array_lock = records.lock(launcher.records[0])
+    launcher.array_lock = records.lock(launcher.record)
     if launcher.array_lock is None:
-        print(f"jupyter_slurm_ckpt: array {launcher.records[0].job_id} has a launcher already: "
+        print(f"jupyter_slurm_ckpt: array {launcher.record.job_id} has a launcher already: "
               "this duplicate launch leaves it alone", file=sys.stderr)
         return
     try:

@@ -4,7 +4,8 @@ run it (controller, array launcher) and every process that re-attaches it (``Loc
 ``<id>_local.json`` names the process that answers for the job now (pid, start time, role:
 ``controller``, or ``launcher`` for an array as a whole) and, while the job waits in the local
 queue, why (``waiting``: see ``slots``). An array element has no record of its own until its
-controller starts: its array's launcher answers for it, in ``<array id>_local.json``.
+controller starts: its array's launcher answers for it, in ``<array id>_local.json`` of the
+array's first element's folder (see ``array_paths``: with a ``%j`` folder, one per element).
 ``<id>_local.lock`` is held by the job's processes while any lives (one controller per job; one
 launcher per array).
 """
@@ -16,11 +17,12 @@ import fcntl
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ...core.events import read_events, summarize
 from ...core.files import PRIVATE_FILE_MODE, atomic_write_text
-from ...core.paths import JobPaths
+from ...core.paths import JobPaths, resolve_folder
 from .. import processes
 
 #: What a duplicate controller says in the job's log before it leaves the job alone.
@@ -45,12 +47,23 @@ def read_process_record(paths: JobPaths) -> dict[str, Any] | None:
     return None
 
 
-def array_paths(paths: JobPaths) -> JobPaths | None:
-    """Where an array element's launcher keeps the array's record and lock (the array's id, in
-    the element's folder); None for a job that is not an array element."""
+def array_paths(paths: JobPaths, folder_template: str | Path) -> JobPaths | None:
+    """Where an array element's launcher keeps the array's record and lock: the array's id, in
+    its first element's folder (``folder_template`` resolved for ``<array>_0``), one place for
+    every element, so each finds the lock the launcher really holds; None for a job that is
+    not an array element."""
     if paths.array_index is None:
         return None
-    return JobPaths(paths.folder, paths.job_id.partition("_")[0])
+    array_id = paths.job_id.partition("_")[0]
+    mine = resolve_folder(folder_template, paths.job_id).parts
+    first = resolve_folder(folder_template, f"{array_id}_0").parts
+    # The placeholders resolve to the last parts of a folder; above them, the two folders are
+    # one, taken from the element's folder as it is now (the tree may have moved since).
+    same = next((i for i, (a, b) in enumerate(zip(mine, first)) if a != b), len(mine))
+    folder = paths.folder
+    for _ in range(len(mine) - same):
+        folder = folder.parent
+    return JobPaths(folder.joinpath(*first[same:]), array_id)
 
 
 def lock(paths: JobPaths) -> int | None:
