@@ -29,11 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import CATALOG, JobCatalog, JobEntry, job_folders, recorded_end, terminal_events
-from .files import TEMP_PREFIX, check_folder_is_safe, exclusive_lock, temporary_names
+from .files import (
+    PENDING_NAME,
+    TEMP_PREFIX,
+    check_folder_is_safe,
+    exclusive_lock,
+    temporary_names,
+)
 from .job import FINAL_STATES, Job
 from .paths import JobKey, JobPaths, is_valid_job_id
 from .payload import format_size
 from .states import attach, states_of
+
+#: How long a submission's unnamed file stays untouched before it counts as abandoned.
+ABANDONED_AFTER_S = 3600.0
 
 
 @dataclass
@@ -49,12 +58,16 @@ class CleanReport:
     bytes
         The disk space the removal frees: a file with several names (the payload an array's
         elements share) counts once, and only when its last name goes.
+    abandoned_files
+        Files of submissions that a killed submitter left without a name (on filesystems
+        without unnamed files, such as NFS), untouched for :data:`ABANDONED_AFTER_S`.
     """
 
     removed: list[JobKey] = field(default_factory=list)
     kept: dict[JobKey, str] = field(default_factory=dict)
     bytes: int = 0
     dry_run: bool = False
+    abandoned_files: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-friendly data (the sidebar's answer)."""
@@ -62,6 +75,7 @@ class CleanReport:
             "removed": len(self.removed),
             "bytes": self.bytes,
             "dry_run": self.dry_run,
+            "abandoned_files": self.abandoned_files,
             "kept": [
                 {"id": key.job_id, "folder": str(key.folder), "why": why}
                 for key, why in self.kept.items()
@@ -71,6 +85,8 @@ class CleanReport:
     def __repr__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         line = f"{verb} {len(self.removed):,} jobs ({format_size(self.bytes)})"
+        if self.abandoned_files:
+            line += f" and {self.abandoned_files:,} abandoned submission files"
         if self.kept:
             kept = "; ".join(f"{key.job_id}: {why}" for key, why in list(self.kept.items())[:5])
             more = f" (and {len(self.kept) - 5} more)" if len(self.kept) > 5 else ""
@@ -149,6 +165,8 @@ def clean_folders(
             report.kept[key] = held[key]
         else:
             _remove(job, report, dry_run, temporaries[key.folder], freed)
+    for folder in safe:
+        _remove_abandoned_submissions(folder, report, dry_run, freed)
     if not dry_run:
         catalog.forget(report.removed)
         _remove_unused_scripts_and_folders(report.removed)
@@ -253,6 +271,24 @@ def _temporaries(folder: Path, job_ids: set[str]) -> dict[str, list[Path]]:
                 found.setdefault(owner, []).append(folder / name)
                 break
     return found
+
+
+def _remove_abandoned_submissions(
+    folder: Path, report: CleanReport, dry_run: bool, freed: _FreedSpace
+) -> None:
+    """Remove the files of submissions that never got a name: a submitter killed while it
+    wrote one, on a filesystem without unnamed files (there, ``.tmp-pending.<random>``; a
+    live submission writes or names its file within seconds)."""
+    prefix = f"{TEMP_PREFIX}{PENDING_NAME}."
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for name in temporary_names(folder):
+        path = folder / name
+        with contextlib.suppress(OSError):
+            if name.startswith(prefix) and path.stat().st_mtime < cutoff:
+                report.bytes += freed.by_removing(path)
+                report.abandoned_files += 1
+                if not dry_run:
+                    path.unlink()
 
 
 def job_files(paths: JobPaths, num_tasks: int) -> list[Path]:

@@ -18,6 +18,9 @@ from .links import name_unnamed_file
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
+#: What a submission's file is called (as a temporary, ``.tmp-pending.<random>``) until the
+#: submission names it, where files without a name (``O_TMPFILE``) are not supported (NFS).
+PENDING_NAME = "pending"
 _COUNTER_WIDTH = 12
 
 # Large buffers are written in slices of this size (views, not copies): measured here, one
@@ -186,7 +189,7 @@ class PendingFile:
             # Read-write: the fallback of _name_unnamed_file copies from it.
             with contextlib.suppress(OSError):  # unsupported, or a folder we cannot use
                 return cls(os.open(anchor, unnamed_flag | os.O_RDWR, PRIVATE_FILE_MODE), None)
-        return cls.beside(ensure_private_folder(folder) / "pending")
+        return cls.beside(ensure_private_folder(folder) / PENDING_NAME)
 
     def fileno(self) -> int:
         """The file's descriptor (open for reading and writing until the commit)."""

@@ -254,3 +254,29 @@ def test_a_file_shared_by_an_array_counts_once_when_its_last_name_goes(
     everything = submitit.clean(folder, dry_run=True)
     assert payload.st_size <= everything.bytes < payload.st_size + 100_000
     assert submitit.clean(folder).bytes == everything.bytes
+
+
+KILLED_SUBMITTER = """
+import os, signal, sys
+from pathlib import Path
+del os.O_TMPFILE  # as on NFS, where files without a name are not supported
+from jupyter_slurm_ckpt.core.files import PendingFile
+PendingFile.unnamed(Path(sys.argv[1])).write(b"x" * 1_000_000)
+os.kill(os.getpid(), signal.SIGKILL)  # killed before the submission named its file
+"""
+
+
+def test_a_killed_submitters_file_is_removed_once_abandoned(tmp_path: Path) -> None:
+    build_ended_jobs(tmp_path, 1, now=time.time())
+    done = subprocess.run([sys.executable, "-c", KILLED_SUBMITTER, str(tmp_path)])
+    assert done.returncode == -signal.SIGKILL
+    (left,) = tmp_path.glob(".tmp-pending.*")
+    assert submitit.clean(tmp_path).abandoned_files == 0
+    assert left.exists()  # a submission may still be writing it
+    hours_ago = time.time() - 2 * 3600
+    os.utime(left, (hours_ago, hours_ago))
+    dry = submitit.clean(tmp_path, dry_run=True)
+    assert dry.abandoned_files == 1 and dry.bytes >= 1_000_000 and left.exists()
+    report = submitit.clean(tmp_path)
+    assert report.abandoned_files == 1 and "1 abandoned submission files" in repr(report)
+    assert not left.exists()
