@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JobFolderError
-from .events import TERMINAL_EVENTS, EventReader, is_valid_event
+from .events import TERMINAL_EVENTS, EventReader, is_valid_event, recorded_end
 from .info import JobInfo
 from .paths import JobKey, JobPaths
 
@@ -100,36 +100,6 @@ def job_folders(root: Path) -> list[Path]:
     except OSError:
         below = []
     return [root, *below]
-
-
-def recorded_end(events: Iterable[dict[str, Any]], num_tasks: int) -> tuple[str, float] | None:
-    """The end a job's events prove, and when it was recorded; None while they prove none.
-
-    Every task's outcome recorded (``completed``, or ``failed`` naming its task) ends the job:
-    COMPLETED when all completed, else FAILED. Else a ``cancelled`` or ``failed`` event ends
-    it (CANCELLED, or the state it names). A job's folder state (``Job.state``) agrees
-    wherever this says the job ended; it may find an end this misses (a result file whose
-    event a killed worker did not write), which only the job's own reading tells.
-    """
-    outcomes: dict[int, bool] = {}
-    first: dict[str, Any] | None = None
-    last_t = 0.0
-    for record in events:
-        name = record.get("event")
-        if name not in TERMINAL_EVENTS:
-            continue
-        last_t = float(record.get("t", last_t))
-        if first is None:
-            first = record
-        if name == "completed" or (name == "failed" and "task" in record):
-            outcomes[int(record.get("task", 0))] = name == "completed"
-    if len(outcomes) >= num_tasks and all(task in outcomes for task in range(num_tasks)):
-        return ("COMPLETED" if all(outcomes.values()) else "FAILED"), last_t
-    if first is None or first["event"] == "completed":
-        return None
-    if first["event"] == "cancelled":
-        return "CANCELLED", float(first["t"])
-    return str(first.get("state", "FAILED")), float(first["t"])
 
 
 @dataclass
@@ -310,11 +280,14 @@ def with_end(entry: JobEntry, events: Iterable[dict[str, Any]]) -> JobEntry:
     return replace(entry, final_state=final_state, ended_at=ended_at)
 
 
-_TERMINAL_WORDS = tuple(f'"{name}"'.encode() for name in TERMINAL_EVENTS)
+#: The events an end is read from: the ends, and those that begin a run (``last_run``).
+_END_EVENTS = (*TERMINAL_EVENTS, "started", "requeued")
+_END_WORDS = tuple(f'"{name}"'.encode() for name in _END_EVENTS)
 
 
 def terminal_events(path: str) -> list[dict[str, Any]]:
-    """The well-formed terminal events of a log (one read; only their lines are parsed)."""
+    """The well-formed events of a log that :func:`recorded_end` reads: the ends and the run
+    beginnings (one read; only their lines are parsed)."""
     try:
         with open(path, "rb") as stream:
             data = stream.read()
@@ -322,13 +295,13 @@ def terminal_events(path: str) -> list[dict[str, Any]]:
         return []
     found = []
     for raw in data[: data.rfind(b"\n") + 1].splitlines():
-        if not any(word in raw for word in _TERMINAL_WORDS):
+        if not any(word in raw for word in _END_WORDS):
             continue
         try:
             record = json.loads(raw)
         except ValueError:
             continue
-        if is_valid_event(record) and record["event"] in TERMINAL_EVENTS:
+        if is_valid_event(record) and record["event"] in _END_EVENTS:
             found.append(record)
     return found
 

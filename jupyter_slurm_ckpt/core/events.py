@@ -18,6 +18,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,12 +221,76 @@ def resubmitted_as(events: list[dict[str, Any]]) -> str | None:
     return str(found[-1]) if found else None
 
 
+@dataclass
+class LastRun:
+    """What the events say of the job's last run (the one that started last): only its tasks'
+    ends and results count for the job's end, never those of a run a requeue followed."""
+
+    number: int = 0
+    started: set[int] = field(default_factory=set)  # the tasks that said they started in it
+    ends: dict[int, bool] = field(default_factory=dict)  # task -> completed (else failed)
+
+    def begins(self, record: dict[str, Any]) -> bool:
+        """Whether ``record`` begins a later run (a ``started`` or ``requeued`` naming a run
+        past this one): then the ends recorded so far belong to a run that is over."""
+        run = record.get("run")
+        if record.get("event") not in ("started", "requeued") or not isinstance(run, int):
+            return False
+        return run > self.number
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Fold one more event in (events in the order they were recorded)."""
+        if self.begins(record):
+            self.number, self.started, self.ends = int(record["run"]), set(), {}
+        ended = task_ended(record)
+        if record.get("event") == "started":
+            self.started.add(int(record.get("task", 0)))
+        elif ended is not None:
+            self.ends[ended] = record["event"] == "completed"
+
+    def holds_result_of(self, task: int) -> bool:
+        """Whether a result file of ``task`` on disk was written in this run: each task
+        removes its earlier run's result before it says it started (``worker.run_task``)."""
+        return task in self.started or task in self.ends
+
+
+def task_ended(record: dict[str, Any]) -> int | None:
+    """The task whose end ``record`` is (a ``completed``, or a ``failed`` naming its task);
+    None for any other event (a job-wide ``failed`` or ``cancelled``...)."""
+    name = record.get("event")
+    if name == "completed" or (name == "failed" and "task" in record):
+        return int(record.get("task", 0))
+    return None
+
+
+def last_run(events: list[dict[str, Any]]) -> LastRun:
+    """The job's last run, as its events tell it (see :class:`LastRun`)."""
+    run = LastRun()
+    for record in events:
+        run.add(record)
+    return run
+
+
+def _ends_first(record: dict[str, Any], terminal: dict[str, Any] | None) -> bool:
+    """Whether the end ``record`` is the job's end rather than ``terminal`` (the one found
+    before): a failure or cancel after a task completed (another task of it was killed)."""
+    return terminal is None or (terminal["event"] == "completed" != record["event"])
+
+
 def summarize(events: list[dict[str, Any]]) -> EventSummary:
-    """Fold an event list into counters; the task-0 view (tasks > 0 only add their ends)."""
+    """Fold an event list into counters; the task-0 view (tasks > 0 only add their ends).
+
+    The ``terminal`` event is the job's first end: a job-wide ``failed`` or ``cancelled``,
+    or the first task end of the last run (a task that completed in a run that was requeued
+    did not end the job), a later failure or cancel before a ``completed``."""
     summary = EventSummary()
+    run = LastRun()
     for record in events:
         name = record.get("event")
         summary.last = record
+        if run.begins(record) and summary.terminal and task_ended(summary.terminal) is not None:
+            summary.terminal = summary.ended_at = None
+        run.add(record)
         if name == "submitted":
             summary.submitted_at = record.get("t")
         elif name == "started" and record.get("task", 0) == 0:
@@ -243,7 +308,30 @@ def summarize(events: list[dict[str, Any]]) -> EventSummary:
             summary.requeues += 1
         elif name == "not_requeued":
             summary.not_requeued_reason = record.get("reason")
-        elif name in TERMINAL_EVENTS and summary.terminal is None:
+        elif name in TERMINAL_EVENTS and _ends_first(record, summary.terminal):
             summary.terminal = record
             summary.ended_at = record.get("t")
     return summary
+
+
+def recorded_end(events: Iterable[dict[str, Any]], num_tasks: int) -> tuple[str, float] | None:
+    """The end a job's events prove, and when it was recorded; None while they prove none.
+
+    Every task's outcome recorded in the last run (``completed``, or ``failed`` naming its
+    task) ends the job: COMPLETED when all completed, else FAILED. Else the first end of
+    :func:`summarize` that is not a ``completed`` ends it (CANCELLED, or the state it names).
+    A job's folder state (``Job.state``) agrees wherever this says the job ended; it may find
+    an end this misses (a result file whose event a killed worker did not write), which only
+    the job's own reading tells.
+    """
+    events = list(events)
+    run = last_run(events)
+    if all(task in run.ends for task in range(num_tasks)):
+        ends = [e for e in events if e.get("event") in TERMINAL_EVENTS]
+        return ("COMPLETED" if all(run.ends.values()) else "FAILED"), float(ends[-1]["t"])
+    first = summarize(events).terminal
+    if first is None or first["event"] == "completed":
+        return None
+    if first["event"] == "cancelled":
+        return "CANCELLED", float(first["t"])
+    return str(first.get("state", "FAILED")), float(first["t"])

@@ -17,12 +17,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 from . import payload, registry
 from .awaitable import AsyncJobProxy
 from .errors import FailedJobError, JobFolderError, UncompletedJobError
-from .events import EventReader, EventSummary, append_event, summarize
+from .events import EventReader, EventSummary, append_event, last_run, summarize
 from .helpers import DelayedSubmission
 from .info import JobInfo
 from .outcome import failed_task_error, read_outcome
 from .paths import JobKey, JobPaths, is_valid_job_id, resolve_folder
 from .resubmission import Resubmission, resubmit_once
+from .runs import results_of_last_run
 
 R = TypeVar("R")
 
@@ -138,8 +139,7 @@ class Job(Generic[R]):
         never reads as ended (``wait()`` returning) before the event that says how it ended.
         """
         tasks = self._task_ids()
-        results = [self.paths.for_task(t).result_pickle for t in tasks]
-        if all(path.exists() for path in results):
+        if self._results_of_this_run() == tasks:
             succeeded = [self._succeeded(t, unpickle=processes_gone) for t in tasks]
             if None not in succeeded:
                 return "COMPLETED" if all(succeeded) else "FAILED"
@@ -155,9 +155,9 @@ class Job(Generic[R]):
         so that no result is unpickled (a reader in another Python could not load it anyway).
         Without that event, by unpickling the result if ``unpickle`` (and this job is not
         :attr:`read_only`), else None: not known yet."""
-        for record in reversed(self._events.read()):
-            if record.get("task", 0) == task and record.get("event") in ("completed", "failed"):
-                return bool(record["event"] == "completed")
+        ended = last_run(self._events.read()).ends.get(task)
+        if ended is not None:
+            return ended
         if self.read_only or not unpickle:
             return None
         return read_outcome(self.paths.for_task(task).result_pickle)[0] == "success"
@@ -285,9 +285,16 @@ class Job(Generic[R]):
         return [value for _, value in outcomes.values()]
 
     def _outcomes(self) -> dict[int, tuple[str, Any]]:
-        """The outcome of each task whose result file is on disk (unpickled)."""
-        results = {task: self.paths.for_task(task).result_pickle for task in self._task_ids()}
-        return {task: read_outcome(path) for task, path in results.items() if path.exists()}
+        """The outcome of each task whose result file of the last run is on disk (unpickled)."""
+        tasks = self._results_of_this_run()
+        return {task: read_outcome(self.paths.for_task(task).result_pickle) for task in tasks}
+
+    def _results_of_this_run(self) -> list[int]:
+        """This job's tasks whose result file is there and was written by the job's last run
+        (a task's result of a run that was requeued is not: ``runs.results_of_last_run``)."""
+        num_tasks, tasks = self.num_tasks, self._task_ids()
+        events = self._events.read() if num_tasks > 1 else []
+        return results_of_last_run(self.paths, events, num_tasks, tasks)
 
     def result(self, timeout: float | None = None) -> R:
         """The result of the job (of task 0 for a multi-task job: see :meth:`results`)."""

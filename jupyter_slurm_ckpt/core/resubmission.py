@@ -16,6 +16,7 @@ from . import registry
 from .errors import UncompletedJobError
 from .events import append_event, resubmitted_as
 from .files import exclusive_lock
+from .runs import results_of_last_run
 
 if TYPE_CHECKING:
     from .job import Job
@@ -59,9 +60,9 @@ def check_resubmittable(job: Job[Any]) -> None:
         )
     if state in ("COMPLETED", "DONE"):
         raise UncompletedJobError(f"job {job.job_id} completed: nothing is left to continue")
-    with_result = [
-        task for task in range(job.num_tasks) if job.paths.for_task(task).result_pickle.exists()
-    ]
+    # A result of a run that was requeued (a task completed, another was checkpointed) is
+    # not the job's: only its last run's tell that it failed on its own.
+    with_result = results_of_last_run(job.paths, job.events(), job.num_tasks)
     if with_result:
         raise UncompletedJobError(
             f"job {job.job_id} ended {state} with an error of its own (task {with_result[0]}'s "

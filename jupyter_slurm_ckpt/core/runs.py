@@ -9,10 +9,11 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .events import append_event, read_events, summarize
+from .events import append_event, last_run, read_events, recorded_end, summarize
 from .files import open_private_append
 from .paths import JobPaths
 
@@ -20,26 +21,43 @@ from .paths import JobPaths
 HEARTBEAT_S = 30.0
 
 
-def ended_already(paths: JobPaths, restart: int) -> str | None:
-    """How the job ended in a run before run ``restart``, if it has (task 0's result is
-    written, or a task completed for the job, failed or was cancelled); None while it has not.
+def ended_already(paths: JobPaths, restart: int, num_tasks: int) -> str | None:
+    """How the job's last run before run ``restart`` ended it, if it did (every task's result
+    of that run is written, or its events prove the job's end: see ``recorded_end``); None
+    while it did not.
 
     A scheduler may start an ended job again: Slurm 24.05+ requeues a batch job that exits
     during a preemption's grace time, an administrator may requeue any job. That run must not
-    call a completed callable again, nor overwrite its result. (In a run that task 0 has
-    started, the other tasks may find its result already: that run is theirs too.)
+    call a completed callable again, nor overwrite its result. A task that completed in a run
+    that did not end the job (another task was checkpointed or preempted) ended nothing: the
+    next run runs every task. (In a run that task 0 has started, the other tasks may find its
+    result already: that run is theirs too.)
     """
     events = read_events(paths.events)
     runs = [e["run"] for e in events if e["event"] == "started" and e.get("task", 0) == 0]
     if runs and runs[-1] >= restart:
         return None
-    if paths.for_task(0).result_pickle.exists():
-        return "its result is written"
-    for event in events:
-        name = event["event"]
-        if name in ("failed", "cancelled") or (name == "completed" and not event.get("task")):
-            return f"it {name}"
+    end = recorded_end(events, num_tasks)
+    if end is not None:
+        return f"it ended {end[0]}"
+    if results_of_last_run(paths, events, num_tasks) == list(range(num_tasks)):
+        return "its results are written"
     return None
+
+
+def results_of_last_run(
+    paths: JobPaths, events: list[dict[str, Any]], num_tasks: int, tasks: Iterable[int] = ()
+) -> list[int]:
+    """Which of ``tasks`` (default: all the job's) have a result file that the job's last run
+    wrote: a task removes its result of an earlier run before it says it started in a new
+    one, so a result there is this run's once the task started (or ended) in it. A job of one
+    task needs no ``events``: its result always ends the job (pass ``[]``)."""
+    tasks = list(tasks) or list(range(num_tasks))
+    written = [task for task in tasks if paths.for_task(task).result_pickle.exists()]
+    if num_tasks == 1 or not written:
+        return written
+    run = last_run(events)
+    return [task for task in written if run.holds_result_of(task)]
 
 
 def record_lost_runs(paths: JobPaths, restart: int) -> None:

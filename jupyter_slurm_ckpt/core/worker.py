@@ -303,11 +303,15 @@ def run_task(paths: JobPaths, info: JobInfo, runtime: Runtime) -> int:
     for signum in (CHECKPOINT_SIGNAL, TERMINATION_SIGNAL):
         signal.signal(signum, remember_early_signal)
     restart = JobEnvironment().restart_count
-    ended = ended_already(paths, restart)
+    ended = ended_already(paths, restart, info.num_tasks)
     if ended is not None:  # a completed callable is never called again
         say(f"not run again: the job has ended ({ended}). The scheduler ran it again (Slurm "
             "24.05+ requeues a job that ends during a preemption's grace time).")
         return 0
+    # A result of an earlier run (this task completed, another was requeued) is not this
+    # run's: gone before this task says it started, so that a result there after that
+    # ``started`` is this run's (``runs.results_of_last_run``), whenever a kill comes.
+    paths.result_pickle.unlink(missing_ok=True)
     if paths.task_id == 0:
         record_lost_runs(paths, restart)
         start_heartbeat(paths.heartbeat)

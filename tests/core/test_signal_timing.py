@@ -15,7 +15,7 @@ from support import wait_for
 
 import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends import processes
-from jupyter_slurm_ckpt.core.events import append_event, read_events, summarize
+from jupyter_slurm_ckpt.core.events import append_event, read_events, recorded_end, summarize
 from jupyter_slurm_ckpt.core.paths import JobPaths
 from jupyter_slurm_ckpt.core.runs import ended_already, record_lost_runs
 
@@ -96,14 +96,37 @@ def test_a_run_of_an_ended_job_knows_it_has_ended(tmp_path: Path) -> None:
     # not call the callable again. Run 0's other tasks may find task 0's end: theirs too.
     paths = JobPaths(tmp_path, "9")
     append_event(paths.events, "started", run=0, node="n1", pid=1)
-    assert ended_already(paths, 1) is None
+    assert ended_already(paths, 1, 1) is None
     append_event(paths.events, "completed", task=1)  # another task's end is not the job's
-    assert ended_already(paths, 1) is None
+    assert ended_already(paths, 1, 1) is None
     paths.result_pickle.write_bytes(b"")
-    assert ended_already(paths, 0) is None and ended_already(paths, 1) == "its result is written"
+    assert ended_already(paths, 0, 1) is None
+    assert ended_already(paths, 1, 1) == "its results are written"
     paths.result_pickle.unlink()
     append_event(paths.events, "cancelled", by="slurm")
-    assert ended_already(paths, 1) == "it cancelled" and ended_already(paths, 0) is None
+    assert ended_already(paths, 1, 1) == "it ended CANCELLED" and ended_already(paths, 0, 1) is None
+
+
+def test_a_task_that_completed_in_a_run_that_ended_nothing_runs_again(tmp_path: Path) -> None:
+    # Two tasks: task 0 completes, task 1 is preempted and Slurm requeues the job. The job
+    # did not end: run 1 runs both tasks (it once ended at once: "some task completed").
+    paths = JobPaths(tmp_path, "7")
+    append_event(paths.events, "started", run=0, node="n1", pid=1)
+    append_event(paths.events, "started", run=0, task=1, node="n1", pid=2)
+    paths.result_pickle.write_bytes(b"")
+    append_event(paths.events, "completed", task=0)
+    assert ended_already(paths, 1, 2) is None
+    assert recorded_end(read_events(paths.events), 2) is None
+    append_event(paths.events, "requeued", run=1, by="scheduler")
+    append_event(paths.events, "started", run=1, task=1, node="n1", pid=3)
+    paths.for_task(1).result_pickle.write_bytes(b"")
+    append_event(paths.events, "completed", task=1)  # run 1's task 1, before task 0 started
+    assert ended_already(paths, 1, 2) is None  # task 0's result is run 0's
+    assert recorded_end(read_events(paths.events), 2) is None
+    append_event(paths.events, "started", run=1, node="n1", pid=4)
+    append_event(paths.events, "completed", task=0)
+    assert ended_already(paths, 2, 2) == "it ended COMPLETED"
+    assert recorded_end(read_events(paths.events), 2) is not None
 
 
 def test_a_lost_run_that_had_checkpointed_kept_its_progress(tmp_path: Path) -> None:

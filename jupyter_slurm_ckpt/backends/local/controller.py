@@ -28,6 +28,7 @@ from ...core.events import append_event, read_events, summarize
 from ...core.files import atomic_write_text, open_private_append, remove_stale_temp_files
 from ...core.info import JobInfo
 from ...core.paths import JobPaths, resolve_folder
+from ...core.runs import results_of_last_run
 from .. import processes
 from .launcher import launch_array
 from .records import cancelled, claim_job, write_process_record
@@ -268,16 +269,18 @@ class Controller:
                 run.statuses[run.workers[pid]] = status
 
     def _record_end(self, run: _Run) -> None:
-        summary = summarize(read_events(self.paths.events))
-        if summary.terminal is not None:  # cancelled, or a task recorded why it failed
-            return
+        events = read_events(self.paths.events)
+        summary = summarize(events)
+        if summary.terminal is not None and summary.terminal["event"] != "completed":
+            return  # cancelled, or a task recorded why it failed
         if run.killed:
             state = "TIMEOUT" if run.signalled == "timeout" else "PREEMPTED"
             reason = summary.not_requeued_reason or f"killed at the time limit ({run.signalled})"
             append_event(self.paths.events, "failed", state=state, reason=reason)
             return
+        written = results_of_last_run(self.paths, events, len(run.workers), run.statuses)
         for task, status in sorted(run.statuses.items()):
-            if status != 0 and not self.paths.for_task(task).result_pickle.exists():
+            if status != 0 and task not in written:
                 append_event(
                     self.paths.events,
                     "failed",
