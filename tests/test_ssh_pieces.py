@@ -27,10 +27,12 @@ from jupyter_slurm_ckpt.backends.ssh.protocol import (
     Writer,
     raise_for,
 )
+from jupyter_slurm_ckpt.backends.ssh.sync import apply, describe, request_entry
 from jupyter_slurm_ckpt.backends.ssh.target import SshTarget
 from jupyter_slurm_ckpt.core import array_payload, payload
 from jupyter_slurm_ckpt.core.errors import UncompletedJobError
 from jupyter_slurm_ckpt.core.helpers import DelayedSubmission
+from jupyter_slurm_ckpt.core.outcome import write_outcome
 from jupyter_slurm_ckpt.core.paths import JobPaths
 
 # -- where a cluster is ---------------------------------------------------------------------------
@@ -279,3 +281,36 @@ def test_copies_of_jobs_gone_from_the_cluster_are_dropped(tmp_path: Path) -> Non
     assert fresh.info.exists()
     assert not list((tmp_path / "sub").iterdir()), "every file of the gone job's copy"
     assert FORGET_AFTER_S < 3600 and not gone.events.exists()
+
+
+def test_a_result_copied_from_an_earlier_run_goes_once_the_clusters_differs(
+    tmp_path: Path,
+) -> None:
+    # The remote side is a local job folder read as the remote service reads it; the kernel's
+    # copy is another folder. A task of a new run removes its last run's result, then writes
+    # its own: the copy must follow, or it shows the old run's result for good.
+    cluster_folder = tmp_path / "cluster"
+    done = submitit.LocalExecutor(cluster_folder).submit(sum, [1, 2])
+    assert done.result(timeout=60) == 3
+    there = submitit.Job(cluster_folder, done.job_id)
+    copy = MirroredJob(JobPaths(tmp_path / "laptop", done.job_id))
+    result_there, result_here = there.paths.result_pickle, copy.paths.result_pickle
+
+    def refresh() -> list[str]:
+        entry = request_entry(str(cluster_folder), done.job_id, copy, 1)
+        answer, pieces = describe(there, there.state, entry)
+        read_end, write_end = os.pipe()
+        os.write(write_end, b"".join(pieces))
+        os.close(write_end)
+        remote = {"target": "ssh://login", "python": "python3", "folder": str(cluster_folder)}
+        apply(answer, Reader(read_end, 5), copy, remote, 1)
+        os.close(read_end)
+        return [chunk["kind"] for chunk in answer["chunks"]]
+
+    assert "result" in refresh() and result_here.read_bytes() == result_there.read_bytes()
+    assert "result" not in refresh()  # copied already: not sent again
+    write_outcome(result_there, "success", 4)  # a new run's result
+    assert "result" in refresh() and payload.load(result_here) == ("success", 4)
+    result_there.unlink()  # the next run's task removed it
+    refresh()
+    assert not result_here.exists()

@@ -97,8 +97,14 @@ class MirroredJob:
     def has_info(self) -> bool:
         return self.paths.info.exists()
 
-    def results_held(self, num_tasks: int) -> list[int]:
-        return [t for t in range(num_tasks) if self.paths.for_task(t).result_pickle.exists()]
+    def results_held(self, num_tasks: int) -> dict[str, int]:
+        """The copied results, by task, each with the stamp of the remote file it copies (its
+        modification time in ns): a result the cluster replaced (a new run's) is copied again."""
+        held = {}
+        for task in range(num_tasks):
+            with contextlib.suppress(FileNotFoundError):
+                held[str(task)] = self.paths.for_task(task).result_pickle.stat().st_mtime_ns
+        return held
 
     def remove(self) -> None:
         """Drop the copy (the job is gone from the cluster): every file of it named here."""
@@ -154,9 +160,19 @@ class MirrorUpdate:
             return  # already copied (by another process), or not where the copy ends
         _append(self.paths.events, memoryview(data)[size - start :])
 
-    def result(self, task: int, data: bytes) -> None:
-        """A task's result file, whole."""
-        atomic_write_bytes(self.paths.for_task(task).result_pickle, data, durable=False)
+    def result(self, task: int, data: bytes, stamp: int | None) -> None:
+        """A task's result file, whole, with the stamp of the remote file."""
+        path = self.paths.for_task(task).result_pickle
+        atomic_write_bytes(path, data, durable=False)
+        stamp_copy(path, stamp)
+
+    def drop_stale_results(self, stamps: dict[str, int], num_tasks: int) -> None:
+        """Remove the copied results that the cluster no longer holds, or holds anew (a task
+        of a new run removes its last run's result, then writes its own)."""
+        for task, stamp in self.job.results_held(num_tasks).items():
+            if stamps.get(task) != stamp:
+                with contextlib.suppress(FileNotFoundError):
+                    self.paths.for_task(int(task)).result_pickle.unlink()
 
     def log(self, name: str, start: int, data: bytes) -> None:
         """A log's remote bytes from ``start``: appended where the copy ends, or, after a gap
@@ -191,3 +207,9 @@ def _append(path: Path, data: Any) -> None:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def stamp_copy(path: Path, stamp: int | None) -> None:
+    """Give a copied file the stamp (modification time, ns) of the remote file it copies."""
+    if stamp is not None:
+        os.utime(path, ns=(stamp, stamp))

@@ -135,8 +135,10 @@ class Service:
             raise ValueError(f"no file {kind!r} to fetch (result or submitted)")
         fd = os.open(path, os.O_RDONLY)
         self._open_files.append(fd)
-        size = os.fstat(fd).st_size
-        return {"ok": True, "body": size}, [lambda writer: writer.send_file_range(fd, 0, size)]
+        stat = os.fstat(fd)
+        size = stat.st_size
+        answer = {"ok": True, "body": size, "stamp": stat.st_mtime_ns}
+        return answer, [lambda writer: writer.send_file_range(fd, 0, size)]
 
     def log(self, request: dict[str, Any], body: Body) -> Answer:
         job = self.job(request)

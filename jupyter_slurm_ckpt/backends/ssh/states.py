@@ -23,7 +23,7 @@ from ...core.files import PendingFile
 from ...core.paths import JobKey, JobPaths
 from ..slurm.state import STATES as SLURM_STATES
 from .connection import RemoteUnreachable
-from .mirror import MirroredJob, mirror_folder
+from .mirror import MirroredJob, mirror_folder, stamp_copy
 from .protocol import Reader
 from .session import Remote
 from .sync import apply, request_entry
@@ -148,7 +148,7 @@ class RemoteStates:
         """Apply one job's answer to its copy and remember it (the answer's pieces are read
         from ``reader`` in any case)."""
         copy = None if entry.get("error") else MirroredJob(job.paths)
-        apply(entry, reader, copy, self.descriptor(job.remote_folder))
+        apply(entry, reader, copy, self.descriptor(job.remote_folder), job.num_tasks)
         answer = JobAnswer(
             state=str(entry.get("state") or "UNKNOWN"),
             done=bool(entry.get("done")),
@@ -212,6 +212,7 @@ class RemoteStates:
                 pending.discard()
                 raise
             pending.commit(target, durable=False)
+            stamp_copy(target, answer.get("stamp"))
 
         self.remote.request(header, receive=receive)
 

@@ -52,6 +52,7 @@ def describe(
         "pending_reason": job.pending_reason if state == "PENDING" else None,
         "scheduler_problem": job.scheduler_problem,
         "results": {},
+        "stamps": {},
         "chunks": [],
     }
     if entry.get("info"):
@@ -68,6 +69,9 @@ def describe(
     if events:
         add({"kind": "events", "start": start}, events)
     ends = entry.get("logs") or {}
+    held = entry.get("results") or {}
+    if isinstance(held, list):  # a kernel of a version that did not stamp its copies
+        held = {str(task): None for task in held}
     for task in range(job.num_tasks):
         paths = job.paths.for_task(task)
         for stream, path in (("out", paths.stdout), ("err", paths.stderr)):
@@ -77,19 +81,27 @@ def describe(
             if size > end:
                 begin = max(end, size - LOG_CHUNK_BYTES)
                 add({"kind": "log", "name": name, "start": begin}, _read(path, begin, size - begin))
-        size = _size(paths.result_pickle)
+        size, stamp = _size_and_stamp(paths.result_pickle)
         if size:
             answer["results"][str(task)] = size
-            if task not in (entry.get("results") or []) and size <= RESULT_INLINE_BYTES:
-                add({"kind": "result", "task": task}, paths.result_pickle.read_bytes())
+            answer["stamps"][str(task)] = stamp
+            if held.get(str(task)) != stamp and size <= RESULT_INLINE_BYTES:
+                add({"kind": "result", "task": task, "stamp": stamp},
+                    paths.result_pickle.read_bytes())  # fmt: skip
     return answer, pieces
 
 
 def _size(path: Path) -> int:
+    return _size_and_stamp(path)[0]
+
+
+def _size_and_stamp(path: Path) -> tuple[int, int]:
+    """A file's size and modification time in ns (0, 0 when there is none)."""
     try:
-        return path.stat().st_size
+        stat = path.stat()
     except OSError:
-        return 0
+        return 0, 0
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _read(path: Path, start: int, size: int) -> bytes:
@@ -107,10 +119,15 @@ def _read(path: Path, start: int, size: int) -> bytes:
 
 
 def apply(
-    answer: dict[str, Any], reader: Reader, copy: MirroredJob | None, remote: dict[str, str]
+    answer: dict[str, Any],
+    reader: Reader,
+    copy: MirroredJob | None,
+    remote: dict[str, str],
+    num_tasks: int,
 ) -> None:
     """Read one job's pieces from ``reader`` (always all of them: the next job's follow) and
-    bring its copy up to date (none: read and dropped)."""
+    bring its copy (of a job of ``num_tasks`` tasks) up to date (none: read and dropped); a
+    result copied from an earlier run is dropped once the cluster's differs."""
     chunks = answer.get("chunks") or []
     if copy is None:
         for chunk in chunks:
@@ -127,7 +144,10 @@ def apply(
             elif kind == "log":
                 update.log(str(chunk["name"]), int(chunk["start"]), data)
             elif kind == "result":
-                update.result(int(chunk["task"]), data)
+                update.result(int(chunk["task"]), data, chunk.get("stamp"))
+        stamps = answer.get("stamps")
+        if isinstance(stamps, dict):  # a cluster of a version that stamps its results
+            update.drop_stale_results(stamps, num_tasks)
 
 
 def _drop(_: memoryview) -> None:
