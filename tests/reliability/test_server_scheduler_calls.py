@@ -103,7 +103,7 @@ def test_parallel_listings_ask_slurm_once_for_all_jobs(
         commands = calls.read_text().splitlines()
         assert service.refreshes - before == 1
         for response in responses:
-            rows = json.loads(response.body)
+            rows = json.loads(response.body)["jobs"]
             assert sorted(row["id"] for row in rows) == sorted(ids)
             assert {row["state"] for row in rows} == {"PENDING"}
         # One query about all the jobs: sacct, and squeue where accounting is disabled.

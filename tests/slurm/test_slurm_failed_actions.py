@@ -21,6 +21,7 @@ import jupyter_slurm_ckpt as submitit
 from jupyter_slurm_ckpt.backends.slurm.commands import SchedulerError
 from jupyter_slurm_ckpt.server.config import SlurmJobsConfig
 from jupyter_slurm_ckpt.server.jobs import JobService
+from jupyter_slurm_ckpt.server.listing import PageQuery
 from jupyter_slurm_ckpt.views.watcher import Watcher
 from jupyter_slurm_ckpt.views.widget import JobWidget
 
@@ -115,7 +116,8 @@ def test_the_servers_listing_records_no_end(executor: submitit.AutoExecutor, gat
     before = job.paths.events.read_bytes()
 
     def listed_state() -> str:
-        rows = service._refresh((folder,)).rows  # what a GET of the listing runs
+        service.invalidate()  # a refresh each time, as once the listing's cache period ends
+        rows = service.lister.page((folder,), PageQuery())["jobs"]  # what a GET runs
         return str(next(r["state"] for r in rows if r["id"] == job.job_id))
 
     wait_for(lambda: listed_state() == "FAILED", "the listing to show the end", WAIT_S)
