@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JobFolderError
-from .links import name_unnamed_file
+from .links import name_unnamed_file, rename_into_place
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -258,12 +258,7 @@ class PendingFile:
             except FileExistsError:  # replaced atomically, as commit() would
                 temp = _temp_beside(path)
                 name_unnamed_file(self._fd, temp, False, PRIVATE_FILE_MODE)
-                try:
-                    os.replace(temp, path)
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        os.unlink(temp)
-                    raise
+                rename_into_place(temp, path)
         except OSError as error:
             raise _write_error(error) from None
 

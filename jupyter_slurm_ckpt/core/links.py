@@ -45,11 +45,17 @@ def name_unnamed_file(
     if os.path.lexists(target):  # as a link would have told (ids are unique: no race)
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
     _copy_into_new_file(fd, staging, durable, mode)
+    rename_into_place(staging, target)
+
+
+def rename_into_place(temporary: Path, target: Path) -> None:
+    """Rename ``temporary`` onto ``target`` (replacing it atomically); the temporary is removed
+    when that fails."""
     try:
-        os.replace(staging, target)
+        os.replace(temporary, target)
     except OSError:
         with contextlib.suppress(OSError):
-            os.unlink(staging)
+            os.unlink(temporary)
         raise
 
 
