@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +129,24 @@ def test_a_cancel_on_a_full_disk_stops_the_job_and_says_it_was_not_recorded(
     assert not processes.is_alive(controller["pid"], controller.get("start_time"))
     filler.unlink()
     assert job.state == "FAILED"  # its end read from its processes' absence, once recorded
+
+
+def test_a_state_read_on_a_full_disk_tells_a_lost_job_without_recording_it(
+    small_disk: Path,
+) -> None:
+    job = submitit.LocalExecutor(small_disk / "jobs").submit(time.sleep, 600)
+    wait_for(lambda: job.state == "RUNNING", "the job to run")
+    controller = json.loads(job.paths.local_process.read_text())
+    filler = fill(small_disk)
+    with pytest.raises(WriteError):  # the events file's last page filled too
+        for step in range(10):
+            append_event(job.paths.events, "progress", step=step, note="x" * 1000)
+    os.killpg(controller["pid"], signal.SIGKILL)  # the OOM killer: no word from the job
+    wait_for(lambda: not processes.is_alive(controller["pid"], controller.get("start_time")),
+             "the job's processes to end")  # fmt: skip
+    # What a widget's poll reads: the end, although the disk refuses to record it.
+    assert submitit.Job(job.paths.folder, job.job_id).state == "FAILED"
+    assert job.summary().terminal is None
+    filler.unlink()
+    assert submitit.Job(job.paths.folder, job.job_id).state == "FAILED"  # recorded now
+    assert job.summary().terminal is not None

@@ -170,8 +170,10 @@ class LocalJob(Job[Any]):
     def _record_lost(self, reason: str) -> None:
         """Record the end of a job whose processes all died without a word (SIGKILL, the OOM
         killer), at its last sign of life, with ``reason``: it is then over for every reader,
-        which no longer looks for its processes, and it can be cleaned up."""
-        with exclusive_lock(self.paths.events):
+        which no longer looks for its processes, and it can be cleaned up. Where the disk
+        refuses the record (full), it is left to a later look: reading a state never fails for
+        a write."""
+        with exclusive_lock(self.paths.events), contextlib.suppress(WriteError):
             if summarize(read_events(self.paths.events)).terminal is not None:
                 return  # recorded meanwhile (another reader, or the job's last write)
             events = self._events.read()
