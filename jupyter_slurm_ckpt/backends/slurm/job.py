@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ...core.events import append_event
-from ...core.files import atomic_write_text
+from ...core.files import WriteError, atomic_write_text
 from ...core.job import Job
 from ...core.paths import JobKey
 from . import script as slurm_script
@@ -150,7 +150,8 @@ class SlurmJob(Job[Any]):
             state = "FAILED"
         if self.read_only:  # the end is recorded by the user's processes, not by a view
             return state
-        with _end_lock:
+        # A full disk leaves the record to a later look: reading a state never fails for it.
+        with _end_lock, contextlib.suppress(WriteError):
             summary = self.summary()
             if summary.terminal is None:
                 reason = self._end_reason(record)
