@@ -114,16 +114,25 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_last_one(
     assert not list(job.paths.folder.glob(f"{TEMP_PREFIX}*"))
 
 
-def test_a_cancel_on_a_full_disk_stops_the_job_and_says_it_was_not_recorded(
+def running_job_on_a_full_disk(
     small_disk: Path,
-) -> None:
+) -> tuple[submitit.Job[Any], dict[str, Any], Path]:
+    """A local job that runs, its controller's record, and the file that fills the disk: no
+    event of the job fits any more (the events file's last page is filled too)."""
     job = submitit.LocalExecutor(small_disk / "jobs").submit(time.sleep, 600)
     wait_for(lambda: job.state == "RUNNING", "the job to run")
     controller = json.loads(job.paths.local_process.read_text())
     filler = fill(small_disk)
-    with pytest.raises(WriteError):  # the events file's last page filled too
+    with pytest.raises(WriteError):
         for step in range(10):
             append_event(job.paths.events, "progress", step=step, note="x" * 1000)
+    return job, controller, filler
+
+
+def test_a_cancel_on_a_full_disk_stops_the_job_and_says_it_was_not_recorded(
+    small_disk: Path,
+) -> None:
+    job, controller, filler = running_job_on_a_full_disk(small_disk)
     with pytest.raises(WriteError, match=r"No space left on device \(ENOSPC\).*were stopped"):
         job.cancel()
     assert not processes.is_alive(controller["pid"], controller.get("start_time"))
@@ -134,13 +143,7 @@ def test_a_cancel_on_a_full_disk_stops_the_job_and_says_it_was_not_recorded(
 def test_a_state_read_on_a_full_disk_tells_a_lost_job_without_recording_it(
     small_disk: Path,
 ) -> None:
-    job = submitit.LocalExecutor(small_disk / "jobs").submit(time.sleep, 600)
-    wait_for(lambda: job.state == "RUNNING", "the job to run")
-    controller = json.loads(job.paths.local_process.read_text())
-    filler = fill(small_disk)
-    with pytest.raises(WriteError):  # the events file's last page filled too
-        for step in range(10):
-            append_event(job.paths.events, "progress", step=step, note="x" * 1000)
+    job, controller, filler = running_job_on_a_full_disk(small_disk)
     os.killpg(controller["pid"], signal.SIGKILL)  # the OOM killer: no word from the job
     wait_for(lambda: not processes.is_alive(controller["pid"], controller.get("start_time")),
              "the job's processes to end")  # fmt: skip
